@@ -1,0 +1,358 @@
+//! One error enum for every way a request can fail, each variant mapped to
+//! exactly one HTTP status, one RFC 6750 / RFC 9449 error code, one short
+//! public description and one audit severity.
+//!
+//! Rendering (`WWW-Authenticate`, bodies) lives in the `senderbound` crate;
+//! this module only says *what* each failure means, so the mapping is in one
+//! place and can be tested without a server.
+
+use std::fmt;
+
+/// The `error=` code of a `WWW-Authenticate` challenge (RFC 6750 §3.1,
+/// RFC 9449 §7.1 and §12.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// `invalid_request`: the request is malformed (400).
+    InvalidRequest,
+    /// `invalid_token`: the access token is bad, expired, revoked or wrongly bound (401).
+    InvalidToken,
+    /// `invalid_dpop_proof`: the DPoP proof is missing or bad (401).
+    InvalidDpopProof,
+    /// `insufficient_scope`: the token lacks a required scope (403).
+    InsufficientScope,
+    /// `use_dpop_nonce`: the server requires a fresh nonce in the proof (401).
+    UseDpopNonce,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an incident reviewer should read a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// Expected in normal operation: no credentials, expired token, stale proof,
+    /// missing scope.
+    Routine,
+    /// Points at an attack or a stolen credential: replay, forged or tampered
+    /// signature, a valid token with another key's proof, a downgrade.
+    Suspicious,
+    /// The server could not decide (a dependency is down or full); the request
+    /// was refused to stay safe.
+    Infrastructure,
+}
+
+impl Severity {
+    /// Lower-case name used in audit events.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Severity::Routine => "routine",
+            Severity::Suspicious => "suspicious",
+            Severity::Infrastructure => "infrastructure",
+        }
+    }
+}
+
+/// Every way a request can be refused.
+///
+/// Each variant maps to exactly one [`status`](Error::status),
+/// [`code`](Error::code), [`description`](Error::description) and
+/// [`severity`](Error::severity). Descriptions are short, fixed strings: they
+/// never contain request data, tokens or key material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- no usable credentials (401, no error code) ----
+    /// No `Authorization` header and no DPoP proof.
+    MissingCredentials,
+    /// An `Authorization` scheme other than the ones this resource accepts.
+    UnsupportedScheme,
+
+    // ---- malformed request (400 invalid_request) ----
+    /// More than one `Authorization` header field.
+    MultipleAuthorizationHeaders,
+    /// More than one `DPoP` header field.
+    MultipleDpopHeaders,
+    /// The `Authorization` header is not `<scheme> <token68>`.
+    MalformedAuthorization,
+    /// An access token was sent in the query string (RFC 6750 §2.3); only the
+    /// `Authorization` header is accepted.
+    TokenInQuery,
+    /// A DPoP proof came without any access token.
+    ProofWithoutToken,
+    /// The request has no host to build the `htu` from.
+    MissingHost,
+
+    // ---- bad DPoP proof (401 invalid_dpop_proof) ----
+    /// `Authorization: DPoP` without a `DPoP` header.
+    ProofMissing,
+    /// The `DPoP` header is larger than the configured limit.
+    ProofTooLarge,
+    /// The `DPoP` header is not one well-formed compact JWS.
+    ProofMalformed,
+    /// The JOSE header's `typ` is not `dpop+jwt`.
+    ProofType,
+    /// `alg` is `none`, a MAC, unknown, or not on the allow-list.
+    ProofAlgorithm,
+    /// The header has no usable public `jwk`.
+    ProofKeyInvalid,
+    /// The header's `jwk` contains private or symmetric key material.
+    ProofKeyPrivate,
+    /// The `jwk` key type or curve does not fit `alg`.
+    ProofKeyAlgorithmMismatch,
+    /// The header names a critical extension (`crit`) this server does not understand.
+    ProofCriticalHeader,
+    /// A required claim (`jti`, `htm`, `htu`, `iat`) is missing or of the wrong type.
+    ProofMissingClaim,
+    /// The proof's signature does not verify with its `jwk`.
+    ProofSignature,
+    /// `htm` differs from the request method.
+    ProofMethodMismatch,
+    /// `htu` differs from the request URI.
+    ProofUriMismatch,
+    /// `iat` is older than the acceptance window.
+    ProofExpired,
+    /// `iat` is further in the future than the allowed clock skew.
+    ProofIssuedInFuture,
+    /// `ath` is missing although an access token was presented.
+    ProofAthMissing,
+    /// `ath` is not the hash of the presented access token.
+    ProofAthMismatch,
+    /// This proof (`jkt`, `jti`) was already used inside its window.
+    ProofReplayed,
+
+    // ---- bad access token (401 invalid_token) ----
+    /// The `Authorization` header is larger than the configured limit.
+    TokenTooLarge,
+    /// The token is not a well-formed JWT.
+    TokenMalformed,
+    /// The token's `typ` is not acceptable (`at+jwt` expected).
+    TokenType,
+    /// The token's `alg` is not an accepted asymmetric algorithm.
+    TokenAlgorithm,
+    /// No trusted key matches the token's `kid` / `alg`.
+    TokenUnknownKey,
+    /// The token's signature does not verify.
+    TokenSignature,
+    /// A required claim is missing or of the wrong type.
+    TokenMissingClaim,
+    /// The token was issued by an issuer this resource does not trust.
+    TokenIssuer,
+    /// The token's `aud` does not name this resource (RFC 8707).
+    TokenAudience,
+    /// The token has expired.
+    TokenExpired,
+    /// The token is not valid yet (`nbf`).
+    TokenNotYetValid,
+    /// The token's `cnf` is malformed or names an unsupported binding.
+    TokenConfirmationInvalid,
+    /// The token is bound (`cnf.jkt`) to a different key than the proof's.
+    TokenBindingMismatch,
+    /// A sender-constrained token was presented with the `Bearer` scheme (RFC 9449 §7.2).
+    TokenDowngrade,
+    /// An unbound token was presented with the `DPoP` scheme.
+    TokenNotBound,
+    /// An unbound bearer token was presented, and this resource does not accept them.
+    BearerNotAccepted,
+
+    // ---- authorization (403 insufficient_scope) ----
+    /// The token lacks a scope the route requires.
+    InsufficientScope,
+
+    // ---- the server could not decide (503, fail closed) ----
+    /// The replay store is at capacity; refusing rather than forgetting a live `jti`.
+    ReplayStoreFull,
+    /// The replay store could not be reached.
+    ReplayStoreUnavailable,
+    /// The keys or the token service needed to verify the token are unavailable.
+    TokenVerifierUnavailable,
+}
+
+impl Error {
+    /// HTTP status code for this failure.
+    pub const fn status(self) -> u16 {
+        match self.code() {
+            Some(ErrorCode::InvalidRequest) => 400,
+            Some(ErrorCode::InsufficientScope) => 403,
+            Some(_) => 401,
+            None if self.is_unavailable() => 503,
+            None => 401,
+        }
+    }
+
+    /// `true` for failures of the server's own dependencies (status 503).
+    pub const fn is_unavailable(self) -> bool {
+        matches!(
+            self,
+            Error::ReplayStoreFull | Error::ReplayStoreUnavailable | Error::TokenVerifierUnavailable
+        )
+    }
+
+    /// The `error=` code, or `None` when the RFCs say to send none
+    /// (no credentials at all, RFC 6750 §3.1) or when the failure is the server's (503).
+    pub const fn code(self) -> Option<ErrorCode> {
+        use Error::*;
+        match self {
+            MissingCredentials | UnsupportedScheme => None,
+            ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => None,
+            MultipleAuthorizationHeaders | MultipleDpopHeaders | MalformedAuthorization
+            | TokenInQuery | ProofWithoutToken | MissingHost => Some(ErrorCode::InvalidRequest),
+            ProofMissing | ProofTooLarge | ProofMalformed | ProofType | ProofAlgorithm
+            | ProofKeyInvalid | ProofKeyPrivate | ProofKeyAlgorithmMismatch
+            | ProofCriticalHeader | ProofMissingClaim | ProofSignature | ProofMethodMismatch
+            | ProofUriMismatch | ProofExpired | ProofIssuedInFuture | ProofAthMissing
+            | ProofAthMismatch | ProofReplayed => Some(ErrorCode::InvalidDpopProof),
+            TokenTooLarge | TokenMalformed | TokenType | TokenAlgorithm | TokenUnknownKey
+            | TokenSignature | TokenMissingClaim | TokenIssuer | TokenAudience | TokenExpired
+            | TokenNotYetValid | TokenConfirmationInvalid | TokenBindingMismatch
+            | TokenDowngrade | TokenNotBound | BearerNotAccepted => Some(ErrorCode::InvalidToken),
+            InsufficientScope => Some(ErrorCode::InsufficientScope),
+        }
+    }
+
+    /// A short, fixed, public description for `error_description`.
+    pub const fn description(self) -> &'static str {
+        use Error::*;
+        match self {
+            MissingCredentials => "no access token",
+            UnsupportedScheme => "unsupported authorization scheme",
+            MultipleAuthorizationHeaders => "more than one Authorization header",
+            MultipleDpopHeaders => "more than one DPoP header",
+            MalformedAuthorization => "malformed Authorization header",
+            TokenInQuery => "access tokens are accepted only in the Authorization header",
+            ProofWithoutToken => "DPoP proof without an access token",
+            MissingHost => "request has no host",
+            ProofMissing => "DPoP proof missing",
+            ProofTooLarge => "DPoP proof too large",
+            ProofMalformed => "DPoP proof is not a compact JWS",
+            ProofType => "DPoP proof typ must be dpop+jwt",
+            ProofAlgorithm => "DPoP proof alg not accepted",
+            ProofKeyInvalid => "DPoP proof jwk invalid",
+            ProofKeyPrivate => "DPoP proof jwk contains private key material",
+            ProofKeyAlgorithmMismatch => "DPoP proof jwk does not match alg",
+            ProofCriticalHeader => "DPoP proof has unsupported critical header",
+            ProofMissingClaim => "DPoP proof lacks a required claim",
+            ProofSignature => "DPoP proof signature invalid",
+            ProofMethodMismatch => "DPoP proof htm does not match the request method",
+            ProofUriMismatch => "DPoP proof htu does not match the request URI",
+            ProofExpired => "DPoP proof is too old",
+            ProofIssuedInFuture => "DPoP proof iat is in the future",
+            ProofAthMissing => "DPoP proof lacks ath",
+            ProofAthMismatch => "DPoP proof ath does not match the access token",
+            ProofReplayed => "DPoP proof already used",
+            TokenTooLarge => "access token too large",
+            TokenMalformed => "access token malformed",
+            TokenType => "access token typ not accepted",
+            TokenAlgorithm => "access token alg not accepted",
+            TokenUnknownKey => "access token signed by an unknown key",
+            TokenSignature => "access token signature invalid",
+            TokenMissingClaim => "access token lacks a required claim",
+            TokenIssuer => "access token issuer not trusted",
+            TokenAudience => "access token audience does not include this resource",
+            TokenExpired => "access token expired",
+            TokenNotYetValid => "access token not yet valid",
+            TokenConfirmationInvalid => "access token cnf invalid",
+            TokenBindingMismatch => "access token is bound to another key",
+            TokenDowngrade => "sender-constrained token presented as a bearer token",
+            TokenNotBound => "access token is not DPoP-bound",
+            BearerNotAccepted => "bearer tokens are not accepted",
+            InsufficientScope => "insufficient scope",
+            ReplayStoreFull => "temporarily unable to accept requests",
+            ReplayStoreUnavailable => "temporarily unable to accept requests",
+            TokenVerifierUnavailable => "temporarily unable to verify tokens",
+        }
+    }
+
+    /// How an incident reviewer should read this failure.
+    pub const fn severity(self) -> Severity {
+        use Error::*;
+        match self {
+            ProofSignature | ProofReplayed | ProofKeyPrivate | ProofAthMismatch
+            | TokenSignature | TokenBindingMismatch | TokenDowngrade | TokenAlgorithm => {
+                Severity::Suspicious
+            }
+            ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => {
+                Severity::Infrastructure
+            }
+            _ => Severity::Routine,
+        }
+    }
+
+    /// `true` when the failure concerns the DPoP proof rather than the token.
+    pub const fn is_proof_error(self) -> bool {
+        matches!(self.code(), Some(ErrorCode::InvalidDpopProof))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_codes() {
+        assert_eq!(Error::MissingCredentials.status(), 401);
+        assert_eq!(Error::MissingCredentials.code(), None);
+        assert_eq!(Error::MultipleDpopHeaders.status(), 400);
+        assert_eq!(
+            Error::MultipleDpopHeaders.code(),
+            Some(ErrorCode::InvalidRequest)
+        );
+        assert_eq!(Error::ProofReplayed.status(), 401);
+        assert_eq!(Error::TokenDowngrade.status(), 401);
+        assert_eq!(Error::InsufficientScope.status(), 403);
+        assert_eq!(Error::ReplayStoreFull.status(), 503);
+        assert_eq!(Error::ReplayStoreFull.code(), None);
+    }
+
+    #[test]
+    fn descriptions_are_safe_to_quote() {
+        // Every description goes inside a quoted-string of WWW-Authenticate:
+        // no quotes, backslashes or control characters, and short.
+        use Error::*;
+        let all = [
+            MissingCredentials, UnsupportedScheme, MultipleAuthorizationHeaders,
+            MultipleDpopHeaders, MalformedAuthorization, TokenInQuery, ProofWithoutToken,
+            MissingHost, ProofMissing, ProofTooLarge, ProofMalformed, ProofType,
+            ProofAlgorithm, ProofKeyInvalid, ProofKeyPrivate, ProofKeyAlgorithmMismatch,
+            ProofCriticalHeader, ProofMissingClaim, ProofSignature, ProofMethodMismatch,
+            ProofUriMismatch, ProofExpired, ProofIssuedInFuture, ProofAthMissing,
+            ProofAthMismatch, ProofReplayed, TokenTooLarge, TokenMalformed, TokenType,
+            TokenAlgorithm, TokenUnknownKey, TokenSignature, TokenMissingClaim, TokenIssuer,
+            TokenAudience, TokenExpired, TokenNotYetValid, TokenConfirmationInvalid,
+            TokenBindingMismatch, TokenDowngrade, TokenNotBound, BearerNotAccepted,
+            InsufficientScope, ReplayStoreFull, ReplayStoreUnavailable,
+            TokenVerifierUnavailable,
+        ];
+        for e in all {
+            let d = e.description();
+            assert!(!d.is_empty() && d.len() < 80, "{e:?}");
+            assert!(
+                d.chars().all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'),
+                "{e:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The DPoP `htu` comparison: HTTP target URIs normalised per RFC 3986
+//! §6.2.2 (syntax-based) and §6.2.3 (scheme-based), without query and
+//! fragment (RFC 9449 §4.3 check 9).
+//!
+//! What is normalised: scheme and host case, an empty or default port
+//! (80 for `http`, 443 for `https`), an empty path (`/`), the case of
+//! percent-encoding hex digits, percent-encoded unreserved characters, and
+//! dot segments. What is **not**: the case of the path (paths are
+//! case-sensitive), repeated slashes, and anything else a server might treat
+//! as different. Query and fragment are dropped on both sides.
+//!
+//! ```
+//! use senderbound_core::htu::normalize;
+//!
+//! assert_eq!(
+//!     normalize("HTTPS://API.Example.COM:443/a/./b/../c%7e?x=1#frag").unwrap(),
+//!     "https://api.example.com/a/c~"
+//! );
+//! assert_ne!(normalize("https://a.example/Path").unwrap(), normalize("https://a.example/path").unwrap());
+//! ```
+
+use std::fmt;
+
+/// Why a URI could not be used as an `htu`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidUri;
+
+impl fmt::Display for InvalidUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an absolute http(s) URI")
+    }
+}
+
+impl std::error::Error for InvalidUri {}
+
+/// Normalises an absolute `http` or `https` URI for comparison, dropping the
+/// query and fragment.
+///
+/// Refused: other schemes, relative references, a userinfo part (RFC 9110
+/// §4.2.4), an empty host, a bad port, a malformed percent-encoding, and any
+/// byte outside printable ASCII.
+pub fn normalize(uri: &str) -> Result<String, InvalidUri> {
+    if !uri.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(InvalidUri);
+    }
+    let end = uri.find(['?', '#']).unwrap_or(uri.len());
+    let uri = &uri[..end];
+
+    let colon = uri.find(':').ok_or(InvalidUri)?;
+    let scheme = &uri[..colon];
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else if scheme.eq_ignore_ascii_case("http") {
+        80
+    } else {
+        return Err(InvalidUri);
+    };
+    let rest = uri[colon + 1..].strip_prefix("//").ok_or(InvalidUri)?;
+    let path_start = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(path_start);
+    if authority.contains('@') {
+        return Err(InvalidUri);
+    }
+
+    let (host, port) = split_host_port(authority)?;
+    if host.is_empty() || host.contains('%') {
+        return Err(InvalidUri);
+    }
+
+    let mut out = String::with_capacity(uri.len() + 1);
+    out.push_str(if default_port == 443 { "https://" } else { "http://" });
+    for c in host.chars() {
+        out.push(c.to_ascii_lowercase());
+    }
+    if let Some(port) = port {
+        if port != default_port {
+            out.push(':');
+            out.push_str(&port.to_string());
+        }
+    }
+    let path = normalize_percent_encoding(path)?;
+    remove_dot_segments(&path, &mut out);
+    Ok(out)
+}
+
+/// Splits `host[:port]`; an IP literal `[...]` may contain colons. An empty
+/// port is the same as no port (RFC 3986 §6.2.3).
+fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), InvalidUri> {
+    let (host, port) = if authority.starts_with('[') {
+        let close = authority.find(']').ok_or(InvalidUri)?;
+        let (host, after) = authority.split_at(close + 1);
+        match after {
+            "" => (host, ""),
+            _ => (host, after.strip_prefix(':').ok_or(InvalidUri)?),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => (authority, ""),
+        }
+    };
+    if host.starts_with('[') {
+        let inner = &host[1..host.len() - 1];
+        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+            return Err(InvalidUri);
+        }
+    } else if host.contains([':', '[', ']']) {
+        return Err(InvalidUri);
+    }
+    if port.is_empty() {
+        return Ok((host, None));
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
+        return Err(InvalidUri);
+    }
+    let port: u16 = port.parse().map_err(|_| InvalidUri)?;
+    Ok((host, Some(port)))
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Upper-cases percent-encoding hex digits and decodes percent-encoded
+/// unreserved characters (RFC 3986 §6.2.2.1–6.2.2.2).
+fn normalize_percent_encoding(path: &str) -> Result<String, InvalidUri> {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(InvalidUri)?;
+            let hi = (hex[0] as char).to_digit(16).ok_or(InvalidUri)?;
+            let lo = (hex[1] as char).to_digit(16).ok_or(InvalidUri)?;
+            let decoded = (hi * 16 + lo) as u8;
+            if is_unreserved(decoded) {
+                out.push(decoded as char);
+            } else {
+                out.push('%');
+                out.push(hex[0].to_ascii_uppercase() as char);
+                out.push(hex[1].to_ascii_uppercase() as char);
+            }
+            i += 3;
+        } else {
+            out.push(bytes[i] as char);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 3986 §5.2.4 on an absolute (or empty) path, appending to `out`.
+/// An empty path becomes `/` (RFC 3986 §6.2.3).
+fn remove_dot_segments(path: &str, out: &mut String) {
+    let Some(rest) = path.strip_prefix('/') else {
+        out.push('/');
+        return;
+    };
+    let mut segments: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for segment in rest.split('/') {
+        trailing_slash = false;
+        match segment {
+            "." => trailing_slash = true,
+            ".." => {
+                segments.pop();
+                trailing_slash = true;
+            }
+            s => segments.push(s),
+        }
+    }
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing_slash || segments.is_empty() {
+        out.push('/');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(a: &str, b: &str) {
+        assert_eq!(normalize(a).unwrap(), normalize(b).unwrap(), "{a} vs {b}");
+    }
+
+    fn different(a: &str, b: &str) {
+        assert_ne!(normalize(a).unwrap(), normalize(b).unwrap(), "{a} vs {b}");
+    }
+
+    #[test]
+    fn syntax_and_scheme_based_equivalences() {
+        same("https://example.com/a", "HTTPS://EXAMPLE.com/a");
+        same("https://example.com/a", "https://example.com:443/a");
+        same("http://example.com/a", "http://example.com:80/a");
+        same("https://example.com/a", "https://example.com:/a");
+        same("https://example.com", "https://example.com/");
+        same("https://example.com/a%7eb", "https://example.com/a~b");
+        same("https://example.com/a%2fb", "https://example.com/a%2Fb");
+        same("https://example.com/a/./b/../c", "https://example.com/a/c");
+        same("https://example.com/a/%2E%2E/c", "https://example.com/c");
+        same("https://example.com/a?x=1", "https://example.com/a");
+        same("https://example.com/a#f", "https://example.com/a?y#z");
+        same("https://[::1]:443/a", "https://[::1]/a");
+    }
+
+    #[test]
+    fn meaningful_differences_remain() {
+        different("https://example.com/a", "https://example.com/A");
+        different("https://example.com/a", "https://example.com/b");
+        different("https://example.com/a", "https://other.example/a");
+        different("https://example.com/a", "http://example.com/a");
+        different("https://example.com/a", "https://example.com:8443/a");
+        different("https://example.com/a/", "https://example.com/a");
+        different("https://example.com/a%2Fb", "https://example.com/a/b");
+        different("https://example.com//a", "https://example.com/a");
+    }
+
+    #[test]
+    fn rfc3986_dot_segment_examples() {
+        let n = |p: &str| normalize(&format!("http://a{p}")).unwrap();
+        assert_eq!(n("/a/b/c/./../../g"), "http://a/a/g");
+        assert_eq!(n("/mid/content=5/../6"), "http://a/mid/6");
+        assert_eq!(n("/a/b/.."), "http://a/a/");
+        assert_eq!(n("/.."), "http://a/");
+        assert_eq!(n("/a/."), "http://a/a/");
+    }
+
+    #[test]
+    fn refuses_non_http_uris() {
+        for bad in [
+            "",
+            "/relative",
+            "example.com/a",
+            "ftp://example.com/a",
+            "https:example.com/a",
+            "https:///a",
+            "https://user@example.com/a",
+            "https://example.com:99999/a",
+            "https://example.com:x/a",
+            "https://example.com/a b",
+            "https://example.com/%zz",
+            "https://example.com/%4",
+            "https://exämple.com/",
+            "https://ex%41mple.com/",
+            "https://[::1/a",
+            "https://a:b:c/",
+        ] {
+            assert_eq!(normalize(bad), Err(InvalidUri), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! Public JSON Web Keys (RFC 7517/7518/8037) and their RFC 7638 SHA-256
+//! thumbprints.
+//!
+//! Only *public* keys of the types senderbound verifies with are accepted:
+//! EC P-256 and P-384, OKP Ed25519, and RSA (2048 to 8192 bits). A key with
+//! any private member (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`) or a symmetric
+//! key (`kty: oct`, `k`) is refused: a client that sends its private key has
+//! already lost it, and a MAC key can never prove possession.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::alg::Algorithm;
+use crate::jws::{b64url_decode, b64url_encode};
+
+/// Smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+/// Largest RSA modulus accepted, in bits (bounds verification cost).
+pub const MAX_RSA_BITS: usize = 8192;
+
+/// Why a JWK was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwkError {
+    /// Not a JSON object, a member has the wrong type or encoding, or the key
+    /// is of the wrong size.
+    Invalid,
+    /// The key contains private or symmetric key material.
+    Private,
+    /// A key type or curve senderbound does not verify with.
+    Unsupported,
+}
+
+impl fmt::Display for JwkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JwkError::Invalid => "invalid JWK",
+            JwkError::Private => "JWK contains private or symmetric key material",
+            JwkError::Unsupported => "unsupported JWK key type or curve",
+        })
+    }
+}
+
+impl std::error::Error for JwkError {}
+
+/// The key type and curve of a [`PublicJwk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// EC P-256 (`kty: EC`, `crv: P-256`).
+    P256,
+    /// EC P-384 (`kty: EC`, `crv: P-384`).
+    P384,
+    /// Ed25519 (`kty: OKP`, `crv: Ed25519`).
+    Ed25519,
+    /// RSA with a modulus of this many bits.
+    Rsa {
+        /// Modulus size in bits.
+        bits: usize,
+    },
+}
+
+impl KeyType {
+    /// `true` if a signature made with `alg` can come from a key of this type.
+    pub const fn fits(self, alg: Algorithm) -> bool {
+        matches!(
+            (self, alg),
+            (KeyType::P256, Algorithm::ES256)
+                | (KeyType::P384, Algorithm::ES384)
+                | (KeyType::Ed25519, Algorithm::EdDSA)
+                | (KeyType::Rsa { .. }, Algorithm::RS256 | Algorithm::PS256)
+        )
+    }
+}
+
+/// A validated public JWK, ready to verify signatures, with its RFC 7638
+/// thumbprint computed once.
+///
+/// ```
+/// use senderbound_core::jwk::PublicJwk;
+///
+/// // RFC 7638 §3.1 example key.
+/// let jwk = PublicJwk::from_json(r#"{"kty":"RSA","e":"AQAB","alg":"RS256","kid":"2011-04-29",
+///   "n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"}"#).unwrap();
+/// assert_eq!(jwk.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+/// ```
+#[derive(Clone)]
+pub struct PublicJwk {
+    key_type: KeyType,
+    thumbprint: String,
+    kid: Option<String>,
+    alg: Option<String>,
+    use_: Option<String>,
+    decoding_key: jsonwebtoken::DecodingKey,
+}
+
+impl fmt::Debug for PublicJwk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicJwk")
+            .field("key_type", &self.key_type)
+            .field("thumbprint", &self.thumbprint)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(true)
+}
+
+#[derive(Deserialize)]
+struct RawJwk<'a> {
+    #[serde(borrow)]
+    kty: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    crv: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    x: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    y: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    n: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    e: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "use")]
+    use_: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    d: bool,
+    #[serde(default, deserialize_with = "present")]
+    p: bool,
+    #[serde(default, deserialize_with = "present")]
+    q: bool,
+    #[serde(default, deserialize_with = "present")]
+    dp: bool,
+    #[serde(default, deserialize_with = "present")]
+    dq: bool,
+    #[serde(default, deserialize_with = "present")]
+    qi: bool,
+    #[serde(default, deserialize_with = "present")]
+    oth: bool,
+    #[serde(default, deserialize_with = "present")]
+    k: bool,
+}
+
+impl PublicJwk {
+    /// Parses and validates a JWK from its JSON text.
+    pub fn from_json(json: &str) -> Result<Self, JwkError> {
+        Self::from_slice(json.as_bytes())
+    }
+
+    /// Parses and validates a JWK from JSON bytes.
+    pub fn from_slice(json: &[u8]) -> Result<Self, JwkError> {
+        // Decide "private" before "invalid": a private key is refused as such
+        // even when other members are also wrong.
+        let raw: RawJwk<'_> = serde_json::from_slice(json).map_err(|_| JwkError::Invalid)?;
+        Self::from_raw(raw)
+    }
+
+    /// Parses a JWK from an already-parsed JSON value (as found in a JWKS).
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, JwkError> {
+        let raw = RawJwk::deserialize(value).map_err(|_| JwkError::Invalid)?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawJwk<'_>) -> Result<Self, JwkError> {
+        if raw.d || raw.p || raw.q || raw.dp || raw.dq || raw.qi || raw.oth || raw.k {
+            return Err(JwkError::Private);
+        }
+        let kty = raw.kty.as_deref().ok_or(JwkError::Invalid)?;
+        let (key_type, thumbprint_input, decoding_key) = match kty {
+            "EC" => {
+                let (key_type, len) = match raw.crv.as_deref().ok_or(JwkError::Invalid)? {
+                    "P-256" => (KeyType::P256, 32),
+                    "P-384" => (KeyType::P384, 48),
+                    _ => return Err(JwkError::Unsupported),
+                };
+                let (x, y) = (member(&raw.x)?, member(&raw.y)?);
+                // RFC 7518 §6.2.1.2: coordinates are the full field size,
+                // leading zero bytes included.
+                let xb = fixed(x, len)?;
+                let yb = fixed(y, len)?;
+                let mut point = Vec::with_capacity(1 + 2 * len);
+                point.push(0x04);
+                point.extend_from_slice(&xb);
+                point.extend_from_slice(&yb);
+                let crv = if len == 32 { "P-256" } else { "P-384" };
+                (
+                    key_type,
+                    format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#),
+                    jsonwebtoken::DecodingKey::from_ec_der(&point),
+                )
+            }
+            "OKP" => {
+                if raw.crv.as_deref().ok_or(JwkError::Invalid)? != "Ed25519" {
+                    return Err(JwkError::Unsupported);
+                }
+                if raw.y.is_some() {
+                    return Err(JwkError::Invalid);
+                }
+                let x = member(&raw.x)?;
+                let xb = fixed(x, 32)?;
+                (
+                    KeyType::Ed25519,
+                    format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
+                    jsonwebtoken::DecodingKey::from_ed_der(&xb),
+                )
+            }
+            "RSA" => {
+                let (n, e) = (member(&raw.n)?, member(&raw.e)?);
+                let nb = b64url_decode(n).map_err(|_| JwkError::Invalid)?;
+                let eb = b64url_decode(e).map_err(|_| JwkError::Invalid)?;
+                // base64urlUInt (RFC 7518 §2): minimal, no leading zero octet,
+                // so each key has exactly one thumbprint.
+                if nb.first().is_none_or(|b| *b == 0) || eb.first().is_none_or(|b| *b == 0) {
+                    return Err(JwkError::Invalid);
+                }
+                let bits = nb.len() * 8 - nb[0].leading_zeros() as usize;
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) || eb.len() > 4 {
+                    return Err(JwkError::Invalid);
+                }
+                (
+                    KeyType::Rsa { bits },
+                    format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+                    jsonwebtoken::DecodingKey::from_rsa_raw_components(&nb, &eb),
+                )
+            }
+            "oct" => return Err(JwkError::Private),
+            _ => return Err(JwkError::Unsupported),
+        };
+        Ok(PublicJwk {
+            key_type,
+            thumbprint: b64url_encode(&Sha256::digest(thumbprint_input.as_bytes())),
+            kid: raw.kid.map(Cow::into_owned),
+            alg: raw.alg.map(Cow::into_owned),
+            use_: raw.use_.map(Cow::into_owned),
+            decoding_key,
+        })
+    }
+
+    /// The key type and curve.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The RFC 7638 SHA-256 thumbprint, base64url (the DPoP `jkt`).
+    pub fn thumbprint(&self) -> &str {
+        &self.thumbprint
+    }
+
+    /// The `kid` member, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The `alg` member, if any (a hint; the signature's `alg` is what is checked).
+    pub fn alg(&self) -> Option<&str> {
+        self.alg.as_deref()
+    }
+
+    /// The `use` member, if any (`sig` or `enc`).
+    pub fn key_use(&self) -> Option<&str> {
+        self.use_.as_deref()
+    }
+
+    /// `true` if this key may verify a signature made with `alg`: the key
+    /// type fits, and a declared `alg` member (if any) agrees.
+    pub fn fits(&self, alg: Algorithm) -> bool {
+        self.key_type.fits(alg) && self.alg.as_deref().is_none_or(|a| a == alg.as_str())
+    }
+
+    /// Verifies a JWS signature made with `alg` over `signing_input`.
+    /// `false` if the key does not fit the algorithm or the signature is wrong.
+    pub fn verify(&self, alg: Algorithm, signing_input: &[u8], signature: &[u8]) -> bool {
+        if !self.fits(alg) {
+            return false;
+        }
+        let expected_len = match self.key_type {
+            KeyType::P256 | KeyType::Ed25519 => 64,
+            KeyType::P384 => 96,
+            KeyType::Rsa { bits } => bits.div_ceil(8),
+        };
+        signature.len() == expected_len
+            && crate::crypto::verify(alg, &self.decoding_key, signing_input, signature)
+    }
+}
+
+fn member<'s>(m: &'s Option<Cow<'_, str>>) -> Result<&'s str, JwkError> {
+    m.as_deref().ok_or(JwkError::Invalid)
+}
+
+fn fixed(b64: &str, len: usize) -> Result<Vec<u8>, JwkError> {
+    let bytes = b64url_decode(b64).map_err(|_| JwkError::Invalid)?;
+    if bytes.len() == len {
+        Ok(bytes)
+    } else {
+        Err(JwkError::Invalid)
+    }
+}
+
+/// A set of public keys (a JWKS document, RFC 7517 §5).
+#[derive(Debug, Clone, Default)]
+pub struct JwkSet {
+    keys: Vec<PublicJwk>,
+}
+
+/// Why a JWKS document was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwkSetError {
+    /// Not `{"keys": [...]}`.
+    Malformed,
+    /// A key contains private or symmetric material: the document is refused
+    /// whole, because publishing it is a serious misconfiguration.
+    PrivateKey,
+}
+
+impl fmt::Display for JwkSetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JwkSetError::Malformed => "malformed JWKS document",
+            JwkSetError::PrivateKey => "JWKS document contains private or symmetric key material",
+        })
+    }
+}
+
+impl std::error::Error for JwkSetError {}
+
+impl JwkSet {
+    /// Parses a JWKS document. Keys of unsupported types, invalid keys and
+    /// encryption keys (`use: enc`) are skipped; a private key anywhere
+    /// refuses the whole document.
+    pub fn from_json(json: &str) -> Result<Self, JwkSetError> {
+        #[derive(Deserialize)]
+        struct Doc {
+            keys: Vec<serde_json::Value>,
+        }
+        let doc: Doc = serde_json::from_str(json).map_err(|_| JwkSetError::Malformed)?;
+        let mut keys = Vec::with_capacity(doc.keys.len());
+        for value in &doc.keys {
+            match PublicJwk::from_value(value) {
+                Ok(k) if k.key_use().is_none_or(|u| u == "sig") => keys.push(k),
+                Ok(_) => {}
+                Err(JwkError::Private) => return Err(JwkSetError::PrivateKey),
+                Err(_) => {}
+            }
+        }
+        Ok(JwkSet { keys })
+    }
+
+    /// A set holding the given keys.
+    pub fn from_keys(keys: impl IntoIterator<Item = PublicJwk>) -> Self {
+        JwkSet { keys: keys.into_iter().collect() }
+    }
+
+    /// Adds a key.
+    pub fn push(&mut self, key: PublicJwk) {
+        self.keys.push(key);
+    }
+
+    /// The usable keys.
+    pub fn keys(&self) -> &[PublicJwk] {
+        &self.keys
+    }
+
+    /// `true` if no usable key is present.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Keys that may have made a signature with `alg` and header `kid`:
+    /// the key with that `kid` when one is given, else every fitting key.
+    pub fn candidates<'s>(
+        &'s self,
+        alg: Algorithm,
+        kid: Option<&'s str>,
+    ) -> impl Iterator<Item = &'s PublicJwk> + 's {
+        self.keys
+            .iter()
+            .filter(move |k| k.fits(alg) && (kid.is_none() || k.kid() == kid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RFC7638_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+
+    #[test]
+    fn rfc7638_example_thumbprint() {
+        let json = format!(
+            r#"{{"kty":"RSA","n":"{RFC7638_N}","e":"AQAB","alg":"RS256","kid":"2011-04-29"}}"#
+        );
+        let jwk = PublicJwk::from_json(&json).unwrap();
+        assert_eq!(jwk.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(jwk.key_type(), KeyType::Rsa { bits: 2048 });
+    }
+
+    #[test]
+    fn thumbprint_ignores_member_order_and_extra_members() {
+        let a = PublicJwk::from_json(&format!(r#"{{"e":"AQAB","kty":"RSA","n":"{RFC7638_N}"}}"#))
+            .unwrap();
+        let b = PublicJwk::from_json(&format!(
+            r#"{{"n":"{RFC7638_N}","use":"sig","x5t":"zzz","e":"AQAB","kty":"RSA","ext":true}}"#
+        ))
+        .unwrap();
+        assert_eq!(a.thumbprint(), b.thumbprint());
+    }
+
+    fn ec(x: &[u8], y: &[u8]) -> String {
+        format!(
+            r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+            b64url_encode(x),
+            b64url_encode(y)
+        )
+    }
+
+    #[test]
+    fn ec_coordinates_with_leading_zero_bytes() {
+        // The thumbprint is computed over the full-length encodings, leading
+        // zeros included (RFC 7518 §6.2.1.2); a shortened coordinate is refused.
+        let mut x = [7u8; 32];
+        x[0] = 0;
+        x[1] = 0;
+        let y = [9u8; 32];
+        let jwk = PublicJwk::from_json(&ec(&x, &y)).unwrap();
+        let expected_input = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            b64url_encode(&x),
+            b64url_encode(&y)
+        );
+        assert!(b64url_encode(&x).starts_with("AAA"));
+        assert_eq!(
+            jwk.thumbprint(),
+            b64url_encode(&Sha256::digest(expected_input.as_bytes()))
+        );
+        assert_eq!(PublicJwk::from_json(&ec(&x[2..], &y)).unwrap_err(), JwkError::Invalid);
+        assert_eq!(PublicJwk::from_json(&ec(&x, &[9u8; 33])).unwrap_err(), JwkError::Invalid);
+    }
+
+    #[test]
+    fn private_and_symmetric_members_refused() {
+        let x = b64url_encode(&[1u8; 32]);
+        for extra in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+            let json = format!(
+                r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","{extra}":"AAAA"}}"#
+            );
+            assert_eq!(PublicJwk::from_json(&json).unwrap_err(), JwkError::Private, "{extra}");
+        }
+        // Even a null private member is refused.
+        let json = format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","d":null}}"#);
+        assert_eq!(PublicJwk::from_json(&json).unwrap_err(), JwkError::Private);
+        assert_eq!(
+            PublicJwk::from_json(r#"{"kty":"oct","alg":"HS256"}"#).unwrap_err(),
+            JwkError::Private
+        );
+    }
+
+    #[test]
+    fn malformed_and_unsupported() {
+        assert_eq!(PublicJwk::from_json("[]").unwrap_err(), JwkError::Invalid);
+        assert_eq!(PublicJwk::from_json(r#""EC""#).unwrap_err(), JwkError::Invalid);
+        assert_eq!(PublicJwk::from_json(r#"{"crv":"P-256"}"#).unwrap_err(), JwkError::Invalid);
+        assert_eq!(
+            PublicJwk::from_json(r#"{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}"#).unwrap_err(),
+            JwkError::Unsupported
+        );
+        assert_eq!(
+            PublicJwk::from_json(r#"{"kty":"OKP","crv":"X25519","x":"AA"}"#).unwrap_err(),
+            JwkError::Unsupported
+        );
+        assert_eq!(PublicJwk::from_json(r#"{"kty":"EC","crv":"P-256","x":1,"y":2}"#).unwrap_err(), JwkError::Invalid);
+        // RSA below 2048 bits.
+        let small = b64url_encode(&[0xc5u8; 128]);
+        assert_eq!(
+            PublicJwk::from_json(&format!(r#"{{"kty":"RSA","n":"{small}","e":"AQAB"}}"#))
+                .unwrap_err(),
+            JwkError::Invalid
+        );
+        // RSA with a leading zero octet.
+        let mut n = vec![0u8];
+        n.extend_from_slice(&[0xc5u8; 256]);
+        assert_eq!(
+            PublicJwk::from_json(&format!(
+                r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#,
+                b64url_encode(&n)
+            ))
+            .unwrap_err(),
+            JwkError::Invalid
+        );
+    }
+
+    #[test]
+    fn key_type_must_fit_algorithm() {
+        assert!(KeyType::P256.fits(Algorithm::ES256));
+        assert!(!KeyType::P256.fits(Algorithm::ES384));
+        assert!(!KeyType::P384.fits(Algorithm::ES256));
+        assert!(!KeyType::Ed25519.fits(Algorithm::ES256));
+        assert!(KeyType::Rsa { bits: 2048 }.fits(Algorithm::PS256));
+        assert!(!KeyType::Rsa { bits: 2048 }.fits(Algorithm::EdDSA));
+    }
+
+    #[test]
+    fn jwks_skips_unusable_and_refuses_private() {
+        let x = b64url_encode(&[1u8; 32]);
+        let doc = format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","kid":"a"}},
+            {{"kty":"EC","crv":"P-521","x":"{x}","y":"{x}"}},
+            {{"kty":"OKP","crv":"Ed25519","x":"{x}","use":"enc"}},
+            {{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"b"}}]}}"#
+        );
+        let set = JwkSet::from_json(&doc).unwrap();
+        assert_eq!(set.keys().len(), 2);
+        assert_eq!(set.candidates(Algorithm::EdDSA, None).count(), 1);
+        assert_eq!(set.candidates(Algorithm::ES256, Some("b")).count(), 0);
+        let bad = format!(r#"{{"keys":[{{"kty":"oct","k":"{x}"}}]}}"#);
+        assert_eq!(JwkSet::from_json(&bad).unwrap_err(), JwkSetError::PrivateKey);
+        assert_eq!(JwkSet::from_json("{}").unwrap_err(), JwkSetError::Malformed);
+    }
+}

@@ -1,0 +1,332 @@
+//! DPoP proofs (RFC 9449 §4): parsing and every check a resource server
+//! makes (§4.3), except replay, which needs a store and lives in the Layer.
+//!
+//! Checks run cheapest first, and the signature last, so junk costs little:
+//! size → compact JWS → `typ` → `crit` → `alg` on the allow-list → public
+//! `jwk` that fits `alg` → required claims → `htm` → `htu` → `iat` window →
+//! `ath` → `nonce` → signature.
+//!
+//! ```
+//! use senderbound_core::proof::{ProofPolicy, RequestFacts};
+//! use senderbound_core::Error;
+//!
+//! let policy = ProofPolicy::new();
+//! let facts = RequestFacts {
+//!     method: "GET",
+//!     htu: "https://api.example.com/items",
+//!     access_token_hash: None,
+//!     now: 1_700_000_000,
+//! };
+//! assert_eq!(policy.verify("not-a-jws", &facts).unwrap_err(), Error::ProofMalformed);
+//! ```
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use subtle::ConstantTimeEq;
+
+use crate::alg::{Algorithm, AlgorithmSet};
+use crate::error::Error;
+use crate::htu;
+use crate::jwk::{JwkError, PublicJwk};
+use crate::jws::{CompactJws, b64url_decode};
+
+/// Default largest accepted `DPoP` header value, in bytes. A proof with an
+/// RSA-4096 `jwk` is about 1.5 KB; 8 KiB leaves room without inviting abuse.
+pub const DEFAULT_MAX_PROOF_BYTES: usize = 8 * 1024;
+/// Default largest accepted `jti`, in bytes.
+pub const DEFAULT_MAX_JTI_BYTES: usize = 256;
+/// Default age after which a proof's `iat` is too old (seconds).
+pub const DEFAULT_MAX_AGE_SECS: u64 = 60;
+/// Default allowance for a client clock running ahead (seconds). FAPI 2.0
+/// requires a proof 10 s in the future to pass; the MCP DPoP profile requires
+/// one 5 minutes off to fail.
+pub const DEFAULT_MAX_FUTURE_SKEW_SECS: u64 = 15;
+
+/// What the resource server accepts in a DPoP proof.
+#[derive(Debug, Clone)]
+pub struct ProofPolicy {
+    algorithms: AlgorithmSet,
+    max_age: u64,
+    max_future_skew: u64,
+    max_proof_bytes: usize,
+    max_jti_bytes: usize,
+}
+
+impl Default for ProofPolicy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProofPolicy {
+    /// Defaults: every supported algorithm, `iat` accepted from 60 s in the
+    /// past to 15 s in the future, proofs up to 8 KiB, `jti` up to 256 bytes.
+    pub fn new() -> Self {
+        ProofPolicy {
+            algorithms: AlgorithmSet::all(),
+            max_age: DEFAULT_MAX_AGE_SECS,
+            max_future_skew: DEFAULT_MAX_FUTURE_SKEW_SECS,
+            max_proof_bytes: DEFAULT_MAX_PROOF_BYTES,
+            max_jti_bytes: DEFAULT_MAX_JTI_BYTES,
+        }
+    }
+
+    /// Accept only these algorithms. An empty set accepts no proof at all.
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algs.into_iter().collect();
+        self
+    }
+
+    /// Reject proofs whose `iat` is more than `secs` in the past.
+    pub fn max_age(mut self, secs: u64) -> Self {
+        self.max_age = secs;
+        self
+    }
+
+    /// Reject proofs whose `iat` is more than `secs` in the future.
+    pub fn max_future_skew(mut self, secs: u64) -> Self {
+        self.max_future_skew = secs;
+        self
+    }
+
+    /// Reject `DPoP` header values longer than `bytes`.
+    pub fn max_proof_bytes(mut self, bytes: usize) -> Self {
+        self.max_proof_bytes = bytes;
+        self
+    }
+
+    /// Reject `jti` values longer than `bytes`.
+    pub fn max_jti_bytes(mut self, bytes: usize) -> Self {
+        self.max_jti_bytes = bytes;
+        self
+    }
+
+    /// The accepted algorithms.
+    pub fn accepted_algorithms(&self) -> AlgorithmSet {
+        self.algorithms
+    }
+
+    /// Seconds a proof stays acceptable after its `iat`.
+    pub fn proof_max_age(&self) -> u64 {
+        self.max_age
+    }
+
+    /// The configured future skew allowance, in seconds.
+    pub fn proof_max_future_skew(&self) -> u64 {
+        self.max_future_skew
+    }
+
+    /// The configured header size limit.
+    pub fn proof_max_bytes(&self) -> usize {
+        self.max_proof_bytes
+    }
+
+    /// Runs every stateless check of RFC 9449 §4.3 on the `DPoP` header value.
+    pub fn verify(&self, proof: &str, facts: &RequestFacts<'_>) -> Result<VerifiedProof, Error> {
+        if proof.len() > self.max_proof_bytes {
+            return Err(Error::ProofTooLarge);
+        }
+        let jws = CompactJws::parse(proof).map_err(|_| Error::ProofMalformed)?;
+
+        let header: ProofHeader<'_> =
+            serde_json::from_slice(&jws.header).map_err(|_| Error::ProofMalformed)?;
+        let typ = header.typ.as_deref().ok_or(Error::ProofType)?;
+        if !is_media_type(typ, "dpop+jwt") {
+            return Err(Error::ProofType);
+        }
+        if header.crit {
+            return Err(Error::ProofCriticalHeader);
+        }
+        let alg = header
+            .alg
+            .as_deref()
+            .and_then(Algorithm::from_name)
+            .filter(|a| self.algorithms.contains(*a))
+            .ok_or(Error::ProofAlgorithm)?;
+        let raw_jwk = header.jwk.ok_or(Error::ProofKeyInvalid)?;
+        let jwk = PublicJwk::from_slice(raw_jwk.get().as_bytes()).map_err(|e| match e {
+            JwkError::Private => Error::ProofKeyPrivate,
+            JwkError::Invalid | JwkError::Unsupported => Error::ProofKeyInvalid,
+        })?;
+        if !jwk.fits(alg) {
+            return Err(Error::ProofKeyAlgorithmMismatch);
+        }
+
+        let claims: ProofClaims<'_> = serde_json::from_slice(&jws.payload).map_err(|_| {
+            // A JSON object with a claim of the wrong type is a claim problem;
+            // anything else is not a JWT at all.
+            match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&jws.payload) {
+                Ok(_) => Error::ProofMissingClaim,
+                Err(_) => Error::ProofMalformed,
+            }
+        })?;
+        let jti = claims.jti.ok_or(Error::ProofMissingClaim)?;
+        let htm = claims.htm.ok_or(Error::ProofMissingClaim)?;
+        let claimed_htu = claims.htu.ok_or(Error::ProofMissingClaim)?;
+        let iat = claims.iat.ok_or(Error::ProofMissingClaim)?;
+        if jti.is_empty() || jti.len() > self.max_jti_bytes {
+            return Err(Error::ProofMissingClaim);
+        }
+
+        if htm != facts.method {
+            return Err(Error::ProofMethodMismatch);
+        }
+        let claimed_htu = htu::normalize(&claimed_htu).map_err(|_| Error::ProofUriMismatch)?;
+        if claimed_htu != facts.htu {
+            return Err(Error::ProofUriMismatch);
+        }
+
+        if iat.saturating_add(self.max_age) < facts.now {
+            return Err(Error::ProofExpired);
+        }
+        if iat > facts.now.saturating_add(self.max_future_skew) {
+            return Err(Error::ProofIssuedInFuture);
+        }
+
+        if let Some(expected) = facts.access_token_hash {
+            let ath = claims.ath.ok_or(Error::ProofAthMissing)?;
+            let ath = b64url_decode(&ath).map_err(|_| Error::ProofAthMismatch)?;
+            if !bool::from(ath.as_slice().ct_eq(expected.as_slice())) {
+                return Err(Error::ProofAthMismatch);
+            }
+        }
+
+        if !jwk.verify(alg, jws.signing_input.as_bytes(), &jws.signature) {
+            return Err(Error::ProofSignature);
+        }
+
+        Ok(VerifiedProof {
+            alg,
+            jwk,
+            jti: jti.into_owned(),
+            iat,
+            accept_until: iat.saturating_add(self.max_age),
+            nonce: claims.nonce.map(Cow::into_owned),
+        })
+    }
+}
+
+/// `typ` values are media types: compared case-insensitively, with an
+/// optional `application/` prefix (RFC 7515 §4.1.9).
+pub(crate) fn is_media_type(typ: &str, expected: &str) -> bool {
+    let typ = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    typ.eq_ignore_ascii_case(expected)
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(true)
+}
+
+#[derive(Deserialize)]
+struct ProofHeader<'a> {
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    jwk: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+#[derive(Deserialize)]
+struct ProofClaims<'a> {
+    #[serde(borrow)]
+    jti: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    htm: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    htu: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
+    iat: Option<u64>,
+    #[serde(borrow)]
+    ath: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    nonce: Option<Cow<'a, str>>,
+}
+
+/// What the request looked like, for the proof to be checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The request method, exactly as received (`GET`, `POST`, …).
+    pub method: &'a str,
+    /// The request's public URI, already [`htu::normalize`]d.
+    pub htu: &'a str,
+    /// SHA-256 of the access token presented with the proof, if any: the
+    /// proof must then carry a matching `ath`.
+    pub access_token_hash: Option<&'a [u8; 32]>,
+    /// Current time, seconds since the epoch.
+    pub now: u64,
+}
+
+/// A proof that passed every stateless check. Still to do: binding to the
+/// token (`cnf.jkt`) and the replay check.
+#[derive(Debug, Clone)]
+pub struct VerifiedProof {
+    alg: Algorithm,
+    jwk: PublicJwk,
+    jti: String,
+    iat: u64,
+    accept_until: u64,
+    nonce: Option<String>,
+}
+
+impl VerifiedProof {
+    /// The algorithm the proof was signed with.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The client's public key.
+    pub fn jwk(&self) -> &PublicJwk {
+        &self.jwk
+    }
+
+    /// RFC 7638 thumbprint of the client's key (compare with `cnf.jkt`).
+    pub fn jkt(&self) -> &str {
+        self.jwk.thumbprint()
+    }
+
+    /// The proof's unique identifier.
+    pub fn jti(&self) -> &str {
+        &self.jti
+    }
+
+    /// When the proof was made (seconds since the epoch).
+    pub fn iat(&self) -> u64 {
+        self.iat
+    }
+
+    /// The last second at which this proof's `iat` is still accepted: the
+    /// replay store must remember the `jti` at least until then.
+    pub fn accept_until(&self) -> u64 {
+        self.accept_until
+    }
+
+    /// The `nonce` claim, if present.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_comparison() {
+        assert!(is_media_type("dpop+jwt", "dpop+jwt"));
+        assert!(is_media_type("DPoP+JWT", "dpop+jwt"));
+        assert!(is_media_type("application/dpop+jwt", "dpop+jwt"));
+        assert!(!is_media_type("jwt+dpop", "dpop+jwt"));
+        assert!(!is_media_type("JWT", "dpop+jwt"));
+        assert!(!is_media_type("application/", "dpop+jwt"));
+        assert!(!is_media_type("text/dpop+jwt", "dpop+jwt"));
+    }
+}

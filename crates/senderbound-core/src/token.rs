@@ -1,0 +1,499 @@
+//! Access tokens: RFC 9068 JWT verification against a key set, the claims
+//! senderbound uses, and the checks on them (issuer, audience per RFC 8707,
+//! time, `cnf` binding per RFC 9449 §6 / RFC 8705 §3, scope).
+//!
+//! ```
+//! use senderbound_core::token::{Audience, TokenRules};
+//!
+//! let rules = TokenRules::new(["https://as.example.com"], ["https://api.example.com"]);
+//! assert!(rules.trusts_issuer("https://as.example.com"));
+//! assert!(rules.accepts_audience(&Audience::from(vec!["https://api.example.com".to_owned()])));
+//! ```
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer};
+use subtle::ConstantTimeEq;
+
+use crate::alg::{Algorithm, AlgorithmSet};
+use crate::error::Error;
+use crate::jwk::JwkSet;
+use crate::jws::CompactJws;
+use crate::proof::is_media_type;
+
+/// Default largest accepted access token, in bytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Default leeway for `exp` and `nbf`, in seconds.
+pub const DEFAULT_TOKEN_LEEWAY_SECS: u64 = 10;
+
+/// The `aud` claim: one string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Audience(Vec<String>);
+
+impl Audience {
+    /// The audience values.
+    pub fn values(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl From<Vec<String>> for Audience {
+    fn from(v: Vec<String>) -> Self {
+        Audience(v)
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => Audience(vec![s]),
+            OneOrMany::Many(v) => Audience(v),
+        })
+    }
+}
+
+/// How the token is bound to its sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// No `cnf`: a bearer token.
+    Unbound,
+    /// `cnf.jkt`: bound to a DPoP key with this RFC 7638 thumbprint.
+    Dpop {
+        /// The key thumbprint.
+        jkt: String,
+    },
+    /// `cnf["x5t#S256"]`: bound to a client certificate with this SHA-256 thumbprint.
+    Mtls {
+        /// The certificate thumbprint (base64url SHA-256 of the DER).
+        x5t_s256: String,
+    },
+}
+
+impl Binding {
+    /// `true` unless [`Binding::Unbound`].
+    pub fn is_bound(&self) -> bool {
+        !matches!(self, Binding::Unbound)
+    }
+
+    /// Checks that the token is bound to the DPoP key with thumbprint `jkt`,
+    /// in constant time.
+    pub fn check_dpop(&self, jkt: &str) -> Result<(), Error> {
+        match self {
+            Binding::Dpop { jkt: bound } if bool::from(bound.as_bytes().ct_eq(jkt.as_bytes())) => {
+                Ok(())
+            }
+            Binding::Dpop { .. } | Binding::Mtls { .. } => Err(Error::TokenBindingMismatch),
+            Binding::Unbound => Err(Error::TokenNotBound),
+        }
+    }
+}
+
+/// The verified claims of an access token that senderbound uses.
+///
+/// Built by a token verifier (JWT, introspection, …) only after the token's
+/// signature or the authorization server vouched for it.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// `iss`
+    pub issuer: String,
+    /// `sub`, if any.
+    pub subject: Option<String>,
+    /// `client_id` (or `azp` when `client_id` is absent), if any.
+    pub client_id: Option<String>,
+    /// `aud`
+    pub audience: Audience,
+    /// `scope` split on spaces (or the `scp` array some servers send).
+    pub scopes: Vec<String>,
+    /// `exp`, seconds since the epoch.
+    pub expires_at: u64,
+    /// `nbf`, if any.
+    pub not_before: Option<u64>,
+    /// `iat`, if any.
+    pub issued_at: Option<u64>,
+    /// `jti`, if any.
+    pub token_id: Option<String>,
+    /// The sender binding from `cnf`.
+    pub binding: Binding,
+}
+
+#[derive(Deserialize)]
+struct RawClaims<'a> {
+    #[serde(borrow)]
+    iss: Option<Cow<'a, str>>,
+    sub: Option<String>,
+    client_id: Option<String>,
+    azp: Option<String>,
+    aud: Option<Audience>,
+    scope: Option<String>,
+    scp: Option<Scp>,
+    #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
+    exp: Option<u64>,
+    #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
+    nbf: Option<u64>,
+    #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
+    iat: Option<u64>,
+    jti: Option<String>,
+    cnf: Option<RawCnf>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scp {
+    Many(Vec<String>),
+    One(String),
+}
+
+#[derive(Deserialize)]
+struct RawCnf {
+    jkt: Option<String>,
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: Option<String>,
+}
+
+/// A SHA-256 thumbprint: 43 characters of unpadded base64url.
+fn is_sha256_thumbprint(s: &str) -> bool {
+    s.len() == 43 && crate::jws::b64url_decode(s).is_ok_and(|b| b.len() == 32)
+}
+
+impl RawCnf {
+    fn into_binding(self) -> Result<Binding, Error> {
+        match (self.jkt, self.x5t_s256) {
+            (Some(jkt), None) if is_sha256_thumbprint(&jkt) => Ok(Binding::Dpop { jkt }),
+            (None, Some(x5t_s256)) if is_sha256_thumbprint(&x5t_s256) => {
+                Ok(Binding::Mtls { x5t_s256 })
+            }
+            // A cnf we cannot check (bound both ways, malformed, or another
+            // confirmation method such as a raw `jwk`) must not be treated as
+            // unbound: refuse it.
+            _ => Err(Error::TokenConfirmationInvalid),
+        }
+    }
+}
+
+impl AccessToken {
+    /// Builds the claims from a JSON object (a JWT payload or an
+    /// introspection response). `iss`, `aud` and `exp` are required.
+    pub fn from_json_claims(json: &[u8]) -> Result<Self, Error> {
+        let raw: RawClaims<'_> = serde_json::from_slice(json).map_err(|_| {
+            match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(json) {
+                Ok(_) => Error::TokenMissingClaim,
+                Err(_) => Error::TokenMalformed,
+            }
+        })?;
+        let issuer = raw.iss.ok_or(Error::TokenMissingClaim)?.into_owned();
+        let audience = raw.aud.ok_or(Error::TokenMissingClaim)?;
+        let expires_at = raw.exp.ok_or(Error::TokenMissingClaim)?;
+        let scopes = match (raw.scope, raw.scp) {
+            (Some(s), _) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            (None, Some(Scp::Many(v))) => v,
+            (None, Some(Scp::One(s))) => {
+                s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            }
+            (None, None) => Vec::new(),
+        };
+        let binding = match raw.cnf {
+            Some(cnf) => cnf.into_binding()?,
+            None => Binding::Unbound,
+        };
+        Ok(AccessToken {
+            issuer,
+            subject: raw.sub,
+            client_id: raw.client_id.or(raw.azp),
+            audience,
+            scopes,
+            expires_at,
+            not_before: raw.nbf,
+            issued_at: raw.iat,
+            token_id: raw.jti,
+            binding,
+        })
+    }
+
+    /// Checks `exp` and `nbf` against `now`, allowing `leeway` seconds of skew.
+    pub fn check_time(&self, now: u64, leeway: u64) -> Result<(), Error> {
+        if self.expires_at.saturating_add(leeway) <= now {
+            return Err(Error::TokenExpired);
+        }
+        if self.not_before.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+            return Err(Error::TokenNotYetValid);
+        }
+        Ok(())
+    }
+
+    /// `true` if the token carries every scope in `required`.
+    pub fn has_scopes<'s>(&self, required: impl IntoIterator<Item = &'s str>) -> bool {
+        required.into_iter().all(|r| self.scopes.iter().any(|s| s == r))
+    }
+}
+
+/// How strictly the JOSE `typ` of a JWT access token is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TypPolicy {
+    /// `typ` must be `at+jwt` (RFC 9068 §2.1). The default.
+    #[default]
+    RequireAtJwt,
+    /// `at+jwt`, `JWT` or no `typ` at all, for authorization servers that do
+    /// not implement RFC 9068 yet. Any other `typ` (such as `dpop+jwt`) is
+    /// still refused.
+    AllowJwt,
+}
+
+/// The static rules an access token must meet: who may issue it, for which
+/// resource, and how its JWT form must look.
+#[derive(Debug, Clone)]
+pub struct TokenRules {
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    algorithms: AlgorithmSet,
+    typ: TypPolicy,
+    leeway: u64,
+    max_token_bytes: usize,
+}
+
+impl TokenRules {
+    /// Tokens from any of `issuers`, naming any of `audiences`.
+    pub fn new<I, A>(issuers: I, audiences: A) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+        A: IntoIterator,
+        A::Item: Into<String>,
+    {
+        TokenRules {
+            issuers: issuers.into_iter().map(Into::into).collect(),
+            audiences: audiences.into_iter().map(Into::into).collect(),
+            algorithms: AlgorithmSet::all(),
+            typ: TypPolicy::default(),
+            leeway: DEFAULT_TOKEN_LEEWAY_SECS,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+
+    /// Accept only these token signature algorithms.
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algs.into_iter().collect();
+        self
+    }
+
+    /// How strictly `typ` is checked.
+    pub fn typ_policy(mut self, typ: TypPolicy) -> Self {
+        self.typ = typ;
+        self
+    }
+
+    /// Leeway for `exp` and `nbf`, in seconds.
+    pub fn leeway(mut self, secs: u64) -> Self {
+        self.leeway = secs;
+        self
+    }
+
+    /// Largest accepted token, in bytes.
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    /// The configured leeway.
+    pub fn time_leeway(&self) -> u64 {
+        self.leeway
+    }
+
+    /// The configured token size limit.
+    pub fn token_max_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    /// The trusted issuers.
+    pub fn issuers(&self) -> &[String] {
+        &self.issuers
+    }
+
+    /// This resource's identifiers.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// `true` if `iss` is trusted (exact string comparison, RFC 8414 §3.3).
+    pub fn trusts_issuer(&self, iss: &str) -> bool {
+        self.issuers.iter().any(|i| i == iss)
+    }
+
+    /// `true` if the token names one of this resource's identifiers.
+    pub fn accepts_audience(&self, aud: &Audience) -> bool {
+        aud.values().iter().any(|a| self.audiences.iter().any(|mine| mine == a))
+    }
+
+    /// Issuer and audience checks, which do not change over a token's life.
+    pub fn check_claims(&self, token: &AccessToken) -> Result<(), Error> {
+        if !self.trusts_issuer(&token.issuer) {
+            return Err(Error::TokenIssuer);
+        }
+        if !self.accepts_audience(&token.audience) {
+            return Err(Error::TokenAudience);
+        }
+        Ok(())
+    }
+
+    /// Verifies a JWT access token (RFC 9068) against `keys`: size, compact
+    /// form, `typ`, `crit`, `alg` on the allow-list, the key chosen by `kid`,
+    /// the signature, then the claims, `iss` and `aud`. Time is checked
+    /// separately ([`AccessToken::check_time`]) because verified tokens are
+    /// cached.
+    pub fn verify_jwt(&self, token: &str, keys: &JwkSet) -> Result<AccessToken, Error> {
+        if token.len() > self.max_token_bytes {
+            return Err(Error::TokenTooLarge);
+        }
+        let jws = CompactJws::parse(token).map_err(|_| Error::TokenMalformed)?;
+        let header: JwtHeader<'_> =
+            serde_json::from_slice(&jws.header).map_err(|_| Error::TokenMalformed)?;
+        let typ_ok = match (self.typ, header.typ.as_deref()) {
+            (_, Some(t)) if is_media_type(t, "at+jwt") => true,
+            (TypPolicy::AllowJwt, None) => true,
+            (TypPolicy::AllowJwt, Some(t)) => is_media_type(t, "jwt"),
+            (TypPolicy::RequireAtJwt, _) => false,
+        };
+        if !typ_ok {
+            return Err(Error::TokenType);
+        }
+        if header.crit {
+            return Err(Error::TokenMalformed);
+        }
+        let alg = header
+            .alg
+            .as_deref()
+            .and_then(Algorithm::from_name)
+            .filter(|a| self.algorithms.contains(*a))
+            .ok_or(Error::TokenAlgorithm)?;
+        let mut candidates = keys.candidates(alg, header.kid.as_deref()).peekable();
+        if candidates.peek().is_none() {
+            return Err(Error::TokenUnknownKey);
+        }
+        let verified = candidates
+            .take(4) // without a kid, try a few fitting keys, never the whole set
+            .any(|key| key.verify(alg, jws.signing_input.as_bytes(), &jws.signature));
+        if !verified {
+            return Err(Error::TokenSignature);
+        }
+        let claims = AccessToken::from_json_claims(&jws.payload)?;
+        self.check_claims(&claims)?;
+        Ok(claims)
+    }
+}
+
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d)?;
+    Ok(true)
+}
+
+#[derive(Deserialize)]
+struct JwtHeader<'a> {
+    #[serde(borrow)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+
+    fn claims(extra: &str) -> String {
+        format!(r#"{{"iss":"https://as","aud":"https://rs","exp":2000{extra}}}"#)
+    }
+
+    #[test]
+    fn required_claims() {
+        assert!(AccessToken::from_json_claims(claims("").as_bytes()).is_ok());
+        for json in [
+            r#"{"aud":"https://rs","exp":2000}"#,
+            r#"{"iss":"https://as","exp":2000}"#,
+            r#"{"iss":"https://as","aud":"https://rs"}"#,
+            r#"{"iss":"https://as","aud":"https://rs","exp":"2000"}"#,
+            r#"{"iss":7,"aud":"https://rs","exp":2000}"#,
+        ] {
+            assert_eq!(
+                AccessToken::from_json_claims(json.as_bytes()).unwrap_err(),
+                Error::TokenMissingClaim,
+                "{json}"
+            );
+        }
+        assert_eq!(
+            AccessToken::from_json_claims(b"[1]").unwrap_err(),
+            Error::TokenMalformed
+        );
+    }
+
+    #[test]
+    fn confirmation_shapes() {
+        let t = AccessToken::from_json_claims(claims(&format!(r#","cnf":{{"jkt":"{JKT}"}}"#)).as_bytes())
+            .unwrap();
+        assert_eq!(t.binding, Binding::Dpop { jkt: JKT.into() });
+        assert!(t.binding.check_dpop(JKT).is_ok());
+        assert_eq!(
+            t.binding.check_dpop("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            Err(Error::TokenBindingMismatch)
+        );
+        let t = AccessToken::from_json_claims(claims("").as_bytes()).unwrap();
+        assert_eq!(t.binding.check_dpop(JKT), Err(Error::TokenNotBound));
+        for cnf in [
+            format!(r#","cnf":{{"jkt":"{JKT}","x5t#S256":"{JKT}"}}"#),
+            r#","cnf":{"jkt":"short"}"#.to_owned(),
+            r#","cnf":{"jkt":5}"#.to_owned(),
+            r#","cnf":{"jwk":{"kty":"EC"}}"#.to_owned(),
+            r#","cnf":{}"#.to_owned(),
+        ] {
+            assert!(
+                matches!(
+                    AccessToken::from_json_claims(claims(&cnf).as_bytes()),
+                    Err(Error::TokenConfirmationInvalid | Error::TokenMissingClaim)
+                ),
+                "{cnf}"
+            );
+        }
+        assert_eq!(
+            AccessToken::from_json_claims(claims(r#","cnf":{"jwk":{}}"#).as_bytes()).unwrap_err(),
+            Error::TokenConfirmationInvalid
+        );
+    }
+
+    #[test]
+    fn time_and_scope() {
+        let t = AccessToken::from_json_claims(
+            claims(r#","nbf":1000,"scope":"read  write","client_id":"c""#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(t.scopes, ["read", "write"]);
+        assert!(t.has_scopes(["read"]));
+        assert!(!t.has_scopes(["read", "admin"]));
+        assert!(t.check_time(1500, 0).is_ok());
+        assert_eq!(t.check_time(2000, 0), Err(Error::TokenExpired));
+        assert!(t.check_time(2000, 10).is_ok());
+        assert_eq!(t.check_time(989, 10), Err(Error::TokenNotYetValid));
+        assert!(t.check_time(990, 10).is_ok());
+    }
+
+    #[test]
+    fn issuer_and_audience() {
+        let rules = TokenRules::new(["https://as"], ["https://rs", "https://rs2"]);
+        let mut t = AccessToken::from_json_claims(claims("").as_bytes()).unwrap();
+        assert!(rules.check_claims(&t).is_ok());
+        t.audience = Audience(vec!["https://other".into(), "https://rs2".into()]);
+        assert!(rules.check_claims(&t).is_ok());
+        t.audience = Audience(vec!["https://other".into()]);
+        assert_eq!(rules.check_claims(&t), Err(Error::TokenAudience));
+        t.issuer = "https://as/".into();
+        assert_eq!(rules.check_claims(&t), Err(Error::TokenIssuer));
+    }
+}
