@@ -1,1 +1,70 @@
-//! placeholder
+//! # senderbound
+//!
+//! A tower [`Layer`](tower_layer::Layer) for axum that accepts only
+//! **sender-constrained** OAuth 2.0 access tokens. A bearer token works for
+//! whoever holds the string; a DPoP-bound token (RFC 9449) also needs a fresh
+//! proof signed by the key the token was bound to, so a leaked token is
+//! useless on its own.
+//!
+//! On every request the Layer checks, in this order: the `Authorization` and
+//! `DPoP` headers → the proof (RFC 9449 §4.3: `typ`, `alg`, public `jwk`,
+//! `htm`, `htu`, `iat`, `ath`, signature) → the access token (RFC 9068 JWT:
+//! signature, `iss`, `aud` per RFC 8707, `exp`/`nbf`; cached by hash) → the
+//! binding (`cnf.jkt` equals the proof key's RFC 7638 thumbprint) → replay
+//! (each proof once) → then hands the handler a verified [`Sender`].
+//! Every refusal is an exact RFC status and `WWW-Authenticate` challenge, and
+//! every decision is one audit event (see [`audit`]).
+//!
+//! ```
+//! use axum::{Json, Router, routing::get};
+//! use senderbound::{RequireScope, Sender, SenderBound};
+//!
+//! # fn main() -> Result<(), senderbound::BuildError> {
+//! let auth = SenderBound::builder()
+//!     .issuer("https://as.example.com")
+//!     .audience("https://api.example.com")
+//!     .jwks_json(r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"as-1",
+//!         "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+//!         "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#)
+//!     .build()?;
+//!
+//! async fn read(sender: Sender) -> Json<Sender> {
+//!     Json(sender)
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/api/read", get(read).route_layer(RequireScope::all(["read"])))
+//!     .layer(auth.layer());
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//! - `aws-lc-rs` (default): signatures verified with aws-lc-rs.
+//! - `rust-crypto`: pure-Rust verification (p256, p384, ed25519-dalek, rsa),
+//!   for targets that cannot build C. If both are enabled, aws-lc-rs is used.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod audit;
+mod challenge;
+mod credentials;
+mod layer;
+pub mod replay;
+mod require_scope;
+mod sender;
+mod service;
+mod target_uri;
+pub mod tokens;
+
+pub use challenge::Rejection;
+pub use credentials::DPOP;
+pub use layer::{BuildError, SenderBound, SenderBoundBuilder, SenderBoundLayer};
+pub use require_scope::{RequireScope, RequireScopeFuture, RequireScopeService};
+pub use sender::{BindingKind, MissingSender, Sender};
+pub use service::{ResponseFuture, SenderBoundService};
+
+/// The protocol crate, re-exported: algorithms, JWKs, errors, the clock.
+pub use senderbound_core as core;
+pub use senderbound_core::{Algorithm, Clock, Error, ErrorCode, FixedClock, Severity, SystemClock};
+pub use senderbound_core::token::TypPolicy;

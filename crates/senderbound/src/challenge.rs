@@ -1,0 +1,191 @@
+//! Rendering refusals: status, `WWW-Authenticate` challenges (RFC 9449 §7.1,
+//! RFC 6750 §3) and a short JSON body. All responses senderbound itself
+//! produces are built here.
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, StatusCode};
+use senderbound_core::authorization::Scheme;
+use senderbound_core::{Error, ErrorCode};
+
+/// What every challenge from one Layer has in common.
+#[derive(Debug, Clone)]
+pub(crate) struct ChallengeConfig {
+    /// Space-separated DPoP algorithms, for the `algs` parameter.
+    pub(crate) algs: String,
+    /// Whether unbound bearer tokens are accepted (then a `Bearer` challenge is sent too).
+    pub(crate) accept_bearer: bool,
+    /// Optional `realm`.
+    pub(crate) realm: Option<String>,
+}
+
+/// A refused request, ready to become a response.
+///
+/// Returned by the Layer and by [`RequireScope`](crate::RequireScope); it
+/// carries the [`Error`] and how to word the challenge.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    error: Error,
+    scheme: Option<Scheme>,
+    scope: Option<String>,
+    config: std::sync::Arc<ChallengeConfig>,
+}
+
+impl Rejection {
+    pub(crate) fn new(
+        error: Error,
+        scheme: Option<Scheme>,
+        config: std::sync::Arc<ChallengeConfig>,
+    ) -> Self {
+        Rejection { error, scheme, scope: None, config }
+    }
+
+    /// Adds the `scope` parameter of an `insufficient_scope` challenge.
+    pub(crate) fn with_scope(mut self, scope: String) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// Why the request was refused.
+    pub fn error(&self) -> Error {
+        self.error
+    }
+
+    /// The `WWW-Authenticate` field values for this refusal, one challenge each.
+    pub fn challenges(&self) -> Vec<String> {
+        if self.error.is_unavailable() {
+            return Vec::new();
+        }
+        let code = self.error.code();
+        // The error belongs on the challenge of the scheme the client used,
+        // if this resource accepts that scheme; otherwise on DPoP's.
+        let error_on_bearer = code.is_some()
+            && self.config.accept_bearer
+            && self.scheme == Some(Scheme::Bearer);
+        let mut dpop = String::from("DPoP");
+        let mut params = Vec::new();
+        if let Some(realm) = &self.config.realm {
+            params.push(format!("realm=\"{realm}\""));
+        }
+        let mut error_params = Vec::new();
+        if let Some(code) = code {
+            error_params.push(format!("error=\"{}\"", code.as_str()));
+            error_params.push(format!("error_description=\"{}\"", self.error.description()));
+            if let (ErrorCode::InsufficientScope, Some(scope)) = (code, &self.scope) {
+                error_params.push(format!("scope=\"{scope}\""));
+            }
+        }
+        let mut dpop_params = params.clone();
+        if !error_on_bearer {
+            dpop_params.extend(error_params.iter().cloned());
+        }
+        dpop_params.push(format!("algs=\"{}\"", self.config.algs));
+        dpop.push(' ');
+        dpop.push_str(&dpop_params.join(", "));
+        let mut out = vec![dpop];
+        if self.config.accept_bearer {
+            let mut bearer_params = params;
+            if error_on_bearer {
+                bearer_params.extend(error_params);
+            }
+            out.push(if bearer_params.is_empty() {
+                "Bearer".to_owned()
+            } else {
+                format!("Bearer {}", bearer_params.join(", "))
+            });
+        }
+        out
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let body = match self.error.code() {
+            Some(code) => serde_json::json!({
+                "error": code.as_str(),
+                "error_description": self.error.description(),
+            })
+            .to_string(),
+            None if self.error.is_unavailable() => serde_json::json!({
+                "error": "temporarily_unavailable",
+                "error_description": self.error.description(),
+            })
+            .to_string(),
+            None => String::new(),
+        };
+        let has_body = !body.is_empty();
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        for challenge in self.challenges() {
+            // Challenges are built from fixed strings and validated config;
+            // a value that is not a valid header is dropped rather than sent.
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                headers.append(WWW_AUTHENTICATE, v);
+            }
+        }
+        if has_body {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.error.is_unavailable() {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn config(accept_bearer: bool) -> Arc<ChallengeConfig> {
+        Arc::new(ChallengeConfig { algs: "ES256 EdDSA".into(), accept_bearer, realm: None })
+    }
+
+    #[test]
+    fn no_credentials_has_no_error_code() {
+        let r = Rejection::new(Error::MissingCredentials, None, config(false));
+        assert_eq!(r.challenges(), ["DPoP algs=\"ES256 EdDSA\""]);
+        let r = Rejection::new(Error::MissingCredentials, None, config(true));
+        assert_eq!(r.challenges(), ["DPoP algs=\"ES256 EdDSA\"", "Bearer"]);
+    }
+
+    #[test]
+    fn error_goes_on_the_scheme_used() {
+        let r = Rejection::new(Error::TokenExpired, Some(Scheme::Bearer), config(true));
+        assert_eq!(
+            r.challenges(),
+            [
+                "DPoP algs=\"ES256 EdDSA\"",
+                "Bearer error=\"invalid_token\", error_description=\"access token expired\""
+            ]
+        );
+        let r = Rejection::new(Error::ProofReplayed, Some(Scheme::DPoP), config(false));
+        assert_eq!(
+            r.challenges(),
+            ["DPoP error=\"invalid_dpop_proof\", error_description=\"DPoP proof already used\", algs=\"ES256 EdDSA\""]
+        );
+    }
+
+    #[test]
+    fn insufficient_scope_names_the_scope() {
+        let r = Rejection::new(Error::InsufficientScope, Some(Scheme::DPoP), config(false))
+            .with_scope("write admin".into());
+        assert_eq!(
+            r.challenges(),
+            ["DPoP error=\"insufficient_scope\", error_description=\"insufficient scope\", scope=\"write admin\", algs=\"ES256 EdDSA\""]
+        );
+    }
+
+    #[test]
+    fn unavailable_sends_no_challenge() {
+        let r = Rejection::new(Error::ReplayStoreFull, Some(Scheme::DPoP), config(false));
+        assert!(r.challenges().is_empty());
+        assert_eq!(r.into_response().status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1,0 +1,460 @@
+//! [`SenderBound`]: configuration, its builder, and the [`SenderBoundLayer`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use senderbound_core::jwk::{JwkSet, JwkSetError, PublicJwk};
+use senderbound_core::proof::ProofPolicy;
+use senderbound_core::token::{TokenRules, TypPolicy};
+use senderbound_core::{Algorithm, AlgorithmSet, Clock, SystemClock};
+use tower_layer::Layer;
+
+use crate::challenge::ChallengeConfig;
+use crate::replay::{MemoryReplayStore, ReplayStore};
+use crate::service::{SenderBoundService, Shared};
+use crate::target_uri::PublicOrigin;
+use crate::tokens::cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache};
+use crate::tokens::{JwtVerifier, TokenVerifier};
+
+/// A configured sender-constrained token check, shared by every route it
+/// protects. Build one with [`SenderBound::builder`], then wrap a router with
+/// [`SenderBound::layer`].
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use senderbound::{SenderBound, Sender};
+///
+/// # fn main() -> Result<(), senderbound::BuildError> {
+/// let auth = SenderBound::builder()
+///     .issuer("https://as.example.com")
+///     .audience("https://api.example.com")
+///     .jwks_json(r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"as-1",
+///         "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+///         "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#)
+///     .build()?;
+///
+/// let app: Router = Router::new()
+///     .route("/items", get(|sender: Sender| async move { sender.jkt().unwrap_or("").to_owned() }))
+///     .layer(auth.layer());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SenderBound {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SenderBound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SenderBound")
+            .field("issuers", &self.shared.token_rules.issuers())
+            .field("audiences", &self.shared.token_rules.audiences())
+            .field("accept_bearer", &self.shared.accept_bearer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SenderBound {
+    /// Starts a configuration.
+    pub fn builder() -> SenderBoundBuilder {
+        SenderBoundBuilder::default()
+    }
+
+    /// The tower [`Layer`] to wrap a router or service with.
+    pub fn layer(&self) -> SenderBoundLayer {
+        SenderBoundLayer { shared: self.shared.clone() }
+    }
+
+    /// The DPoP algorithms accepted (what the `algs` challenge parameter lists).
+    pub fn dpop_algorithms(&self) -> AlgorithmSet {
+        self.shared.proof_policy.accepted_algorithms()
+    }
+}
+
+/// A tower [`Layer`] that admits only requests with a valid sender-constrained
+/// access token. See [`SenderBound`].
+#[derive(Clone)]
+pub struct SenderBoundLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SenderBoundLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SenderBoundLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for SenderBoundLayer {
+    type Service = SenderBoundService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SenderBoundService { inner, shared: self.shared.clone() }
+    }
+}
+
+/// Why a configuration could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No trusted issuer was given.
+    NoIssuer,
+    /// No audience (this resource's identifier, RFC 8707) was given.
+    NoAudience,
+    /// Neither keys nor a token verifier were given.
+    NoTokenVerifier,
+    /// The JWKS document could not be used.
+    Jwks(JwkSetError),
+    /// A single key could not be used.
+    Jwk(senderbound_core::jwk::JwkError),
+    /// The key set holds no usable signing key.
+    NoUsableKey,
+    /// The DPoP or token algorithm allow-list is empty.
+    NoAlgorithms,
+    /// The public base URL is not an absolute http(s) URL without query or fragment.
+    InvalidPublicBaseUrl,
+    /// The realm contains characters that cannot be quoted in a challenge.
+    InvalidRealm,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NoIssuer => f.write_str("no trusted issuer configured"),
+            BuildError::NoAudience => f.write_str("no audience (resource identifier) configured"),
+            BuildError::NoTokenVerifier => {
+                f.write_str("no token keys (jwks/token_key) or token verifier configured")
+            }
+            BuildError::Jwks(e) => write!(f, "JWKS: {e}"),
+            BuildError::Jwk(e) => write!(f, "token key: {e}"),
+            BuildError::NoUsableKey => f.write_str("the key set has no usable signing key"),
+            BuildError::NoAlgorithms => f.write_str("an algorithm allow-list is empty"),
+            BuildError::InvalidPublicBaseUrl => {
+                f.write_str("public base URL must be an absolute http(s) URL without query or fragment")
+            }
+            BuildError::InvalidRealm => f.write_str("realm must be printable ASCII without quotes or backslashes"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Builder for [`SenderBound`]; every method reads as a sentence about what
+/// the resource accepts.
+#[must_use]
+pub struct SenderBoundBuilder {
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    jwks_json: Vec<String>,
+    keys: JwkSet,
+    key_errors: Vec<senderbound_core::jwk::JwkError>,
+    verifier: Option<Arc<dyn TokenVerifier>>,
+    proof_policy: ProofPolicy,
+    token_algorithms: AlgorithmSet,
+    typ: TypPolicy,
+    token_leeway: Option<u64>,
+    max_token_bytes: Option<usize>,
+    accept_bearer: bool,
+    public_base_url: Option<String>,
+    https: bool,
+    replay: Option<Arc<dyn ReplayStore>>,
+    token_cache_capacity: u64,
+    clock: Arc<dyn Clock>,
+    strip_credentials: bool,
+    realm: Option<String>,
+}
+
+impl Default for SenderBoundBuilder {
+    fn default() -> Self {
+        SenderBoundBuilder {
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            jwks_json: Vec::new(),
+            keys: JwkSet::default(),
+            key_errors: Vec::new(),
+            verifier: None,
+            proof_policy: ProofPolicy::new(),
+            token_algorithms: AlgorithmSet::all(),
+            typ: TypPolicy::default(),
+            token_leeway: None,
+            max_token_bytes: None,
+            accept_bearer: false,
+            public_base_url: None,
+            https: true,
+            replay: None,
+            token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
+            clock: Arc::new(SystemClock),
+            strip_credentials: true,
+            realm: None,
+        }
+    }
+}
+
+impl fmt::Debug for SenderBoundBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SenderBoundBuilder")
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SenderBoundBuilder {
+    /// Trust access tokens issued by `issuer` (exact `iss` match). May be
+    /// called more than once to trust several authorization servers.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// This resource's identifier: tokens must name it in `aud` (RFC 8707).
+    /// May be called more than once.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Verify token signatures with the keys of this JWKS document
+    /// (parsed by [`build`](Self::build)).
+    pub fn jwks_json(mut self, jwks: impl Into<String>) -> Self {
+        self.jwks_json.push(jwks.into());
+        self
+    }
+
+    /// Verify token signatures with these keys.
+    pub fn jwks(mut self, keys: JwkSet) -> Self {
+        for key in keys.keys() {
+            self.keys.push(key.clone());
+        }
+        self
+    }
+
+    /// Verify token signatures with this key (a JWK's JSON text).
+    pub fn token_key_json(mut self, jwk: &str) -> Self {
+        match PublicJwk::from_json(jwk) {
+            Ok(key) => self.keys.push(key),
+            Err(e) => self.key_errors.push(e),
+        }
+        self
+    }
+
+    /// Verify token signatures with this key.
+    pub fn token_key(mut self, jwk: PublicJwk) -> Self {
+        self.keys.push(jwk);
+        self
+    }
+
+    /// Verify tokens with a custom [`TokenVerifier`] instead of fixed keys.
+    /// Issuer, audience, time and binding are still checked by the Layer.
+    pub fn token_verifier(mut self, verifier: impl TokenVerifier) -> Self {
+        self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
+    /// Accept DPoP proofs signed with these algorithms only (default: ES256,
+    /// ES384, EdDSA, PS256, RS256). `none` and MACs are never accepted.
+    pub fn dpop_algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.proof_policy = self.proof_policy.algorithms(algs);
+        self
+    }
+
+    /// Accept access tokens signed with these algorithms only (default: all supported).
+    pub fn token_algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.token_algorithms = algs.into_iter().collect();
+        self
+    }
+
+    /// Refuse proofs older than `age` (default 60 s). Also how long each
+    /// `jti` is remembered.
+    pub fn proof_max_age(mut self, age: Duration) -> Self {
+        self.proof_policy = self.proof_policy.max_age(age.as_secs());
+        self
+    }
+
+    /// Accept proofs whose `iat` is up to `skew` ahead of this server's clock
+    /// (default 15 s).
+    pub fn proof_max_future_skew(mut self, skew: Duration) -> Self {
+        self.proof_policy = self.proof_policy.max_future_skew(skew.as_secs());
+        self
+    }
+
+    /// Refuse `DPoP` headers larger than `bytes` (default 8 KiB).
+    pub fn max_proof_bytes(mut self, bytes: usize) -> Self {
+        self.proof_policy = self.proof_policy.max_proof_bytes(bytes);
+        self
+    }
+
+    /// Refuse access tokens larger than `bytes` (default 16 KiB).
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = Some(bytes);
+        self
+    }
+
+    /// Leeway for token `exp` / `nbf` (default 10 s).
+    pub fn token_leeway(mut self, leeway: Duration) -> Self {
+        self.token_leeway = Some(leeway.as_secs());
+        self
+    }
+
+    /// How strictly the JWT `typ` is checked (default: `at+jwt` required).
+    pub fn token_typ(mut self, typ: TypPolicy) -> Self {
+        self.typ = typ;
+        self
+    }
+
+    /// Also accept unbound bearer tokens with the `Bearer` scheme. Tokens
+    /// bound with `cnf` are still refused as `Bearer` (downgrade).
+    pub fn allow_bearer(mut self) -> Self {
+        self.accept_bearer = true;
+        self
+    }
+
+    /// The public URL clients address this service by, including any path
+    /// prefix a proxy strips (e.g. `https://api.example.com/v1`). The `htu`
+    /// of each proof must be this base followed by the request path.
+    /// Without it, the URI is `https://` + `Host` + path.
+    pub fn public_base_url(mut self, url: impl Into<String>) -> Self {
+        self.public_base_url = Some(url.into());
+        self
+    }
+
+    /// When no public base URL is set, build the request URI with `http://`
+    /// instead of `https://` (plain-HTTP development servers only).
+    pub fn assume_plain_http(mut self) -> Self {
+        self.https = false;
+        self
+    }
+
+    /// Where used proofs are remembered (default: a [`MemoryReplayStore`]
+    /// of [`DEFAULT_REPLAY_CAPACITY`](crate::replay::DEFAULT_REPLAY_CAPACITY)).
+    pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
+        self.replay = Some(Arc::new(store));
+        self
+    }
+
+    /// How many verified tokens to cache (default 10,000).
+    pub fn token_cache_capacity(mut self, capacity: u64) -> Self {
+        self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// The clock for every time check (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Hand the inner service the `Authorization` and `DPoP` headers too.
+    /// By default they are removed, so handlers cannot pass the token on.
+    pub fn keep_credential_headers(mut self) -> Self {
+        self.strip_credentials = false;
+        self
+    }
+
+    /// A `realm` for the challenges.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Checks the configuration and builds it.
+    pub fn build(self) -> Result<SenderBound, BuildError> {
+        if self.issuers.is_empty() {
+            return Err(BuildError::NoIssuer);
+        }
+        if self.audiences.is_empty() {
+            return Err(BuildError::NoAudience);
+        }
+        if let Some(e) = self.key_errors.first() {
+            return Err(BuildError::Jwk(*e));
+        }
+        if self.proof_policy.accepted_algorithms().is_empty() || self.token_algorithms.is_empty() {
+            return Err(BuildError::NoAlgorithms);
+        }
+        if let Some(realm) = &self.realm {
+            if !realm.chars().all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\') {
+                return Err(BuildError::InvalidRealm);
+            }
+        }
+        let mut rules = TokenRules::new(self.issuers, self.audiences)
+            .algorithms(self.token_algorithms.iter())
+            .typ_policy(self.typ);
+        if let Some(leeway) = self.token_leeway {
+            rules = rules.leeway(leeway);
+        }
+        if let Some(bytes) = self.max_token_bytes {
+            rules = rules.max_token_bytes(bytes);
+        }
+
+        let verifier: Arc<dyn TokenVerifier> = match self.verifier {
+            Some(v) => v,
+            None => {
+                let mut keys = self.keys;
+                for doc in &self.jwks_json {
+                    let set = JwkSet::from_json(doc).map_err(BuildError::Jwks)?;
+                    for key in set.keys() {
+                        keys.push(key.clone());
+                    }
+                }
+                if self.jwks_json.is_empty() && keys.is_empty() {
+                    return Err(BuildError::NoTokenVerifier);
+                }
+                if keys.is_empty() {
+                    return Err(BuildError::NoUsableKey);
+                }
+                Arc::new(JwtVerifier::new(rules.clone(), keys))
+            }
+        };
+
+        let origin = match &self.public_base_url {
+            Some(url) => PublicOrigin::base(url).map_err(|_| BuildError::InvalidPublicBaseUrl)?,
+            None => PublicOrigin::FromRequest { https: self.https },
+        };
+        let challenges = Arc::new(ChallengeConfig {
+            algs: self.proof_policy.accepted_algorithms().to_space_separated(),
+            accept_bearer: self.accept_bearer,
+            realm: self.realm,
+        });
+        let replay = self
+            .replay
+            .unwrap_or_else(|| Arc::new(MemoryReplayStore::default()));
+        Ok(SenderBound {
+            shared: Arc::new(Shared {
+                proof_policy: self.proof_policy,
+                token_rules: rules,
+                verifier,
+                token_cache: TokenCache::new(self.token_cache_capacity),
+                replay,
+                clock: self.clock,
+                accept_bearer: self.accept_bearer,
+                origin,
+                strip_credentials: self.strip_credentials,
+                challenges,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWK: &str = r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    #[test]
+    fn configuration_errors() {
+        let b = || SenderBound::builder().issuer("https://as").audience("https://rs");
+        assert_eq!(SenderBound::builder().audience("a").token_key_json(JWK).build().unwrap_err(), BuildError::NoIssuer);
+        assert_eq!(SenderBound::builder().issuer("a").token_key_json(JWK).build().unwrap_err(), BuildError::NoAudience);
+        assert_eq!(b().build().unwrap_err(), BuildError::NoTokenVerifier);
+        assert_eq!(b().jwks_json(r#"{"keys":[]}"#).build().unwrap_err(), BuildError::NoUsableKey);
+        assert_eq!(b().jwks_json("nope").build().unwrap_err(), BuildError::Jwks(JwkSetError::Malformed));
+        assert!(matches!(b().token_key_json(r#"{"kty":"oct","k":"AA"}"#).build().unwrap_err(), BuildError::Jwk(_)));
+        assert_eq!(b().token_key_json(JWK).dpop_algorithms([]).build().unwrap_err(), BuildError::NoAlgorithms);
+        assert_eq!(
+            b().token_key_json(JWK).public_base_url("https://api.example.com/v1?x").build().unwrap_err(),
+            BuildError::InvalidPublicBaseUrl
+        );
+        assert_eq!(b().token_key_json(JWK).realm("a\"b").build().unwrap_err(), BuildError::InvalidRealm);
+        assert!(b().token_key_json(JWK).public_base_url("https://api.example.com/v1/").build().is_ok());
+    }
+}

@@ -1,0 +1,183 @@
+//! [`RequireScope`]: a route layer that admits only senders whose token
+//! carries the scopes the route needs (403 `insufficient_scope` otherwise).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::Request;
+use pin_project_lite::pin_project;
+use senderbound_core::Error;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::audit::{self, AuditRecord};
+use crate::challenge::Rejection;
+use crate::sender::{MissingSender, Sender};
+use crate::service::AuthContext;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    All,
+    Any,
+}
+
+/// Requires scopes of the verified [`Sender`]. Put it on routes *inside*
+/// [`SenderBoundLayer`](crate::SenderBoundLayer), typically with axum's
+/// `route_layer`.
+///
+/// ```
+/// use axum::{Router, routing::{get, post}};
+/// use senderbound::RequireScope;
+///
+/// let app: Router = Router::new()
+///     .route("/read", get(|| async { "ok" }).route_layer(RequireScope::all(["read"])))
+///     .route("/write", post(|| async { "ok" }).route_layer(RequireScope::any(["write", "admin"])));
+/// ```
+///
+/// A request without a `Sender` (the route is not behind the Layer) is a
+/// server misconfiguration: it is refused with 500, never let through.
+#[derive(Debug, Clone)]
+pub struct RequireScope {
+    scopes: Arc<[String]>,
+    mode: Mode,
+}
+
+impl RequireScope {
+    /// The token must carry every one of `scopes`.
+    pub fn all<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
+        RequireScope { scopes: scopes.into_iter().map(Into::into).collect(), mode: Mode::All }
+    }
+
+    /// The token must carry at least one of `scopes`.
+    pub fn any<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
+        RequireScope { scopes: scopes.into_iter().map(Into::into).collect(), mode: Mode::Any }
+    }
+
+    fn admits(&self, sender: &Sender) -> bool {
+        match self.mode {
+            Mode::All => self.scopes.iter().all(|s| sender.has_scope(s)),
+            Mode::Any => self.scopes.iter().any(|s| sender.has_scope(s)),
+        }
+    }
+
+    /// The `scope` challenge parameter: the required scopes, if each is a
+    /// valid scope token (RFC 6749 §3.3) and so safe to quote.
+    fn challenge_scope(&self) -> Option<String> {
+        let valid = |s: &String| {
+            !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        };
+        self.scopes.iter().all(valid).then(|| self.scopes.join(" "))
+    }
+
+    fn refuse(&self, parts: &http::request::Parts) -> Response {
+        let (Some(sender), Some(ctx)) =
+            (parts.extensions.get::<Sender>(), parts.extensions.get::<AuthContext>())
+        else {
+            return MissingSender.into_response();
+        };
+        let record = AuditRecord {
+            class: ctx.class,
+            jkt: ctx.jkt.clone(),
+            token: Some(ctx.token.clone()),
+        };
+        audit::emit(
+            "authorize",
+            parts.method.as_str(),
+            parts.uri.path(),
+            &record,
+            Some(Error::InsufficientScope),
+        );
+        let mut rejection =
+            Rejection::new(Error::InsufficientScope, Some(sender.scheme()), ctx.challenges.clone());
+        if let Some(scope) = self.challenge_scope() {
+            rejection = rejection.with_scope(scope);
+        }
+        rejection.into_response()
+    }
+}
+
+impl<S> Layer<S> for RequireScope {
+    type Service = RequireScopeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopeService { inner, require: self.clone() }
+    }
+}
+
+/// The service made by [`RequireScope`].
+#[derive(Debug, Clone)]
+pub struct RequireScopeService<S> {
+    inner: S,
+    require: RequireScope,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopeService<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = RequireScopeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let admitted = req.extensions().get::<Sender>().is_some_and(|s| self.require.admits(s));
+        if admitted {
+            RequireScopeFuture { state: ScopeState::Calling { future: self.inner.call(req) } }
+        } else {
+            let (parts, _) = req.into_parts();
+            RequireScopeFuture {
+                state: ScopeState::Refused { response: Some(self.require.refuse(&parts)) },
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`RequireScopeService`].
+    pub struct RequireScopeFuture<F> {
+        #[pin]
+        state: ScopeState<F>,
+    }
+}
+
+pin_project! {
+    #[project = ScopeStateProj]
+    enum ScopeState<F> {
+        Calling { #[pin] future: F },
+        Refused { response: Option<Response> },
+    }
+}
+
+impl<F, ResBody, E> Future for RequireScopeFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            ScopeStateProj::Calling { future } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(response.map(Body::new)))
+            }
+            ScopeStateProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| http::StatusCode::INTERNAL_SERVER_ERROR.into_response()))),
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The request pipeline and the [`SenderBoundService`] that runs it.
+//!
+//! ```text
+//! credentials ─▶ proof checks + signature ─▶ token (cache or verifier) ─▶ time
+//!             ─▶ binding (cnf.jkt) ─▶ replay (jti once) ─▶ Sender ─▶ inner service
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::Request;
+use http::request::Parts;
+use pin_project_lite::pin_project;
+use senderbound_core::authorization::Scheme;
+use senderbound_core::proof::{ProofPolicy, RequestFacts};
+use senderbound_core::token::{AccessToken, Binding, TokenRules};
+use senderbound_core::{Clock, Error, token_hash};
+use tower_service::Service;
+
+use crate::audit::{self, AuditRecord};
+use crate::challenge::{ChallengeConfig, Rejection};
+use crate::credentials::{self, DPOP};
+use crate::replay::{ReplayKey, ReplayStore};
+use crate::sender::{BindingKind, Sender};
+use crate::target_uri::PublicOrigin;
+use crate::tokens::TokenVerifier;
+use crate::tokens::cache::TokenCache;
+
+/// What [`RequireScope`](crate::RequireScope) needs from the Layer's decision.
+#[derive(Clone)]
+pub(crate) struct AuthContext {
+    pub(crate) challenges: Arc<ChallengeConfig>,
+    pub(crate) class: &'static str,
+    pub(crate) jkt: Option<String>,
+    pub(crate) token: Arc<AccessToken>,
+}
+
+/// Everything one Layer shares between its services.
+pub(crate) struct Shared {
+    pub(crate) proof_policy: ProofPolicy,
+    pub(crate) token_rules: TokenRules,
+    pub(crate) verifier: Arc<dyn TokenVerifier>,
+    pub(crate) token_cache: TokenCache,
+    pub(crate) replay: Arc<dyn ReplayStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) accept_bearer: bool,
+    pub(crate) origin: PublicOrigin,
+    pub(crate) strip_credentials: bool,
+    pub(crate) challenges: Arc<ChallengeConfig>,
+}
+
+type Denial = (Error, Option<Scheme>);
+
+impl Shared {
+    /// Decides on one request: `Ok` with the parts to hand on (Sender added,
+    /// credentials stripped), or the refusal response. Emits the audit event.
+    pub(crate) async fn decide(&self, mut parts: Parts) -> Result<Parts, Response> {
+        let mut record = AuditRecord::default();
+        let result = self.authenticate(&parts, &mut record).await;
+        let path = parts.uri.path();
+        match result {
+            Ok(sender) => {
+                audit::emit("authenticate", parts.method.as_str(), path, &record, None);
+                if self.strip_credentials {
+                    parts.headers.remove(http::header::AUTHORIZATION);
+                    parts.headers.remove(DPOP);
+                }
+                if let Some(token) = record.token {
+                    parts.extensions.insert(AuthContext {
+                        challenges: self.challenges.clone(),
+                        class: record.class,
+                        jkt: record.jkt,
+                        token,
+                    });
+                }
+                parts.extensions.insert(sender);
+                Ok(parts)
+            }
+            Err((error, scheme)) => {
+                audit::emit("authenticate", parts.method.as_str(), path, &record, Some(error));
+                Err(Rejection::new(error, scheme, self.challenges.clone()).into_response())
+            }
+        }
+    }
+
+    async fn authenticate(&self, parts: &Parts, record: &mut AuditRecord) -> Result<Sender, Denial> {
+        let presented = credentials::extract(
+            &parts.headers,
+            parts.uri.query(),
+            self.token_rules.token_max_bytes(),
+            self.proof_policy.proof_max_bytes(),
+        )
+        .map_err(|e| (e, None))?;
+        let scheme = presented.credentials.scheme;
+        let token = presented.credentials.token;
+        let fail = |e: Error| (e, Some(scheme));
+        let now = self.clock.now();
+        let hash = token_hash(token);
+
+        match scheme {
+            Scheme::DPoP => {
+                record.class = "dpop";
+                let proof = presented.proof.ok_or(fail(Error::ProofMissing))?;
+                let htu = self.origin.htu(parts).map_err(fail)?;
+                let facts = RequestFacts {
+                    method: parts.method.as_str(),
+                    htu: &htu,
+                    access_token_hash: Some(&hash),
+                    now,
+                };
+                let proof = self.proof_policy.verify(proof, &facts).map_err(fail)?;
+                record.jkt = Some(proof.jkt().to_owned());
+                let token = self.token(token, &hash, now, record).await.map_err(fail)?;
+                token.binding.check_dpop(proof.jkt()).map_err(fail)?;
+                // Remember the jti for as long as its iat would be accepted,
+                // plus one second for the rounding of whole seconds.
+                let ttl = Duration::from_secs(proof.accept_until().saturating_sub(now) + 1);
+                self.replay
+                    .check_and_insert(ReplayKey::new(proof.jkt(), proof.jti()), ttl)
+                    .await
+                    .map_err(|e| fail(e.into()))?;
+                Ok(Sender::new(&token, BindingKind::Dpop, record.jkt.clone(), Scheme::DPoP))
+            }
+            Scheme::Bearer => {
+                record.class = "bearer";
+                let token = self.token(token, &hash, now, record).await.map_err(fail)?;
+                match &token.binding {
+                    Binding::Dpop { .. } => Err(fail(Error::TokenDowngrade)),
+                    // Certificate-bound tokens need the client certificate,
+                    // which this Layer does not see yet: refuse.
+                    Binding::Mtls { .. } => Err(fail(Error::TokenBindingMismatch)),
+                    Binding::Unbound if self.accept_bearer => {
+                        Ok(Sender::new(&token, BindingKind::Bearer, None, Scheme::Bearer))
+                    }
+                    Binding::Unbound => Err(fail(Error::BearerNotAccepted)),
+                }
+            }
+        }
+    }
+
+    /// The verified token: from the cache, or from the verifier (then cached).
+    /// Time is checked on every request, cached or not.
+    async fn token(
+        &self,
+        token: &str,
+        hash: &[u8; 32],
+        now: u64,
+        record: &mut AuditRecord,
+    ) -> Result<Arc<AccessToken>, Error> {
+        let leeway = self.token_rules.time_leeway();
+        let verified = match self.token_cache.get(hash) {
+            Some(cached) => cached,
+            None => {
+                let fresh = self.verifier.verify(token).await?;
+                // Whatever the verifier, issuer and audience are this
+                // resource's decision.
+                self.token_rules.check_claims(&fresh)?;
+                let fresh = Arc::new(fresh);
+                if fresh.check_time(now, leeway).is_ok() {
+                    self.token_cache.insert(*hash, fresh.clone(), now);
+                }
+                fresh
+            }
+        };
+        record.token = Some(verified.clone());
+        verified.check_time(now, leeway)?;
+        Ok(verified)
+    }
+}
+
+/// The middleware [`Service`] made by [`SenderBoundLayer`](crate::SenderBoundLayer).
+///
+/// Requests that pass every check reach the inner service with a
+/// [`Sender`] in their extensions; all others are answered here.
+pub struct SenderBoundService<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S: Clone> Clone for SenderBoundService<S> {
+    fn clone(&self) -> Self {
+        SenderBoundService { inner: self.inner.clone(), shared: self.shared.clone() }
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for SenderBoundService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderBoundService").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Decision = Pin<Box<dyn Future<Output = Result<Parts, Response>> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SenderBoundService<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // Use the service that was polled ready, leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = req.into_parts();
+        let shared = self.shared.clone();
+        ResponseFuture {
+            state: State::Deciding {
+                decision: Box::pin(async move { shared.decide(parts).await }),
+                body: Some(body),
+                inner: Some(inner),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`SenderBoundService`].
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Deciding {
+            decision: Decision,
+            body: Option<ReqBody>,
+            inner: Option<S>,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+        },
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Deciding { decision, body, inner } => {
+                    let parts = match ready!(decision.as_mut().poll(cx)) {
+                        Ok(parts) => parts,
+                        Err(refusal) => return Poll::Ready(Ok(refusal)),
+                    };
+                    let (Some(body), Some(mut inner)) = (body.take(), inner.take()) else {
+                        // Only reachable if polled again after completion.
+                        return Poll::Ready(Ok(http::StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+                    };
+                    let future = inner.call(Request::from_parts(parts, body));
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Calling { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(Body::new)));
+                }
+            }
+        }
+    }
+}
