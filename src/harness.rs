@@ -1,0 +1,206 @@
+//! An in-process test harness: a protected axum app, a demo issuer, a client
+//! key and a pinned clock.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http::{HeaderMap, Request};
+use http_body_util::BodyExt;
+use senderbound::{FixedClock, RequireScope, Sender, SenderBound, SenderBoundBuilder};
+use senderbound_client::DpopKey;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::DemoIssuer;
+
+/// The issuer identifier the harness trusts.
+pub const ISSUER: &str = "https://as.example.test";
+/// The resource identifier (audience) of the harness app.
+pub const AUDIENCE: &str = "https://api.example.test";
+/// The host clients address.
+pub const HOST: &str = "api.example.test";
+/// The pinned time the harness starts at.
+pub const NOW: u64 = 1_700_000_000;
+
+/// The protected routes: `GET /api/read` (scope `read`), `POST /api/write`
+/// (scope `write`), `GET /whoami` (the `Sender` as JSON) and `GET /headers`
+/// (which credential headers reached the handler).
+pub fn routes() -> Router {
+    Router::new()
+        .route("/api/read", get(whoami).route_layer(RequireScope::all(["read"])))
+        .route("/api/write", post(whoami).route_layer(RequireScope::all(["write"])))
+        .route("/whoami", get(whoami))
+        .route("/headers", get(seen_headers))
+}
+
+async fn whoami(sender: Sender) -> Json<Sender> {
+    Json(sender)
+}
+
+async fn seen_headers(headers: HeaderMap) -> Json<Value> {
+    Json(serde_json::json!({
+        "authorization": headers.contains_key("authorization"),
+        "dpop": headers.contains_key("dpop"),
+    }))
+}
+
+/// A protected app with everything needed to call it.
+pub struct Harness {
+    /// The demo token issuer the app trusts.
+    pub issuer: DemoIssuer,
+    /// The client's DPoP key.
+    pub client: DpopKey,
+    /// The app's clock, pinned at [`NOW`].
+    pub clock: Arc<FixedClock>,
+    /// The protected app.
+    pub app: Router,
+}
+
+/// A response, reduced to what tests look at.
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Every `WWW-Authenticate` field value.
+    pub challenges: Vec<String>,
+    /// The body as text.
+    pub body: String,
+}
+
+impl Reply {
+    /// The `error=` code of the first challenge that has one.
+    pub fn error(&self) -> Option<String> {
+        self.param("error")
+    }
+
+    /// The value of challenge parameter `name` (first challenge that has it).
+    pub fn param(&self, name: &str) -> Option<String> {
+        let needle = format!("{name}=\"");
+        self.challenges.iter().find_map(|c| {
+            let start = c.find(&needle).filter(|i| *i == 0 || matches!(c.as_bytes()[i - 1], b' ' | b','))?
+                + needle.len();
+            c[start..].split('"').next().map(str::to_owned)
+        })
+    }
+
+    /// Asserts the exact refusal: status, `error=` code, and the precise
+    /// check (by its `error_description`).
+    #[track_caller]
+    pub fn assert_refused(&self, status: u16, code: &str, which: senderbound::Error) {
+        assert_eq!(self.status, status, "status; reply: {self:?}");
+        assert_eq!(self.error().as_deref(), Some(code), "error code; reply: {self:?}");
+        assert_eq!(
+            self.param("error_description").as_deref(),
+            Some(which.description()),
+            "which check; reply: {self:?}"
+        );
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Harness {
+    /// The default configuration: DPoP only, memory replay store.
+    pub fn new() -> Self {
+        Self::with(|b| b)
+    }
+
+    /// The default configuration changed by `configure`.
+    pub fn with(configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder) -> Self {
+        let issuer = DemoIssuer::new(ISSUER);
+        let clock = Arc::new(FixedClock::new(NOW));
+        let builder = SenderBound::builder()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .jwks_json(issuer.jwks_json())
+            .clock(clock.clone());
+        let auth = configure(builder).build().unwrap_or_else(|e| panic!("harness config: {e}"));
+        Harness {
+            issuer,
+            client: DpopKey::generate(),
+            clock,
+            app: routes().layer(auth.layer()),
+        }
+    }
+
+    /// Current harness time.
+    pub fn now(&self) -> u64 {
+        senderbound::Clock::now(&*self.clock)
+    }
+
+    /// Default token claims: bound to the client's key, scope `read`.
+    pub fn claims(&self) -> Value {
+        self.issuer.claims(AUDIENCE, Some(self.client.jkt()), "read", self.now())
+    }
+
+    /// A valid token bound to the client's key, scope `read`.
+    pub fn token(&self) -> String {
+        self.issuer.sign(&self.claims())
+    }
+
+    /// A valid proof by the client for `method` `https://HOST{path}` with `token`.
+    pub fn proof(&self, method: &str, path: &str, token: &str) -> String {
+        self.client
+            .proof(method, &format!("https://{HOST}{path}"))
+            .access_token(token)
+            .issued_at(self.now())
+            .sign()
+    }
+
+    /// Sends a request with the given `Authorization` and `DPoP` values.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        dpop: Option<&str>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path).header("host", HOST);
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        if let Some(p) = dpop {
+            req = req.header("dpop", p);
+        }
+        self.call(req.body(Body::empty()).unwrap_or_default()).await
+    }
+
+    /// A DPoP request to `GET path` with a fresh valid proof for `token`.
+    pub async fn get_with(&self, path: &str, token: &str) -> Reply {
+        let proof = self.proof("GET", path, token);
+        self.send("GET", path, Some(&format!("DPoP {token}")), Some(&proof)).await
+    }
+
+    /// Sends any request through the protected app.
+    pub async fn call(&self, req: Request<Body>) -> Reply {
+        let response = match self.app.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let status = response.status().as_u16();
+        let challenges = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap_or("<non-ascii>").to_owned())
+            .collect();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        Reply { status, challenges, body }
+    }
+}

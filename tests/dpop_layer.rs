@@ -1,0 +1,863 @@
+//! The DPoP Layer end to end (in process, through the real axum router):
+//! every check of RFC 9449 §4.3 and of the access token, each proven to
+//! reject with its exact status, error code and check.
+
+use base64::Engine as _;
+use senderbound::core::Algorithm;
+use senderbound::{Error, TypPolicy};
+use senderbound_client::DpopKey;
+use senderbound_suite::DemoIssuer;
+use senderbound_suite::harness::{AUDIENCE, HOST, Harness, ISSUER, Reply};
+use serde_json::{Value, json};
+
+const PATH: &str = "/api/read";
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The header and claims of a valid proof for `GET PATH` with `token`.
+fn proof_parts(h: &Harness, token: &str) -> (Value, Value) {
+    let builder = h
+        .client
+        .proof("GET", &format!("https://{HOST}{PATH}"))
+        .access_token(token)
+        .issued_at(h.now());
+    (builder.header(), builder.claims())
+}
+
+async fn send_proof(h: &Harness, token: &str, proof: &str) -> Reply {
+    h.send("GET", PATH, Some(&format!("DPoP {token}")), Some(proof)).await
+}
+
+async fn send_signed(h: &Harness, token: &str, header: &Value, claims: &Value) -> Reply {
+    send_proof(h, token, &h.client.sign_compact(header, claims)).await
+}
+
+// ---------------------------------------------------------------- accepted
+
+#[tokio::test]
+async fn valid_request_reaches_the_handler_with_the_sender() {
+    let h = Harness::new();
+    let token = h.token();
+    let r = h.get_with(PATH, &token).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let sender = r.json();
+    assert_eq!(sender["binding"], "dpop");
+    assert_eq!(sender["jkt"], h.client.jkt());
+    assert_eq!(sender["iss"], ISSUER);
+    assert_eq!(sender["sub"], "user-42");
+    assert_eq!(sender["client_id"], "demo-client");
+    assert_eq!(sender["aud"], json!([AUDIENCE]));
+    assert_eq!(sender["scopes"], json!(["read"]));
+    // Nothing secret in the Sender.
+    assert!(!r.body.contains(&token));
+}
+
+#[tokio::test]
+async fn extra_unknown_claims_are_accepted() {
+    let h = Harness::new();
+    let mut claims = h.claims();
+    claims["x-tenant"] = json!({"nested": [1, 2, 3]});
+    let token = h.issuer.sign(&claims);
+    let (mut header, mut proof_claims) = proof_parts(&h, &token);
+    proof_claims["x-request"] = json!("anything");
+    header["kid"] = json!("ignored");
+    let r = send_signed(&h, &token, &header, &proof_claims).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+async fn dpop_scheme_name_is_case_insensitive() {
+    let h = Harness::new();
+    let token = h.token();
+    for scheme in ["dpop", "DPOP", "DpOp"] {
+        let proof = h.proof("GET", PATH, &token);
+        let r = h.send("GET", PATH, Some(&format!("{scheme} {token}")), Some(&proof)).await;
+        assert_eq!(r.status, 200, "{scheme}: {r:?}");
+    }
+}
+
+// ------------------------------------------------------------ no credentials
+
+#[tokio::test]
+async fn no_credentials_gets_a_challenge_without_error_code() {
+    let h = Harness::new();
+    let r = h.send("GET", PATH, None, None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.challenges.len(), 1);
+    assert!(r.challenges[0].starts_with("DPoP "), "{r:?}");
+    assert_eq!(r.error(), None);
+    assert_eq!(r.param("algs").as_deref(), Some("ES256 ES384 EdDSA RS256 PS256"));
+    assert!(r.body.is_empty());
+}
+
+#[tokio::test]
+async fn both_challenges_when_bearer_is_accepted_too() {
+    let h = Harness::with(|b| b.allow_bearer());
+    let r = h.send("GET", PATH, None, None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.challenges.len(), 2, "{r:?}");
+    assert!(r.challenges[0].starts_with("DPoP algs="));
+    assert_eq!(r.challenges[1], "Bearer");
+    assert_eq!(r.error(), None);
+}
+
+#[tokio::test]
+async fn other_authorization_scheme_is_treated_as_no_credentials() {
+    let h = Harness::new();
+    let r = h.send("GET", PATH, Some("Basic dXNlcjpwYXNz"), None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error(), None);
+    assert!(r.challenges[0].starts_with("DPoP "));
+}
+
+// --------------------------------------------------------- malformed request
+
+#[tokio::test]
+async fn two_dpop_headers_are_invalid_request() {
+    let h = Harness::new();
+    let token = h.token();
+    let p1 = h.proof("GET", PATH, &token);
+    let p2 = h.proof("GET", PATH, &token);
+    let req = http::Request::get(PATH)
+        .header("host", HOST)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", p1)
+        .header("dpop", p2)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    h.call(req).await.assert_refused(400, "invalid_request", Error::MultipleDpopHeaders);
+}
+
+#[tokio::test]
+async fn two_authorization_headers_are_invalid_request() {
+    let h = Harness::new();
+    let token = h.token();
+    let req = http::Request::get(PATH)
+        .header("host", HOST)
+        .header("authorization", format!("DPoP {token}"))
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", h.proof("GET", PATH, &token))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    h.call(req).await.assert_refused(400, "invalid_request", Error::MultipleAuthorizationHeaders);
+}
+
+#[tokio::test]
+async fn token_in_query_is_invalid_request() {
+    let h = Harness::new();
+    let token = h.token();
+    let path = format!("{PATH}?access_token={token}");
+    let proof = h.proof("GET", PATH, &token);
+    h.send("GET", &path, Some(&format!("DPoP {token}")), Some(&proof))
+        .await
+        .assert_refused(400, "invalid_request", Error::TokenInQuery);
+}
+
+#[tokio::test]
+async fn malformed_authorization_is_invalid_request() {
+    let h = Harness::new();
+    for value in ["DPoP", "DPoP a b", "DPoP {json}"] {
+        h.send("GET", PATH, Some(value), None)
+            .await
+            .assert_refused(400, "invalid_request", Error::MalformedAuthorization);
+    }
+}
+
+#[tokio::test]
+async fn proof_without_authorization_is_invalid_request() {
+    let h = Harness::new();
+    let proof = h.proof("GET", PATH, "whatever");
+    h.send("GET", PATH, None, Some(&proof))
+        .await
+        .assert_refused(400, "invalid_request", Error::ProofWithoutToken);
+}
+
+// ------------------------------------------------------------- proof: shape
+
+#[tokio::test]
+async fn dpop_scheme_without_proof_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    h.send("GET", PATH, Some(&format!("DPoP {token}")), None)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofMissing);
+}
+
+#[tokio::test]
+async fn proof_that_is_not_one_jws_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    let good = h.proof("GET", PATH, &token);
+    for bad in [
+        "not-a-jws".to_owned(),
+        "a.b".to_owned(),
+        format!("{good}.{good}"),
+        format!("{good}, {good}"),
+        good.replacen('.', "..", 1),
+        format!("{}=", good),
+    ] {
+        send_proof(&h, &token, &bad)
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofMalformed);
+    }
+}
+
+#[tokio::test]
+async fn oversized_proof_is_rejected_before_parsing() {
+    let h = Harness::new();
+    let token = h.token();
+    let huge = "A".repeat(64 * 1024);
+    send_proof(&h, &token, &huge)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofTooLarge);
+}
+
+#[tokio::test]
+async fn every_missing_claim_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    for claim in ["jti", "htm", "htu", "iat"] {
+        let (header, mut claims) = proof_parts(&h, &token);
+        claims.as_object_mut().unwrap().remove(claim);
+        send_signed(&h, &token, &header, &claims)
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofMissingClaim);
+    }
+    // Present but of the wrong type, or empty.
+    for (claim, value) in [("iat", json!("1700000000")), ("jti", json!(7)), ("jti", json!("")), ("htm", json!(null))] {
+        let (header, mut claims) = proof_parts(&h, &token);
+        claims[claim] = value;
+        send_signed(&h, &token, &header, &claims)
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofMissingClaim);
+    }
+}
+
+#[tokio::test]
+async fn wrong_typ_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    for typ in [json!("JWT"), json!("jwt+dpop"), json!("at+jwt"), json!(null)] {
+        let (mut header, claims) = proof_parts(&h, &token);
+        if typ.is_null() {
+            header.as_object_mut().unwrap().remove("typ");
+        } else {
+            header["typ"] = typ;
+        }
+        send_signed(&h, &token, &header, &claims)
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofType);
+    }
+}
+
+#[tokio::test]
+async fn critical_header_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    let (mut header, claims) = proof_parts(&h, &token);
+    header["crit"] = json!(["exp"]);
+    send_signed(&h, &token, &header, &claims)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofCriticalHeader);
+}
+
+// ---------------------------------------------------------- proof: algorithm
+
+#[tokio::test]
+async fn alg_none_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    let (mut header, claims) = proof_parts(&h, &token);
+    header["alg"] = json!("none");
+    let body = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    // The classic unsecured JWS has an empty signature: not a compact JWS we accept.
+    send_proof(&h, &token, &format!("{body}."))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofMalformed);
+    // With some signature bytes, `none` is still refused by name.
+    send_signed(&h, &token, &header, &claims)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofAlgorithm);
+}
+
+#[tokio::test]
+async fn hs256_is_rejected_even_if_allowed_by_configuration() {
+    // There is no way to put a MAC on the allow-list: HS256 is not an Algorithm.
+    assert!("HS256".parse::<Algorithm>().is_err());
+    let h = Harness::new();
+    let token = h.token();
+    let (mut header, claims) = proof_parts(&h, &token);
+    header["alg"] = json!("HS256");
+    send_signed(&h, &token, &header, &claims)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofAlgorithm);
+}
+
+#[tokio::test]
+async fn alg_not_on_the_allow_list_is_rejected() {
+    let h = Harness::with(|b| b.dpop_algorithms([Algorithm::EdDSA]));
+    let token = h.token();
+    let r = h.get_with(PATH, &token).await;
+    r.assert_refused(401, "invalid_dpop_proof", Error::ProofAlgorithm);
+    assert_eq!(r.param("algs").as_deref(), Some("EdDSA"));
+}
+
+#[tokio::test]
+async fn alg_and_jwk_type_disagreeing_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    for alg in ["RS256", "PS256", "EdDSA", "ES384"] {
+        let (mut header, claims) = proof_parts(&h, &token);
+        header["alg"] = json!(alg);
+        send_signed(&h, &token, &header, &claims)
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofKeyAlgorithmMismatch);
+    }
+}
+
+// ---------------------------------------------------------------- proof: jwk
+
+#[tokio::test]
+async fn jwk_missing_or_not_an_object_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    for jwk in [Value::Null, json!("a string"), json!([1, 2]), json!({"kty": "EC"})] {
+        let (mut header, claims) = proof_parts(&h, &token);
+        if jwk.is_null() {
+            header.as_object_mut().unwrap().remove("jwk");
+        } else {
+            header["jwk"] = jwk;
+        }
+        send_signed(&h, &token, &header, &claims)
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofKeyInvalid);
+    }
+}
+
+#[tokio::test]
+async fn jwk_with_private_or_symmetric_material_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    let (header, claims) = proof_parts(&h, &token);
+    let mut with_d = header.clone();
+    with_d["jwk"]["d"] = json!(b64(&[7u8; 32]));
+    send_signed(&h, &token, &with_d, &claims)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofKeyPrivate);
+    let mut symmetric = header.clone();
+    symmetric["jwk"] = json!({"kty": "oct", "k": b64(b"shared secret")});
+    send_signed(&h, &token, &symmetric, &claims)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofKeyPrivate);
+}
+
+// ---------------------------------------------------------- proof: signature
+
+#[tokio::test]
+async fn bad_signature_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    let proof = h.proof("GET", PATH, &token);
+    let (body, sig) = proof.rsplit_once('.').unwrap();
+    let mut sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).unwrap();
+    sig[10] ^= 0x01;
+    send_proof(&h, &token, &format!("{body}.{}", b64(&sig)))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofSignature);
+}
+
+#[tokio::test]
+async fn signature_by_another_key_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    let (header, claims) = proof_parts(&h, &token); // header names the client's key
+    let other = DpopKey::generate();
+    send_proof(&h, &token, &other.sign_compact(&header, &claims))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofSignature);
+}
+
+#[tokio::test]
+async fn tampered_claims_break_the_signature() {
+    let h = Harness::new();
+    let token = h.token();
+    let proof = h.proof("GET", PATH, &token);
+    let parts: Vec<&str> = proof.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap(),
+    )
+    .unwrap();
+    claims["jti"] = json!("tampered");
+    let forged = format!("{}.{}.{}", parts[0], b64(claims.to_string().as_bytes()), parts[2]);
+    send_proof(&h, &token, &forged)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofSignature);
+}
+
+// ------------------------------------------------------------ proof: htm/htu
+
+#[tokio::test]
+async fn htm_mismatch_and_lower_case_htm_are_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    for htm in ["POST", "get", "Get"] {
+        let (header, mut claims) = proof_parts(&h, &token);
+        claims["htm"] = json!(htm);
+        send_signed(&h, &token, &header, &claims)
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofMethodMismatch);
+    }
+}
+
+async fn with_htu(h: &Harness, token: &str, htu: &str, request_path: &str) -> Reply {
+    let (header, mut claims) = proof_parts(h, token);
+    claims["htu"] = json!(htu);
+    let proof = h.client.sign_compact(&header, &claims);
+    h.send("GET", request_path, Some(&format!("DPoP {token}")), Some(&proof)).await
+}
+
+#[tokio::test]
+async fn htu_with_another_path_or_host_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    for htu in [
+        format!("https://{HOST}/api/write"),
+        format!("https://{HOST}/api/read/"),
+        "https://evil.example.test/api/read".to_owned(),
+        format!("http://{HOST}/api/read"),
+        format!("https://{HOST}:8443/api/read"),
+        "/api/read".to_owned(),
+    ] {
+        with_htu(&h, &token, &htu, PATH)
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofUriMismatch);
+    }
+}
+
+#[tokio::test]
+async fn htu_path_case_differing_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    with_htu(&h, &token, &format!("https://{HOST}/API/read"), PATH)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofUriMismatch);
+}
+
+#[tokio::test]
+async fn query_and_fragment_are_ignored_on_both_sides() {
+    let h = Harness::new();
+    let token = h.token();
+    let cases = [
+        (format!("https://{HOST}/api/read?page=2#top"), PATH.to_owned()),
+        (format!("https://{HOST}/api/read"), format!("{PATH}?page=2")),
+        (format!("https://{HOST}/api/read?a=1"), format!("{PATH}?b=2")),
+    ];
+    for (htu, path) in cases {
+        let r = with_htu(&h, &token, &htu, &path).await;
+        assert_eq!(r.status, 200, "{htu} vs {path}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn scheme_and_host_case_and_default_port_are_accepted() {
+    let h = Harness::new();
+    let token = h.token();
+    for htu in [
+        "HTTPS://API.EXAMPLE.TEST/api/read",
+        "https://api.example.test:443/api/read",
+        "https://Api.Example.Test:443/api/./read",
+        "https://api.example.test/api/%72ead",
+    ] {
+        let r = with_htu(&h, &token, htu, PATH).await;
+        assert_eq!(r.status, 200, "{htu}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn public_base_url_behind_a_proxy() {
+    let h = Harness::with(|b| b.public_base_url("https://public.example.test/v1/"));
+    let token = h.token();
+    // The client signs the public URI; the server sees only the path.
+    let ok = with_htu(&h, &token, "https://public.example.test/v1/api/read", PATH).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    // The internal URI is not what the client addresses.
+    with_htu(&h, &token, &format!("https://{HOST}/api/read"), PATH)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofUriMismatch);
+}
+
+#[tokio::test]
+async fn request_without_host_is_invalid_request() {
+    let h = Harness::new();
+    let token = h.token();
+    let req = http::Request::get(PATH)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", h.proof("GET", PATH, &token))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    h.call(req).await.assert_refused(400, "invalid_request", Error::MissingHost);
+}
+
+// ------------------------------------------------------------------ proof: iat
+
+#[tokio::test]
+async fn iat_window() {
+    let h = Harness::new();
+    let token = h.token();
+    let at = |offset: i64| {
+        let (header, mut claims) = proof_parts(&h, &token);
+        claims["iat"] = json!(h.now() as i64 + offset);
+        h.client.sign_compact(&header, &claims)
+    };
+    send_proof(&h, &token, &at(-61))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofExpired);
+    send_proof(&h, &token, &at(-300))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofExpired);
+    send_proof(&h, &token, &at(16))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofIssuedInFuture);
+    send_proof(&h, &token, &at(300))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofIssuedInFuture);
+    for ok in [-60, -1, 0, 8, 10, 15] {
+        let r = send_proof(&h, &token, &at(ok)).await;
+        assert_eq!(r.status, 200, "iat offset {ok}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn iat_window_is_configurable() {
+    let h = Harness::with(|b| {
+        b.proof_max_age(std::time::Duration::from_secs(5))
+            .proof_max_future_skew(std::time::Duration::from_secs(2))
+    });
+    let token = h.token();
+    let at = |offset: i64| {
+        let (header, mut claims) = proof_parts(&h, &token);
+        claims["iat"] = json!(h.now() as i64 + offset);
+        h.client.sign_compact(&header, &claims)
+    };
+    send_proof(&h, &token, &at(-6))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofExpired);
+    send_proof(&h, &token, &at(3))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofIssuedInFuture);
+    assert_eq!(send_proof(&h, &token, &at(-5)).await.status, 200);
+}
+
+// ------------------------------------------------------------------ proof: ath
+
+#[tokio::test]
+async fn ath_missing_or_wrong_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    let (header, mut claims) = proof_parts(&h, &token);
+    claims.as_object_mut().unwrap().remove("ath");
+    send_signed(&h, &token, &header, &claims)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofAthMissing);
+    // ath of another token: the proof was made for a different token.
+    let other = h.token();
+    let proof = h.proof("GET", PATH, &other);
+    send_proof(&h, &token, &proof)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofAthMismatch);
+    let (header, mut claims) = proof_parts(&h, &token);
+    claims["ath"] = json!("not base64!");
+    send_signed(&h, &token, &header, &claims)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofAthMismatch);
+}
+
+// ------------------------------------------------------------- token: binding
+
+#[tokio::test]
+async fn token_bound_to_another_key_is_rejected() {
+    // A stolen token used with the thief's own key and a valid proof.
+    let h = Harness::new();
+    let victim_token = h.token();
+    let thief = DpopKey::generate();
+    let proof = thief
+        .proof("GET", &format!("https://{HOST}{PATH}"))
+        .access_token(&victim_token)
+        .issued_at(h.now())
+        .sign();
+    send_proof(&h, &victim_token, &proof)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenBindingMismatch);
+}
+
+#[tokio::test]
+async fn bound_token_sent_as_bearer_is_a_downgrade() {
+    for allow_bearer in [false, true] {
+        let h = if allow_bearer { Harness::with(|b| b.allow_bearer()) } else { Harness::new() };
+        let token = h.token();
+        let r = h.send("GET", PATH, Some(&format!("Bearer {token}")), None).await;
+        r.assert_refused(401, "invalid_token", Error::TokenDowngrade);
+        // Even with a (valid) proof alongside.
+        let proof = h.proof("GET", PATH, &token);
+        h.send("GET", PATH, Some(&format!("Bearer {token}")), Some(&proof))
+            .await
+            .assert_refused(401, "invalid_token", Error::TokenDowngrade);
+    }
+}
+
+#[tokio::test]
+async fn dpop_scheme_with_unbound_token_is_rejected() {
+    let h = Harness::new();
+    let token = h.issuer.sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
+    h.get_with(PATH, &token)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenNotBound);
+}
+
+#[tokio::test]
+async fn unbound_bearer_token_only_when_allowed() {
+    let h = Harness::new();
+    let token = h.issuer.sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
+    h.send("GET", PATH, Some(&format!("Bearer {token}")), None)
+        .await
+        .assert_refused(401, "invalid_token", Error::BearerNotAccepted);
+
+    let h = Harness::with(|b| b.allow_bearer());
+    let token = h.issuer.sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
+    let r = h.send("GET", PATH, Some(&format!("Bearer {token}")), None).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["binding"], "bearer");
+    assert!(r.json().get("jkt").is_none());
+}
+
+#[tokio::test]
+async fn malformed_cnf_is_rejected() {
+    let h = Harness::new();
+    for cnf in [json!({"jkt": "short"}), json!({"jwk": {"kty": "EC"}}), json!({}),
+        json!({"jkt": h.client.jkt(), "x5t#S256": h.client.jkt()})]
+    {
+        let mut claims = h.claims();
+        claims["cnf"] = cnf;
+        let token = h.issuer.sign(&claims);
+        h.get_with(PATH, &token)
+            .await
+            .assert_refused(401, "invalid_token", Error::TokenConfirmationInvalid);
+    }
+}
+
+// ------------------------------------------------------- token: verification
+
+async fn with_claims(h: &Harness, change: impl FnOnce(&mut Value)) -> Reply {
+    let mut claims = h.claims();
+    change(&mut claims);
+    let token = h.issuer.sign(&claims);
+    h.get_with(PATH, &token).await
+}
+
+#[tokio::test]
+async fn expired_token_is_rejected() {
+    let h = Harness::new();
+    let now = h.now();
+    // exp + 10 s leeway already passed.
+    with_claims(&h, |c| c["exp"] = json!(now - 11))
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenExpired);
+    // Within the leeway: still accepted.
+    assert_eq!(with_claims(&h, |c| c["exp"] = json!(now - 5)).await.status, 200);
+}
+
+#[tokio::test]
+async fn cached_token_expires_with_the_clock() {
+    let h = Harness::new();
+    let token = h.token(); // exp = NOW + 300
+    assert_eq!(h.get_with(PATH, &token).await.status, 200);
+    h.clock.advance(311);
+    h.get_with(PATH, &token)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenExpired);
+}
+
+#[tokio::test]
+async fn token_not_yet_valid_is_rejected() {
+    let h = Harness::new();
+    let now = h.now();
+    with_claims(&h, |c| c["nbf"] = json!(now + 60))
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenNotYetValid);
+}
+
+#[tokio::test]
+async fn wrong_issuer_is_rejected() {
+    let h = Harness::new();
+    with_claims(&h, |c| c["iss"] = json!("https://evil.example.test"))
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenIssuer);
+}
+
+#[tokio::test]
+async fn wrong_audience_is_rejected() {
+    let h = Harness::new();
+    with_claims(&h, |c| c["aud"] = json!("https://other-api.example.test"))
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenAudience);
+    with_claims(&h, |c| c["aud"] = json!(["https://a.example.test", "https://b.example.test"]))
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenAudience);
+    // One of several audiences is enough.
+    let ok = with_claims(&h, |c| c["aud"] = json!(["https://a.example.test", AUDIENCE])).await;
+    assert_eq!(ok.status, 200);
+}
+
+#[tokio::test]
+async fn missing_token_claims_are_rejected() {
+    let h = Harness::new();
+    for claim in ["iss", "aud", "exp"] {
+        with_claims(&h, |c| {
+            c.as_object_mut().unwrap().remove(claim);
+        })
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenMissingClaim);
+    }
+}
+
+#[tokio::test]
+async fn tampered_token_is_rejected() {
+    let h = Harness::new();
+    let token = h.token();
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims = h.claims();
+    claims["scope"] = json!("read write admin");
+    let forged = format!("{}.{}.{}", parts[0], b64(claims.to_string().as_bytes()), parts[2]);
+    h.get_with(PATH, &forged)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenSignature);
+}
+
+#[tokio::test]
+async fn token_signed_by_unknown_key_is_rejected() {
+    let h = Harness::new();
+    let rogue = DemoIssuer::new(ISSUER);
+    let claims = h.claims();
+    // Same kid as the trusted key, other key: the signature fails.
+    let same_kid = rogue.sign_with_header(
+        &json!({"typ": "at+jwt", "alg": "ES256", "kid": h.issuer.kid()}),
+        &claims,
+    );
+    h.get_with(PATH, &same_kid)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenSignature);
+    // A kid the server does not know.
+    let unknown_kid = rogue.sign(&claims);
+    h.get_with(PATH, &unknown_kid)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenUnknownKey);
+}
+
+#[tokio::test]
+async fn token_typ_and_alg_are_checked() {
+    let h = Harness::new();
+    let claims = h.claims();
+    let kid = h.issuer.kid();
+    for typ in [json!("JWT"), json!("dpop+jwt"), json!(null)] {
+        let mut header = json!({"alg": "ES256", "kid": kid});
+        if !typ.is_null() {
+            header["typ"] = typ;
+        }
+        let token = h.issuer.sign_with_header(&header, &claims);
+        h.get_with(PATH, &token).await.assert_refused(401, "invalid_token", Error::TokenType);
+    }
+    for alg in ["none", "HS256"] {
+        let token = h
+            .issuer
+            .sign_with_header(&json!({"typ": "at+jwt", "alg": alg, "kid": kid}), &claims);
+        h.get_with(PATH, &token).await.assert_refused(401, "invalid_token", Error::TokenAlgorithm);
+    }
+    // `application/at+jwt` is the same media type.
+    let token = h
+        .issuer
+        .sign_with_header(&json!({"typ": "application/at+jwt", "alg": "ES256", "kid": kid}), &claims);
+    assert_eq!(h.get_with(PATH, &token).await.status, 200);
+}
+
+#[tokio::test]
+async fn lenient_typ_accepts_plain_jwt_but_never_a_proof_type() {
+    let h = Harness::with(|b| b.token_typ(TypPolicy::AllowJwt));
+    let claims = h.claims();
+    let kid = h.issuer.kid();
+    for header in [json!({"typ": "JWT", "alg": "ES256", "kid": kid}), json!({"alg": "ES256", "kid": kid})] {
+        let token = h.issuer.sign_with_header(&header, &claims);
+        assert_eq!(h.get_with(PATH, &token).await.status, 200, "{header}");
+    }
+    let token = h
+        .issuer
+        .sign_with_header(&json!({"typ": "dpop+jwt", "alg": "ES256", "kid": kid}), &claims);
+    h.get_with(PATH, &token).await.assert_refused(401, "invalid_token", Error::TokenType);
+}
+
+#[tokio::test]
+async fn malformed_or_oversized_tokens_are_rejected() {
+    let h = Harness::new();
+    h.get_with(PATH, "abc.def").await.assert_refused(401, "invalid_token", Error::TokenMalformed);
+    let big = "a".repeat(17 * 1024);
+    h.get_with(PATH, &big).await.assert_refused(401, "invalid_token", Error::TokenTooLarge);
+}
+
+// -------------------------------------------------------------------- scope
+
+#[tokio::test]
+async fn insufficient_scope_is_403_with_the_scope() {
+    let h = Harness::new();
+    let token = h.token(); // scope "read" only
+    let proof = h.proof("POST", "/api/write", &token);
+    let r = h.send("POST", "/api/write", Some(&format!("DPoP {token}")), Some(&proof)).await;
+    r.assert_refused(403, "insufficient_scope", Error::InsufficientScope);
+    assert_eq!(r.param("scope").as_deref(), Some("write"));
+    assert!(r.challenges[0].starts_with("DPoP "));
+
+    let mut claims = h.claims();
+    claims["scope"] = json!("read write");
+    let token = h.issuer.sign(&claims);
+    let proof = h.proof("POST", "/api/write", &token);
+    let r = h.send("POST", "/api/write", Some(&format!("DPoP {token}")), Some(&proof)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+// ------------------------------------------------------------- credentials
+
+#[tokio::test]
+async fn credential_headers_are_removed_before_the_handler() {
+    let h = Harness::new();
+    let token = h.token();
+    let r = h.get_with("/headers", &token).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"authorization": false, "dpop": false}));
+
+    let h = Harness::with(|b| b.keep_credential_headers());
+    let token = h.token();
+    let r = h.get_with("/headers", &token).await;
+    assert_eq!(r.json(), json!({"authorization": true, "dpop": true}));
+}
+
+#[tokio::test]
+async fn refusal_bodies_carry_no_internals() {
+    let h = Harness::new();
+    let token = h.token();
+    let thief = DpopKey::generate();
+    let proof = thief
+        .proof("GET", &format!("https://{HOST}{PATH}"))
+        .access_token(&token)
+        .issued_at(h.now())
+        .sign();
+    let r = send_proof(&h, &token, &proof).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json(),
+        json!({"error": "invalid_token", "error_description": "access token is bound to another key"})
+    );
+    for secret in [token.as_str(), proof.as_str(), thief.jkt(), h.client.jkt()] {
+        assert!(!r.body.contains(secret));
+        assert!(!r.challenges.iter().any(|c| c.contains(secret)));
+    }
+}
