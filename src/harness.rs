@@ -29,8 +29,14 @@ pub const NOW: u64 = 1_700_000_000;
 /// (which credential headers reached the handler).
 pub fn routes() -> Router {
     Router::new()
-        .route("/api/read", get(whoami).route_layer(RequireScope::all(["read"])))
-        .route("/api/write", post(whoami).route_layer(RequireScope::all(["write"])))
+        .route(
+            "/api/read",
+            get(whoami).route_layer(RequireScope::all(["read"])),
+        )
+        .route(
+            "/api/write",
+            post(whoami).route_layer(RequireScope::all(["write"])),
+        )
         .route("/whoami", get(whoami))
         .route("/headers", get(seen_headers))
 }
@@ -79,7 +85,9 @@ impl Reply {
     pub fn param(&self, name: &str) -> Option<String> {
         let needle = format!("{name}=\"");
         self.challenges.iter().find_map(|c| {
-            let start = c.find(&needle).filter(|i| *i == 0 || matches!(c.as_bytes()[i - 1], b' ' | b','))?
+            let start = c
+                .find(&needle)
+                .filter(|i| *i == 0 || matches!(c.as_bytes()[i - 1], b' ' | b','))?
                 + needle.len();
             c[start..].split('"').next().map(str::to_owned)
         })
@@ -90,7 +98,11 @@ impl Reply {
     #[track_caller]
     pub fn assert_refused(&self, status: u16, code: &str, which: senderbound::Error) {
         assert_eq!(self.status, status, "status; reply: {self:?}");
-        assert_eq!(self.error().as_deref(), Some(code), "error code; reply: {self:?}");
+        assert_eq!(
+            self.error().as_deref(),
+            Some(code),
+            "error code; reply: {self:?}"
+        );
         assert_eq!(
             self.param("error_description").as_deref(),
             Some(which.description()),
@@ -125,7 +137,9 @@ impl Harness {
             .audience(AUDIENCE)
             .jwks_json(issuer.jwks_json())
             .clock(clock.clone());
-        let auth = configure(builder).build().unwrap_or_else(|e| panic!("harness config: {e}"));
+        let auth = configure(builder)
+            .build()
+            .unwrap_or_else(|e| panic!("harness config: {e}"));
         Harness {
             issuer,
             client: DpopKey::generate(),
@@ -141,7 +155,8 @@ impl Harness {
 
     /// Default token claims: bound to the client's key, scope `read`.
     pub fn claims(&self) -> Value {
-        self.issuer.claims(AUDIENCE, Some(self.client.jkt()), "read", self.now())
+        self.issuer
+            .claims(AUDIENCE, Some(self.client.jkt()), "read", self.now())
     }
 
     /// A valid token bound to the client's key, scope `read`.
@@ -166,7 +181,10 @@ impl Harness {
         authorization: Option<&str>,
         dpop: Option<&str>,
     ) -> Reply {
-        let mut req = Request::builder().method(method).uri(path).header("host", HOST);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", HOST);
         if let Some(a) = authorization {
             req = req.header("authorization", a);
         }
@@ -179,7 +197,8 @@ impl Harness {
     /// A DPoP request to `GET path` with a fresh valid proof for `token`.
     pub async fn get_with(&self, path: &str, token: &str) -> Reply {
         let proof = self.proof("GET", path, token);
-        self.send("GET", path, Some(&format!("DPoP {token}")), Some(&proof)).await
+        self.send("GET", path, Some(&format!("DPoP {token}")), Some(&proof))
+            .await
     }
 
     /// Sends any request through the protected app.
@@ -201,6 +220,10 @@ impl Harness {
             .await
             .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
             .unwrap_or_default();
-        Reply { status, challenges, body }
+        Reply {
+            status,
+            challenges,
+            body,
+        }
     }
 }

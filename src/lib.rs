@@ -11,8 +11,8 @@
 
 pub mod harness;
 
-use serde_json::{Value, json};
 use senderbound_client::DpopKey;
+use serde_json::{Value, json};
 
 /// A **demo-only** token issuer: signs RFC 9068 JWT access tokens (ES256)
 /// with a key generated in memory, and publishes its public key as a JWKS.
@@ -28,7 +28,11 @@ impl DemoIssuer {
     pub fn new(issuer: impl Into<String>) -> Self {
         let key = DpopKey::generate();
         let kid = key.jkt()[..8].to_owned();
-        DemoIssuer { key, kid, issuer: issuer.into() }
+        DemoIssuer {
+            key,
+            kid,
+            issuer: issuer.into(),
+        }
     }
 
     /// The issuer identifier (`iss`).
@@ -71,7 +75,10 @@ impl DemoIssuer {
 
     /// Signs `claims` as an `at+jwt` access token.
     pub fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(&json!({"typ": "at+jwt", "alg": "ES256", "kid": self.kid}), claims)
+        self.sign_with_header(
+            &json!({"typ": "at+jwt", "alg": "ES256", "kid": self.kid}),
+            claims,
+        )
     }
 
     /// Signs `claims` under an arbitrary JOSE header (for negative tests).
@@ -79,3 +86,8 @@ impl DemoIssuer {
         self.key.sign_compact(header, claims)
     }
 }
+
+/// The README's Rust snippets, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -53,9 +53,19 @@ async fn one_event_per_decision_with_severity_and_no_secrets() {
     let proof = h.proof("GET", "/api/read", &token);
     let auth = format!("DPoP {token}");
     // 1. allowed
-    assert_eq!(h.send("GET", "/api/read", Some(&auth), Some(&proof)).await.status, 200);
+    assert_eq!(
+        h.send("GET", "/api/read", Some(&auth), Some(&proof))
+            .await
+            .status,
+        200
+    );
     // 2. replay (suspicious)
-    assert_eq!(h.send("GET", "/api/read", Some(&auth), Some(&proof)).await.status, 401);
+    assert_eq!(
+        h.send("GET", "/api/read", Some(&auth), Some(&proof))
+            .await
+            .status,
+        401
+    );
     // 3. stolen token with another key's proof (suspicious)
     let thief = DpopKey::generate();
     let stolen = thief
@@ -63,18 +73,34 @@ async fn one_event_per_decision_with_severity_and_no_secrets() {
         .access_token(&token)
         .issued_at(h.now())
         .sign();
-    assert_eq!(h.send("GET", "/api/read", Some(&auth), Some(&stolen)).await.status, 401);
+    assert_eq!(
+        h.send("GET", "/api/read", Some(&auth), Some(&stolen))
+            .await
+            .status,
+        401
+    );
     // 4. downgrade (suspicious)
     let bearer = format!("Bearer {token}");
-    assert_eq!(h.send("GET", "/api/read", Some(&bearer), None).await.status, 401);
+    assert_eq!(
+        h.send("GET", "/api/read", Some(&bearer), None).await.status,
+        401
+    );
     // 5. no credentials (routine)
     assert_eq!(h.send("GET", "/api/read", None, None).await.status, 401);
     // 6. insufficient scope (routine): authenticated, then refused by RequireScope.
     let write_proof = h.proof("POST", "/api/write", &token);
-    assert_eq!(h.send("POST", "/api/write", Some(&auth), Some(&write_proof)).await.status, 403);
+    assert_eq!(
+        h.send("POST", "/api/write", Some(&auth), Some(&write_proof))
+            .await
+            .status,
+        403
+    );
 
     let lines = captured.lines();
-    let audit: Vec<&String> = lines.iter().filter(|l| l.contains("senderbound::audit")).collect();
+    let audit: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("senderbound::audit"))
+        .collect();
     assert_eq!(audit.len(), 7, "{audit:#?}");
 
     let allow = audit[0];
@@ -91,34 +117,63 @@ async fn one_event_per_decision_with_severity_and_no_secrets() {
     ] {
         assert!(allow.contains(field), "{field} missing in {allow}");
     }
-    assert!(allow.contains(&format!("jkt=\"{}\"", h.client.jkt())), "{allow}");
+    assert!(
+        allow.contains(&format!("jkt=\"{}\"", h.client.jkt())),
+        "{allow}"
+    );
 
     let replay = audit[1];
-    assert!(replay.contains("WARN") && replay.contains("severity=\"suspicious\""), "{replay}");
+    assert!(
+        replay.contains("WARN") && replay.contains("severity=\"suspicious\""),
+        "{replay}"
+    );
     assert!(replay.contains("error=\"invalid_dpop_proof\"") && replay.contains("already used"));
 
     let stolen_event = audit[2];
     assert!(stolen_event.contains("WARN") && stolen_event.contains("severity=\"suspicious\""));
     // Both keys are on record: the one that signed and the one the token is bound to.
-    assert!(stolen_event.contains(&format!("jkt=\"{}\"", thief.jkt())), "{stolen_event}");
-    assert!(stolen_event.contains(&format!("cnf_jkt=\"{}\"", h.client.jkt())), "{stolen_event}");
+    assert!(
+        stolen_event.contains(&format!("jkt=\"{}\"", thief.jkt())),
+        "{stolen_event}"
+    );
+    assert!(
+        stolen_event.contains(&format!("cnf_jkt=\"{}\"", h.client.jkt())),
+        "{stolen_event}"
+    );
 
     assert!(audit[3].contains("class=\"bearer\"") && audit[3].contains("severity=\"suspicious\""));
-    assert!(audit[4].contains("INFO") && audit[4].contains("severity=\"routine\""), "{}", audit[4]);
+    assert!(
+        audit[4].contains("INFO") && audit[4].contains("severity=\"routine\""),
+        "{}",
+        audit[4]
+    );
     assert!(audit[4].contains("class=\"none\""));
-    assert!(audit[5].contains("decision=\"authenticate\"") && audit[5].contains("outcome=\"allow\""));
-    assert!(audit[6].contains("decision=\"authorize\"") && audit[6].contains("error=\"insufficient_scope\""));
+    assert!(
+        audit[5].contains("decision=\"authenticate\"") && audit[5].contains("outcome=\"allow\"")
+    );
+    assert!(
+        audit[6].contains("decision=\"authorize\"")
+            && audit[6].contains("error=\"insufficient_scope\"")
+    );
 
     // Never the token, any proof, any signature, or key coordinates.
     let everything = lines.join("\n");
     let jwk = h.client.public_jwk();
-    let mut secrets = vec![token.clone(), proof.clone(), stolen.clone(), write_proof.clone()];
+    let mut secrets = vec![
+        token.clone(),
+        proof.clone(),
+        stolen.clone(),
+        write_proof.clone(),
+    ];
     for jws in [&token, &proof, &stolen] {
         secrets.extend(jws.split('.').map(str::to_owned));
     }
     secrets.push(jwk["x"].as_str().unwrap().to_owned());
     secrets.push(jwk["y"].as_str().unwrap().to_owned());
     for secret in secrets {
-        assert!(!everything.contains(&secret), "secret material in the audit log");
+        assert!(
+            !everything.contains(&secret),
+            "secret material in the audit log"
+        );
     }
 }

@@ -27,7 +27,8 @@ fn proof_parts(h: &Harness, token: &str) -> (Value, Value) {
 }
 
 async fn send_proof(h: &Harness, token: &str, proof: &str) -> Reply {
-    h.send("GET", PATH, Some(&format!("DPoP {token}")), Some(proof)).await
+    h.send("GET", PATH, Some(&format!("DPoP {token}")), Some(proof))
+        .await
 }
 
 async fn send_signed(h: &Harness, token: &str, header: &Value, claims: &Value) -> Reply {
@@ -73,7 +74,14 @@ async fn dpop_scheme_name_is_case_insensitive() {
     let token = h.token();
     for scheme in ["dpop", "DPOP", "DpOp"] {
         let proof = h.proof("GET", PATH, &token);
-        let r = h.send("GET", PATH, Some(&format!("{scheme} {token}")), Some(&proof)).await;
+        let r = h
+            .send(
+                "GET",
+                PATH,
+                Some(&format!("{scheme} {token}")),
+                Some(&proof),
+            )
+            .await;
         assert_eq!(r.status, 200, "{scheme}: {r:?}");
     }
 }
@@ -88,7 +96,10 @@ async fn no_credentials_gets_a_challenge_without_error_code() {
     assert_eq!(r.challenges.len(), 1);
     assert!(r.challenges[0].starts_with("DPoP "), "{r:?}");
     assert_eq!(r.error(), None);
-    assert_eq!(r.param("algs").as_deref(), Some("ES256 ES384 EdDSA RS256 PS256"));
+    assert_eq!(
+        r.param("algs").as_deref(),
+        Some("ES256 ES384 EdDSA RS256 PS256")
+    );
     assert!(r.body.is_empty());
 }
 
@@ -127,7 +138,9 @@ async fn two_dpop_headers_are_invalid_request() {
         .header("dpop", p2)
         .body(axum::body::Body::empty())
         .unwrap();
-    h.call(req).await.assert_refused(400, "invalid_request", Error::MultipleDpopHeaders);
+    h.call(req)
+        .await
+        .assert_refused(400, "invalid_request", Error::MultipleDpopHeaders);
 }
 
 #[tokio::test]
@@ -141,7 +154,9 @@ async fn two_authorization_headers_are_invalid_request() {
         .header("dpop", h.proof("GET", PATH, &token))
         .body(axum::body::Body::empty())
         .unwrap();
-    h.call(req).await.assert_refused(400, "invalid_request", Error::MultipleAuthorizationHeaders);
+    h.call(req)
+        .await
+        .assert_refused(400, "invalid_request", Error::MultipleAuthorizationHeaders);
 }
 
 #[tokio::test]
@@ -159,9 +174,11 @@ async fn token_in_query_is_invalid_request() {
 async fn malformed_authorization_is_invalid_request() {
     let h = Harness::new();
     for value in ["DPoP", "DPoP a b", "DPoP {json}"] {
-        h.send("GET", PATH, Some(value), None)
-            .await
-            .assert_refused(400, "invalid_request", Error::MalformedAuthorization);
+        h.send("GET", PATH, Some(value), None).await.assert_refused(
+            400,
+            "invalid_request",
+            Error::MalformedAuthorization,
+        );
     }
 }
 
@@ -198,9 +215,11 @@ async fn proof_that_is_not_one_jws_is_rejected() {
         good.replacen('.', "..", 1),
         format!("{}=", good),
     ] {
-        send_proof(&h, &token, &bad)
-            .await
-            .assert_refused(401, "invalid_dpop_proof", Error::ProofMalformed);
+        send_proof(&h, &token, &bad).await.assert_refused(
+            401,
+            "invalid_dpop_proof",
+            Error::ProofMalformed,
+        );
     }
 }
 
@@ -209,9 +228,11 @@ async fn oversized_proof_is_rejected_before_parsing() {
     let h = Harness::new();
     let token = h.token();
     let huge = "A".repeat(64 * 1024);
-    send_proof(&h, &token, &huge)
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofTooLarge);
+    send_proof(&h, &token, &huge).await.assert_refused(
+        401,
+        "invalid_dpop_proof",
+        Error::ProofTooLarge,
+    );
 }
 
 #[tokio::test]
@@ -226,7 +247,12 @@ async fn every_missing_claim_is_rejected() {
             .assert_refused(401, "invalid_dpop_proof", Error::ProofMissingClaim);
     }
     // Present but of the wrong type, or empty.
-    for (claim, value) in [("iat", json!("1700000000")), ("jti", json!(7)), ("jti", json!("")), ("htm", json!(null))] {
+    for (claim, value) in [
+        ("iat", json!("1700000000")),
+        ("jti", json!(7)),
+        ("jti", json!("")),
+        ("htm", json!(null)),
+    ] {
         let (header, mut claims) = proof_parts(&h, &token);
         claims[claim] = value;
         send_signed(&h, &token, &header, &claims)
@@ -239,7 +265,12 @@ async fn every_missing_claim_is_rejected() {
 async fn wrong_typ_is_rejected() {
     let h = Harness::new();
     let token = h.token();
-    for typ in [json!("JWT"), json!("jwt+dpop"), json!("at+jwt"), json!(null)] {
+    for typ in [
+        json!("JWT"),
+        json!("jwt+dpop"),
+        json!("at+jwt"),
+        json!(null),
+    ] {
         let (mut header, claims) = proof_parts(&h, &token);
         if typ.is_null() {
             header.as_object_mut().unwrap().remove("typ");
@@ -271,7 +302,11 @@ async fn alg_none_is_rejected() {
     let token = h.token();
     let (mut header, claims) = proof_parts(&h, &token);
     header["alg"] = json!("none");
-    let body = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let body = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     // The classic unsecured JWS has an empty signature: not a compact JWS we accept.
     send_proof(&h, &token, &format!("{body}."))
         .await
@@ -323,7 +358,12 @@ async fn alg_and_jwk_type_disagreeing_is_rejected() {
 async fn jwk_missing_or_not_an_object_is_rejected() {
     let h = Harness::new();
     let token = h.token();
-    for jwk in [Value::Null, json!("a string"), json!([1, 2]), json!({"kty": "EC"})] {
+    for jwk in [
+        Value::Null,
+        json!("a string"),
+        json!([1, 2]),
+        json!({"kty": "EC"}),
+    ] {
         let (mut header, claims) = proof_parts(&h, &token);
         if jwk.is_null() {
             header.as_object_mut().unwrap().remove("jwk");
@@ -361,7 +401,9 @@ async fn bad_signature_is_rejected() {
     let token = h.token();
     let proof = h.proof("GET", PATH, &token);
     let (body, sig) = proof.rsplit_once('.').unwrap();
-    let mut sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).unwrap();
+    let mut sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig)
+        .unwrap();
     sig[10] ^= 0x01;
     send_proof(&h, &token, &format!("{body}.{}", b64(&sig)))
         .await
@@ -386,14 +428,23 @@ async fn tampered_claims_break_the_signature() {
     let proof = h.proof("GET", PATH, &token);
     let parts: Vec<&str> = proof.split('.').collect();
     let mut claims: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[1]).unwrap(),
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(parts[1])
+            .unwrap(),
     )
     .unwrap();
     claims["jti"] = json!("tampered");
-    let forged = format!("{}.{}.{}", parts[0], b64(claims.to_string().as_bytes()), parts[2]);
-    send_proof(&h, &token, &forged)
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofSignature);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims.to_string().as_bytes()),
+        parts[2]
+    );
+    send_proof(&h, &token, &forged).await.assert_refused(
+        401,
+        "invalid_dpop_proof",
+        Error::ProofSignature,
+    );
 }
 
 // ------------------------------------------------------------ proof: htm/htu
@@ -415,7 +466,13 @@ async fn with_htu(h: &Harness, token: &str, htu: &str, request_path: &str) -> Re
     let (header, mut claims) = proof_parts(h, token);
     claims["htu"] = json!(htu);
     let proof = h.client.sign_compact(&header, &claims);
-    h.send("GET", request_path, Some(&format!("DPoP {token}")), Some(&proof)).await
+    h.send(
+        "GET",
+        request_path,
+        Some(&format!("DPoP {token}")),
+        Some(&proof),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -430,9 +487,11 @@ async fn htu_with_another_path_or_host_is_rejected() {
         format!("https://{HOST}:8443/api/read"),
         "/api/read".to_owned(),
     ] {
-        with_htu(&h, &token, &htu, PATH)
-            .await
-            .assert_refused(401, "invalid_dpop_proof", Error::ProofUriMismatch);
+        with_htu(&h, &token, &htu, PATH).await.assert_refused(
+            401,
+            "invalid_dpop_proof",
+            Error::ProofUriMismatch,
+        );
     }
 }
 
@@ -450,9 +509,15 @@ async fn query_and_fragment_are_ignored_on_both_sides() {
     let h = Harness::new();
     let token = h.token();
     let cases = [
-        (format!("https://{HOST}/api/read?page=2#top"), PATH.to_owned()),
+        (
+            format!("https://{HOST}/api/read?page=2#top"),
+            PATH.to_owned(),
+        ),
         (format!("https://{HOST}/api/read"), format!("{PATH}?page=2")),
-        (format!("https://{HOST}/api/read?a=1"), format!("{PATH}?b=2")),
+        (
+            format!("https://{HOST}/api/read?a=1"),
+            format!("{PATH}?b=2"),
+        ),
     ];
     for (htu, path) in cases {
         let r = with_htu(&h, &token, &htu, &path).await;
@@ -497,7 +562,9 @@ async fn request_without_host_is_invalid_request() {
         .header("dpop", h.proof("GET", PATH, &token))
         .body(axum::body::Body::empty())
         .unwrap();
-    h.call(req).await.assert_refused(400, "invalid_request", Error::MissingHost);
+    h.call(req)
+        .await
+        .assert_refused(400, "invalid_request", Error::MissingHost);
 }
 
 // ------------------------------------------------------------------ proof: iat
@@ -511,18 +578,26 @@ async fn iat_window() {
         claims["iat"] = json!(h.now() as i64 + offset);
         h.client.sign_compact(&header, &claims)
     };
-    send_proof(&h, &token, &at(-61))
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofExpired);
-    send_proof(&h, &token, &at(-300))
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofExpired);
-    send_proof(&h, &token, &at(16))
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofIssuedInFuture);
-    send_proof(&h, &token, &at(300))
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofIssuedInFuture);
+    send_proof(&h, &token, &at(-61)).await.assert_refused(
+        401,
+        "invalid_dpop_proof",
+        Error::ProofExpired,
+    );
+    send_proof(&h, &token, &at(-300)).await.assert_refused(
+        401,
+        "invalid_dpop_proof",
+        Error::ProofExpired,
+    );
+    send_proof(&h, &token, &at(16)).await.assert_refused(
+        401,
+        "invalid_dpop_proof",
+        Error::ProofIssuedInFuture,
+    );
+    send_proof(&h, &token, &at(300)).await.assert_refused(
+        401,
+        "invalid_dpop_proof",
+        Error::ProofIssuedInFuture,
+    );
     for ok in [-60, -1, 0, 8, 10, 15] {
         let r = send_proof(&h, &token, &at(ok)).await;
         assert_eq!(r.status, 200, "iat offset {ok}: {r:?}");
@@ -541,12 +616,16 @@ async fn iat_window_is_configurable() {
         claims["iat"] = json!(h.now() as i64 + offset);
         h.client.sign_compact(&header, &claims)
     };
-    send_proof(&h, &token, &at(-6))
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofExpired);
-    send_proof(&h, &token, &at(3))
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofIssuedInFuture);
+    send_proof(&h, &token, &at(-6)).await.assert_refused(
+        401,
+        "invalid_dpop_proof",
+        Error::ProofExpired,
+    );
+    send_proof(&h, &token, &at(3)).await.assert_refused(
+        401,
+        "invalid_dpop_proof",
+        Error::ProofIssuedInFuture,
+    );
     assert_eq!(send_proof(&h, &token, &at(-5)).await.status, 200);
 }
 
@@ -564,9 +643,11 @@ async fn ath_missing_or_wrong_is_rejected() {
     // ath of another token: the proof was made for a different token.
     let other = h.token();
     let proof = h.proof("GET", PATH, &other);
-    send_proof(&h, &token, &proof)
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofAthMismatch);
+    send_proof(&h, &token, &proof).await.assert_refused(
+        401,
+        "invalid_dpop_proof",
+        Error::ProofAthMismatch,
+    );
     let (header, mut claims) = proof_parts(&h, &token);
     claims["ath"] = json!("not base64!");
     send_signed(&h, &token, &header, &claims)
@@ -587,17 +668,25 @@ async fn token_bound_to_another_key_is_rejected() {
         .access_token(&victim_token)
         .issued_at(h.now())
         .sign();
-    send_proof(&h, &victim_token, &proof)
-        .await
-        .assert_refused(401, "invalid_token", Error::TokenBindingMismatch);
+    send_proof(&h, &victim_token, &proof).await.assert_refused(
+        401,
+        "invalid_token",
+        Error::TokenBindingMismatch,
+    );
 }
 
 #[tokio::test]
 async fn bound_token_sent_as_bearer_is_a_downgrade() {
     for allow_bearer in [false, true] {
-        let h = if allow_bearer { Harness::with(|b| b.allow_bearer()) } else { Harness::new() };
+        let h = if allow_bearer {
+            Harness::with(|b| b.allow_bearer())
+        } else {
+            Harness::new()
+        };
         let token = h.token();
-        let r = h.send("GET", PATH, Some(&format!("Bearer {token}")), None).await;
+        let r = h
+            .send("GET", PATH, Some(&format!("Bearer {token}")), None)
+            .await;
         r.assert_refused(401, "invalid_token", Error::TokenDowngrade);
         // Even with a (valid) proof alongside.
         let proof = h.proof("GET", PATH, &token);
@@ -610,7 +699,9 @@ async fn bound_token_sent_as_bearer_is_a_downgrade() {
 #[tokio::test]
 async fn dpop_scheme_with_unbound_token_is_rejected() {
     let h = Harness::new();
-    let token = h.issuer.sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
+    let token = h
+        .issuer
+        .sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
     h.get_with(PATH, &token)
         .await
         .assert_refused(401, "invalid_token", Error::TokenNotBound);
@@ -619,14 +710,20 @@ async fn dpop_scheme_with_unbound_token_is_rejected() {
 #[tokio::test]
 async fn unbound_bearer_token_only_when_allowed() {
     let h = Harness::new();
-    let token = h.issuer.sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
+    let token = h
+        .issuer
+        .sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
     h.send("GET", PATH, Some(&format!("Bearer {token}")), None)
         .await
         .assert_refused(401, "invalid_token", Error::BearerNotAccepted);
 
     let h = Harness::with(|b| b.allow_bearer());
-    let token = h.issuer.sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
-    let r = h.send("GET", PATH, Some(&format!("Bearer {token}")), None).await;
+    let token = h
+        .issuer
+        .sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
+    let r = h
+        .send("GET", PATH, Some(&format!("Bearer {token}")), None)
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["binding"], "bearer");
     assert!(r.json().get("jkt").is_none());
@@ -635,15 +732,20 @@ async fn unbound_bearer_token_only_when_allowed() {
 #[tokio::test]
 async fn malformed_cnf_is_rejected() {
     let h = Harness::new();
-    for cnf in [json!({"jkt": "short"}), json!({"jwk": {"kty": "EC"}}), json!({}),
-        json!({"jkt": h.client.jkt(), "x5t#S256": h.client.jkt()})]
-    {
+    for cnf in [
+        json!({"jkt": "short"}),
+        json!({"jwk": {"kty": "EC"}}),
+        json!({}),
+        json!({"jkt": h.client.jkt(), "x5t#S256": h.client.jkt()}),
+    ] {
         let mut claims = h.claims();
         claims["cnf"] = cnf;
         let token = h.issuer.sign(&claims);
-        h.get_with(PATH, &token)
-            .await
-            .assert_refused(401, "invalid_token", Error::TokenConfirmationInvalid);
+        h.get_with(PATH, &token).await.assert_refused(
+            401,
+            "invalid_token",
+            Error::TokenConfirmationInvalid,
+        );
     }
 }
 
@@ -665,7 +767,10 @@ async fn expired_token_is_rejected() {
         .await
         .assert_refused(401, "invalid_token", Error::TokenExpired);
     // Within the leeway: still accepted.
-    assert_eq!(with_claims(&h, |c| c["exp"] = json!(now - 5)).await.status, 200);
+    assert_eq!(
+        with_claims(&h, |c| c["exp"] = json!(now - 5)).await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -702,11 +807,16 @@ async fn wrong_audience_is_rejected() {
     with_claims(&h, |c| c["aud"] = json!("https://other-api.example.test"))
         .await
         .assert_refused(401, "invalid_token", Error::TokenAudience);
-    with_claims(&h, |c| c["aud"] = json!(["https://a.example.test", "https://b.example.test"]))
-        .await
-        .assert_refused(401, "invalid_token", Error::TokenAudience);
+    with_claims(&h, |c| {
+        c["aud"] = json!(["https://a.example.test", "https://b.example.test"])
+    })
+    .await
+    .assert_refused(401, "invalid_token", Error::TokenAudience);
     // One of several audiences is enough.
-    let ok = with_claims(&h, |c| c["aud"] = json!(["https://a.example.test", AUDIENCE])).await;
+    let ok = with_claims(&h, |c| {
+        c["aud"] = json!(["https://a.example.test", AUDIENCE])
+    })
+    .await;
     assert_eq!(ok.status, 200);
 }
 
@@ -729,7 +839,12 @@ async fn tampered_token_is_rejected() {
     let parts: Vec<&str> = token.split('.').collect();
     let mut claims = h.claims();
     claims["scope"] = json!("read write admin");
-    let forged = format!("{}.{}.{}", parts[0], b64(claims.to_string().as_bytes()), parts[2]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims.to_string().as_bytes()),
+        parts[2]
+    );
     h.get_with(PATH, &forged)
         .await
         .assert_refused(401, "invalid_token", Error::TokenSignature);
@@ -750,9 +865,11 @@ async fn token_signed_by_unknown_key_is_rejected() {
         .assert_refused(401, "invalid_token", Error::TokenSignature);
     // A kid the server does not know.
     let unknown_kid = rogue.sign(&claims);
-    h.get_with(PATH, &unknown_kid)
-        .await
-        .assert_refused(401, "invalid_token", Error::TokenUnknownKey);
+    h.get_with(PATH, &unknown_kid).await.assert_refused(
+        401,
+        "invalid_token",
+        Error::TokenUnknownKey,
+    );
 }
 
 #[tokio::test]
@@ -766,18 +883,23 @@ async fn token_typ_and_alg_are_checked() {
             header["typ"] = typ;
         }
         let token = h.issuer.sign_with_header(&header, &claims);
-        h.get_with(PATH, &token).await.assert_refused(401, "invalid_token", Error::TokenType);
+        h.get_with(PATH, &token)
+            .await
+            .assert_refused(401, "invalid_token", Error::TokenType);
     }
     for alg in ["none", "HS256"] {
         let token = h
             .issuer
             .sign_with_header(&json!({"typ": "at+jwt", "alg": alg, "kid": kid}), &claims);
-        h.get_with(PATH, &token).await.assert_refused(401, "invalid_token", Error::TokenAlgorithm);
+        h.get_with(PATH, &token)
+            .await
+            .assert_refused(401, "invalid_token", Error::TokenAlgorithm);
     }
     // `application/at+jwt` is the same media type.
-    let token = h
-        .issuer
-        .sign_with_header(&json!({"typ": "application/at+jwt", "alg": "ES256", "kid": kid}), &claims);
+    let token = h.issuer.sign_with_header(
+        &json!({"typ": "application/at+jwt", "alg": "ES256", "kid": kid}),
+        &claims,
+    );
     assert_eq!(h.get_with(PATH, &token).await.status, 200);
 }
 
@@ -786,22 +908,32 @@ async fn lenient_typ_accepts_plain_jwt_but_never_a_proof_type() {
     let h = Harness::with(|b| b.token_typ(TypPolicy::AllowJwt));
     let claims = h.claims();
     let kid = h.issuer.kid();
-    for header in [json!({"typ": "JWT", "alg": "ES256", "kid": kid}), json!({"alg": "ES256", "kid": kid})] {
+    for header in [
+        json!({"typ": "JWT", "alg": "ES256", "kid": kid}),
+        json!({"alg": "ES256", "kid": kid}),
+    ] {
         let token = h.issuer.sign_with_header(&header, &claims);
         assert_eq!(h.get_with(PATH, &token).await.status, 200, "{header}");
     }
-    let token = h
-        .issuer
-        .sign_with_header(&json!({"typ": "dpop+jwt", "alg": "ES256", "kid": kid}), &claims);
-    h.get_with(PATH, &token).await.assert_refused(401, "invalid_token", Error::TokenType);
+    let token = h.issuer.sign_with_header(
+        &json!({"typ": "dpop+jwt", "alg": "ES256", "kid": kid}),
+        &claims,
+    );
+    h.get_with(PATH, &token)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenType);
 }
 
 #[tokio::test]
 async fn malformed_or_oversized_tokens_are_rejected() {
     let h = Harness::new();
-    h.get_with(PATH, "abc.def").await.assert_refused(401, "invalid_token", Error::TokenMalformed);
+    h.get_with(PATH, "abc.def")
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenMalformed);
     let big = "a".repeat(17 * 1024);
-    h.get_with(PATH, &big).await.assert_refused(401, "invalid_token", Error::TokenTooLarge);
+    h.get_with(PATH, &big)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenTooLarge);
 }
 
 // -------------------------------------------------------------------- scope
@@ -811,7 +943,14 @@ async fn insufficient_scope_is_403_with_the_scope() {
     let h = Harness::new();
     let token = h.token(); // scope "read" only
     let proof = h.proof("POST", "/api/write", &token);
-    let r = h.send("POST", "/api/write", Some(&format!("DPoP {token}")), Some(&proof)).await;
+    let r = h
+        .send(
+            "POST",
+            "/api/write",
+            Some(&format!("DPoP {token}")),
+            Some(&proof),
+        )
+        .await;
     r.assert_refused(403, "insufficient_scope", Error::InsufficientScope);
     assert_eq!(r.param("scope").as_deref(), Some("write"));
     assert!(r.challenges[0].starts_with("DPoP "));
@@ -820,7 +959,14 @@ async fn insufficient_scope_is_403_with_the_scope() {
     claims["scope"] = json!("read write");
     let token = h.issuer.sign(&claims);
     let proof = h.proof("POST", "/api/write", &token);
-    let r = h.send("POST", "/api/write", Some(&format!("DPoP {token}")), Some(&proof)).await;
+    let r = h
+        .send(
+            "POST",
+            "/api/write",
+            Some(&format!("DPoP {token}")),
+            Some(&proof),
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
 }
 

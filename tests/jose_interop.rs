@@ -41,7 +41,10 @@ async fn call(doc: &Value, f: &Value, token: &str, proof: &str) -> (u16, Value) 
 async fn jwcrypto_tokens_and_proofs_verify_for_every_algorithm() {
     let doc = fixtures();
     let fixtures = doc["fixtures"].as_array().unwrap();
-    let algs: Vec<&str> = fixtures.iter().map(|f| f["alg"].as_str().unwrap()).collect();
+    let algs: Vec<&str> = fixtures
+        .iter()
+        .map(|f| f["alg"].as_str().unwrap())
+        .collect();
     assert_eq!(algs, ["ES256", "ES384", "EdDSA", "RS256", "PS256"]);
     for f in fixtures {
         let alg = f["alg"].as_str().unwrap();
@@ -70,7 +73,11 @@ async fn jwcrypto_artefacts_with_a_flipped_signature_bit_are_rejected() {
             format!("{body}.{}", sig.into_iter().collect::<String>())
         };
         let (status, body) = call(&doc, f, token, &flip(proof)).await;
-        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_dpop_proof")), "{alg} proof");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_dpop_proof")),
+            "{alg} proof"
+        );
         // Through the Layer a changed token would first fail the proof's
         // `ath`, so the token's own signature check is exercised directly.
         let rules = senderbound::core::token::TokenRules::new(

@@ -52,8 +52,11 @@ async fn the_same_proof_sent_50_times_concurrently_succeeds_exactly_once() {
     for t in tasks {
         match t.await.unwrap() {
             (200, _) => ok += 1,
-            (401, Some(c)) if c.contains("error=\"invalid_dpop_proof\"")
-                && c.contains("already used") => replayed += 1,
+            (401, Some(c))
+                if c.contains("error=\"invalid_dpop_proof\"") && c.contains("already used") =>
+            {
+                replayed += 1
+            }
             other => panic!("unexpected reply {other:?}"),
         }
     }

@@ -20,7 +20,12 @@ async fn replay_of_the_same_proof_is_rejected() {
     let h = Harness::new();
     let token = h.token();
     let proof = h.proof("GET", PATH, &token);
-    assert_eq!(h.send("GET", PATH, Some(&auth(&token)), Some(&proof)).await.status, 200);
+    assert_eq!(
+        h.send("GET", PATH, Some(&auth(&token)), Some(&proof))
+            .await
+            .status,
+        200
+    );
     h.send("GET", PATH, Some(&auth(&token)), Some(&proof))
         .await
         .assert_refused(401, "invalid_dpop_proof", Error::ProofReplayed);
@@ -33,7 +38,12 @@ async fn replay_one_second_before_the_window_closes_is_rejected() {
     let h = Harness::new();
     let token = h.token();
     let proof = h.proof("GET", PATH, &token); // iat = NOW; accepted until NOW + 60
-    assert_eq!(h.send("GET", PATH, Some(&auth(&token)), Some(&proof)).await.status, 200);
+    assert_eq!(
+        h.send("GET", PATH, Some(&auth(&token)), Some(&proof))
+            .await
+            .status,
+        200
+    );
     let start = h.now();
     h.clock.set(start + 59);
     h.send("GET", PATH, Some(&auth(&token)), Some(&proof))
@@ -56,7 +66,12 @@ async fn a_proof_that_failed_another_check_does_not_consume_its_jti() {
     let token = h.token();
     let url = format!("https://{HOST}{PATH}");
     let with_jti = |jti: &str, htm: &str, token: &str| {
-        h.client.proof(htm, &url).access_token(token).issued_at(h.now()).jti(jti).sign()
+        h.client
+            .proof(htm, &url)
+            .access_token(token)
+            .issued_at(h.now())
+            .jti(jti)
+            .sign()
     };
 
     // 1. A proof check fails (htm).
@@ -65,7 +80,12 @@ async fn a_proof_that_failed_another_check_does_not_consume_its_jti() {
         .await
         .assert_refused(401, "invalid_dpop_proof", Error::ProofMethodMismatch);
     let good = with_jti("jti-1", "GET", &token);
-    assert_eq!(h.send("GET", PATH, Some(&auth(&token)), Some(&good)).await.status, 200);
+    assert_eq!(
+        h.send("GET", PATH, Some(&auth(&token)), Some(&good))
+            .await
+            .status,
+        200
+    );
 
     // 2. The token fails (signed by an unknown key) after the proof passed.
     let rogue = DemoIssuer::new(ISSUER).sign(&h.claims());
@@ -74,7 +94,12 @@ async fn a_proof_that_failed_another_check_does_not_consume_its_jti() {
         .await
         .assert_refused(401, "invalid_token", Error::TokenUnknownKey);
     let good = with_jti("jti-2", "GET", &token);
-    assert_eq!(h.send("GET", PATH, Some(&auth(&token)), Some(&good)).await.status, 200);
+    assert_eq!(
+        h.send("GET", PATH, Some(&auth(&token)), Some(&good))
+            .await
+            .status,
+        200
+    );
 
     // 3. The binding fails: token bound to another key.
     let mut claims = h.claims();
@@ -85,7 +110,12 @@ async fn a_proof_that_failed_another_check_does_not_consume_its_jti() {
         .await
         .assert_refused(401, "invalid_token", Error::TokenBindingMismatch);
     let good = with_jti("jti-3", "GET", &token);
-    assert_eq!(h.send("GET", PATH, Some(&auth(&token)), Some(&good)).await.status, 200);
+    assert_eq!(
+        h.send("GET", PATH, Some(&auth(&token)), Some(&good))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -93,7 +123,12 @@ async fn full_replay_store_fails_closed() {
     let h = Harness::with(|b| b.replay_store(MemoryReplayStore::new(2)));
     let token = h.token();
     let first = h.proof("GET", PATH, &token);
-    assert_eq!(h.send("GET", PATH, Some(&auth(&token)), Some(&first)).await.status, 200);
+    assert_eq!(
+        h.send("GET", PATH, Some(&auth(&token)), Some(&first))
+            .await
+            .status,
+        200
+    );
     assert_eq!(h.get_with(PATH, &token).await.status, 200);
     let r = h.get_with(PATH, &token).await;
     assert_eq!(r.status, 503, "{r:?}");

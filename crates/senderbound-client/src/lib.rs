@@ -43,7 +43,9 @@ pub struct DpopKey {
 
 impl fmt::Debug for DpopKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DpopKey").field("jkt", &self.jkt).finish_non_exhaustive()
+        f.debug_struct("DpopKey")
+            .field("jkt", &self.jkt)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,7 +58,9 @@ impl DpopKey {
     /// A key from its 32-byte secret scalar; `None` if the bytes are not a
     /// valid P-256 scalar. Meant for reproducible tests.
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Option<Self> {
-        SigningKey::from_bytes(secret.into()).ok().map(Self::from_signing_key)
+        SigningKey::from_bytes(secret.into())
+            .ok()
+            .map(Self::from_signing_key)
     }
 
     fn from_signing_key(signing: SigningKey) -> Self {

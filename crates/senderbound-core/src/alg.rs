@@ -120,12 +120,17 @@ impl AlgorithmSet {
 
     /// The algorithms in a fixed order.
     pub fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL.into_iter().filter(move |a| self.contains(*a))
+        Algorithm::ALL
+            .into_iter()
+            .filter(move |a| self.contains(*a))
     }
 
     /// Space-separated names, as used in the `algs` challenge parameter.
     pub fn to_space_separated(self) -> String {
-        self.iter().map(Algorithm::as_str).collect::<Vec<_>>().join(" ")
+        self.iter()
+            .map(Algorithm::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -151,7 +156,9 @@ mod tests {
 
     #[test]
     fn none_and_macs_never_parse() {
-        for name in ["none", "None", "HS256", "HS384", "HS512", "es256", "RS384", "ES512", ""] {
+        for name in [
+            "none", "None", "HS256", "HS384", "HS512", "es256", "RS384", "ES512", "",
+        ] {
             assert_eq!(Algorithm::from_name(name), None, "{name}");
         }
     }

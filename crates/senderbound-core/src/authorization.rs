@@ -71,7 +71,10 @@ pub fn parse(value: &[u8]) -> Result<Credentials<'_>, Error> {
 }
 
 fn trim_trailing_whitespace(v: &[u8]) -> &[u8] {
-    let end = v.iter().rposition(|b| *b != b' ' && *b != b'\t').map_or(0, |i| i + 1);
+    let end = v
+        .iter()
+        .rposition(|b| *b != b' ' && *b != b'\t')
+        .map_or(0, |i| i + 1);
     &v[..end]
 }
 
@@ -101,7 +104,13 @@ mod tests {
     #[test]
     fn schemes_are_case_insensitive() {
         for v in ["DPoP abc", "dpop abc", "DPOP  abc", "DPoP abc  "] {
-            assert_eq!(parse(v.as_bytes()).unwrap(), Credentials { scheme: Scheme::DPoP, token: "abc" });
+            assert_eq!(
+                parse(v.as_bytes()).unwrap(),
+                Credentials {
+                    scheme: Scheme::DPoP,
+                    token: "abc"
+                }
+            );
         }
         assert_eq!(parse(b"BEARER a.b.c").unwrap().scheme, Scheme::Bearer);
         assert_eq!(parse(b"Bearer abc==").unwrap().token, "abc==");
@@ -124,7 +133,10 @@ mod tests {
             b"DPoP\tabc",
         ] {
             assert!(
-                matches!(parse(bad), Err(Error::MalformedAuthorization | Error::UnsupportedScheme)),
+                matches!(
+                    parse(bad),
+                    Err(Error::MalformedAuthorization | Error::UnsupportedScheme)
+                ),
                 "{bad:?}"
             );
         }

@@ -199,7 +199,9 @@ impl Error {
     pub const fn is_unavailable(self) -> bool {
         matches!(
             self,
-            Error::ReplayStoreFull | Error::ReplayStoreUnavailable | Error::TokenVerifierUnavailable
+            Error::ReplayStoreFull
+                | Error::ReplayStoreUnavailable
+                | Error::TokenVerifierUnavailable
         )
     }
 
@@ -210,17 +212,46 @@ impl Error {
         match self {
             MissingCredentials | UnsupportedScheme => None,
             ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => None,
-            MultipleAuthorizationHeaders | MultipleDpopHeaders | MalformedAuthorization
-            | TokenInQuery | ProofWithoutToken | MissingHost => Some(ErrorCode::InvalidRequest),
-            ProofMissing | ProofTooLarge | ProofMalformed | ProofType | ProofAlgorithm
-            | ProofKeyInvalid | ProofKeyPrivate | ProofKeyAlgorithmMismatch
-            | ProofCriticalHeader | ProofMissingClaim | ProofSignature | ProofMethodMismatch
-            | ProofUriMismatch | ProofExpired | ProofIssuedInFuture | ProofAthMissing
-            | ProofAthMismatch | ProofReplayed => Some(ErrorCode::InvalidDpopProof),
-            TokenTooLarge | TokenMalformed | TokenType | TokenAlgorithm | TokenUnknownKey
-            | TokenSignature | TokenMissingClaim | TokenIssuer | TokenAudience | TokenExpired
-            | TokenNotYetValid | TokenConfirmationInvalid | TokenBindingMismatch
-            | TokenDowngrade | TokenNotBound | BearerNotAccepted => Some(ErrorCode::InvalidToken),
+            MultipleAuthorizationHeaders
+            | MultipleDpopHeaders
+            | MalformedAuthorization
+            | TokenInQuery
+            | ProofWithoutToken
+            | MissingHost => Some(ErrorCode::InvalidRequest),
+            ProofMissing
+            | ProofTooLarge
+            | ProofMalformed
+            | ProofType
+            | ProofAlgorithm
+            | ProofKeyInvalid
+            | ProofKeyPrivate
+            | ProofKeyAlgorithmMismatch
+            | ProofCriticalHeader
+            | ProofMissingClaim
+            | ProofSignature
+            | ProofMethodMismatch
+            | ProofUriMismatch
+            | ProofExpired
+            | ProofIssuedInFuture
+            | ProofAthMissing
+            | ProofAthMismatch
+            | ProofReplayed => Some(ErrorCode::InvalidDpopProof),
+            TokenTooLarge
+            | TokenMalformed
+            | TokenType
+            | TokenAlgorithm
+            | TokenUnknownKey
+            | TokenSignature
+            | TokenMissingClaim
+            | TokenIssuer
+            | TokenAudience
+            | TokenExpired
+            | TokenNotYetValid
+            | TokenConfirmationInvalid
+            | TokenBindingMismatch
+            | TokenDowngrade
+            | TokenNotBound
+            | BearerNotAccepted => Some(ErrorCode::InvalidToken),
             InsufficientScope => Some(ErrorCode::InsufficientScope),
         }
     }
@@ -333,24 +364,59 @@ mod tests {
         // no quotes, backslashes or control characters, and short.
         use Error::*;
         let all = [
-            MissingCredentials, UnsupportedScheme, MultipleAuthorizationHeaders,
-            MultipleDpopHeaders, MalformedAuthorization, TokenInQuery, ProofWithoutToken,
-            MissingHost, ProofMissing, ProofTooLarge, ProofMalformed, ProofType,
-            ProofAlgorithm, ProofKeyInvalid, ProofKeyPrivate, ProofKeyAlgorithmMismatch,
-            ProofCriticalHeader, ProofMissingClaim, ProofSignature, ProofMethodMismatch,
-            ProofUriMismatch, ProofExpired, ProofIssuedInFuture, ProofAthMissing,
-            ProofAthMismatch, ProofReplayed, TokenTooLarge, TokenMalformed, TokenType,
-            TokenAlgorithm, TokenUnknownKey, TokenSignature, TokenMissingClaim, TokenIssuer,
-            TokenAudience, TokenExpired, TokenNotYetValid, TokenConfirmationInvalid,
-            TokenBindingMismatch, TokenDowngrade, TokenNotBound, BearerNotAccepted,
-            InsufficientScope, ReplayStoreFull, ReplayStoreUnavailable,
+            MissingCredentials,
+            UnsupportedScheme,
+            MultipleAuthorizationHeaders,
+            MultipleDpopHeaders,
+            MalformedAuthorization,
+            TokenInQuery,
+            ProofWithoutToken,
+            MissingHost,
+            ProofMissing,
+            ProofTooLarge,
+            ProofMalformed,
+            ProofType,
+            ProofAlgorithm,
+            ProofKeyInvalid,
+            ProofKeyPrivate,
+            ProofKeyAlgorithmMismatch,
+            ProofCriticalHeader,
+            ProofMissingClaim,
+            ProofSignature,
+            ProofMethodMismatch,
+            ProofUriMismatch,
+            ProofExpired,
+            ProofIssuedInFuture,
+            ProofAthMissing,
+            ProofAthMismatch,
+            ProofReplayed,
+            TokenTooLarge,
+            TokenMalformed,
+            TokenType,
+            TokenAlgorithm,
+            TokenUnknownKey,
+            TokenSignature,
+            TokenMissingClaim,
+            TokenIssuer,
+            TokenAudience,
+            TokenExpired,
+            TokenNotYetValid,
+            TokenConfirmationInvalid,
+            TokenBindingMismatch,
+            TokenDowngrade,
+            TokenNotBound,
+            BearerNotAccepted,
+            InsufficientScope,
+            ReplayStoreFull,
+            ReplayStoreUnavailable,
             TokenVerifierUnavailable,
         ];
         for e in all {
             let d = e.description();
             assert!(!d.is_empty() && d.len() < 80, "{e:?}");
             assert!(
-                d.chars().all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'),
+                d.chars()
+                    .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'),
                 "{e:?}"
             );
         }

@@ -68,15 +68,17 @@ pub fn normalize(uri: &str) -> Result<String, InvalidUri> {
     }
 
     let mut out = String::with_capacity(uri.len() + 1);
-    out.push_str(if default_port == 443 { "https://" } else { "http://" });
+    out.push_str(if default_port == 443 {
+        "https://"
+    } else {
+        "http://"
+    });
     for c in host.chars() {
         out.push(c.to_ascii_lowercase());
     }
-    if let Some(port) = port {
-        if port != default_port {
-            out.push(':');
-            out.push_str(&port.to_string());
-        }
+    if let Some(port) = port.filter(|p| *p != default_port) {
+        out.push(':');
+        out.push_str(&port.to_string());
     }
     let path = normalize_percent_encoding(path)?;
     remove_dot_segments(&path, &mut out);
@@ -101,7 +103,11 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), InvalidUri> {
     };
     if host.starts_with('[') {
         let inner = &host[1..host.len() - 1];
-        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
             return Err(InvalidUri);
         }
     } else if host.contains([':', '[', ']']) {

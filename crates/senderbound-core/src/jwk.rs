@@ -354,7 +354,9 @@ impl JwkSet {
 
     /// A set holding the given keys.
     pub fn from_keys(keys: impl IntoIterator<Item = PublicJwk>) -> Self {
-        JwkSet { keys: keys.into_iter().collect() }
+        JwkSet {
+            keys: keys.into_iter().collect(),
+        }
     }
 
     /// Adds a key.
@@ -397,7 +399,10 @@ mod tests {
             r#"{{"kty":"RSA","n":"{RFC7638_N}","e":"AQAB","alg":"RS256","kid":"2011-04-29"}}"#
         );
         let jwk = PublicJwk::from_json(&json).unwrap();
-        assert_eq!(jwk.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            jwk.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
         assert_eq!(jwk.key_type(), KeyType::Rsa { bits: 2048 });
     }
 
@@ -439,18 +444,27 @@ mod tests {
             jwk.thumbprint(),
             b64url_encode(&Sha256::digest(expected_input.as_bytes()))
         );
-        assert_eq!(PublicJwk::from_json(&ec(&x[2..], &y)).unwrap_err(), JwkError::Invalid);
-        assert_eq!(PublicJwk::from_json(&ec(&x, &[9u8; 33])).unwrap_err(), JwkError::Invalid);
+        assert_eq!(
+            PublicJwk::from_json(&ec(&x[2..], &y)).unwrap_err(),
+            JwkError::Invalid
+        );
+        assert_eq!(
+            PublicJwk::from_json(&ec(&x, &[9u8; 33])).unwrap_err(),
+            JwkError::Invalid
+        );
     }
 
     #[test]
     fn private_and_symmetric_members_refused() {
         let x = b64url_encode(&[1u8; 32]);
         for extra in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
-            let json = format!(
-                r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","{extra}":"AAAA"}}"#
+            let json =
+                format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","{extra}":"AAAA"}}"#);
+            assert_eq!(
+                PublicJwk::from_json(&json).unwrap_err(),
+                JwkError::Private,
+                "{extra}"
             );
-            assert_eq!(PublicJwk::from_json(&json).unwrap_err(), JwkError::Private, "{extra}");
         }
         // Even a null private member is refused.
         let json = format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","d":null}}"#);
@@ -464,8 +478,14 @@ mod tests {
     #[test]
     fn malformed_and_unsupported() {
         assert_eq!(PublicJwk::from_json("[]").unwrap_err(), JwkError::Invalid);
-        assert_eq!(PublicJwk::from_json(r#""EC""#).unwrap_err(), JwkError::Invalid);
-        assert_eq!(PublicJwk::from_json(r#"{"crv":"P-256"}"#).unwrap_err(), JwkError::Invalid);
+        assert_eq!(
+            PublicJwk::from_json(r#""EC""#).unwrap_err(),
+            JwkError::Invalid
+        );
+        assert_eq!(
+            PublicJwk::from_json(r#"{"crv":"P-256"}"#).unwrap_err(),
+            JwkError::Invalid
+        );
         assert_eq!(
             PublicJwk::from_json(r#"{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}"#).unwrap_err(),
             JwkError::Unsupported
@@ -474,7 +494,10 @@ mod tests {
             PublicJwk::from_json(r#"{"kty":"OKP","crv":"X25519","x":"AA"}"#).unwrap_err(),
             JwkError::Unsupported
         );
-        assert_eq!(PublicJwk::from_json(r#"{"kty":"EC","crv":"P-256","x":1,"y":2}"#).unwrap_err(), JwkError::Invalid);
+        assert_eq!(
+            PublicJwk::from_json(r#"{"kty":"EC","crv":"P-256","x":1,"y":2}"#).unwrap_err(),
+            JwkError::Invalid
+        );
         // RSA below 2048 bits.
         let small = b64url_encode(&[0xc5u8; 128]);
         assert_eq!(
@@ -519,7 +542,10 @@ mod tests {
         assert_eq!(set.candidates(Algorithm::EdDSA, None).count(), 1);
         assert_eq!(set.candidates(Algorithm::ES256, Some("b")).count(), 0);
         let bad = format!(r#"{{"keys":[{{"kty":"oct","k":"{x}"}}]}}"#);
-        assert_eq!(JwkSet::from_json(&bad).unwrap_err(), JwkSetError::PrivateKey);
+        assert_eq!(
+            JwkSet::from_json(&bad).unwrap_err(),
+            JwkSetError::PrivateKey
+        );
         assert_eq!(JwkSet::from_json("{}").unwrap_err(), JwkSetError::Malformed);
     }
 }

@@ -35,7 +35,11 @@ impl<'a> CompactJws<'a> {
         if memchr_dot(bytes, second + 1).is_some() {
             return Err(NotCompactJws);
         }
-        let (h, p, s) = (&input[..first], &input[first + 1..second], &input[second + 1..]);
+        let (h, p, s) = (
+            &input[..first],
+            &input[first + 1..second],
+            &input[second + 1..],
+        );
         if h.is_empty() || p.is_empty() || s.is_empty() {
             return Err(NotCompactJws);
         }
@@ -49,7 +53,11 @@ impl<'a> CompactJws<'a> {
 }
 
 fn memchr_dot(bytes: &[u8], from: usize) -> Option<usize> {
-    bytes.get(from..)?.iter().position(|b| *b == b'.').map(|i| i + from)
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|b| *b == b'.')
+        .map(|i| i + from)
 }
 
 /// Strict unpadded base64url decoding (no padding, no whitespace, canonical
@@ -82,13 +90,13 @@ mod tests {
             "",
             "a.b",
             "a.b.c.d",
-            "eyJhIjoxfQ.eyJiIjoyfQ.",           // empty signature (alg none)
-            ".eyJiIjoyfQ.AQID",                  // empty header
-            "eyJhIjoxfQ.eyJiIjoyfQ.AQID=",       // padding
-            "eyJhIjoxfQ.eyJiIjoyfQ.AQ+D",        // standard alphabet
-            "eyJhIjoxfQ .eyJiIjoyfQ.AQID",       // whitespace
-            "eyJhIjoxfQ.eyJiIjoyfQ.AQIE.",       // trailing dot
-            "eyJhIjoxfQ.eyJiIjoyfQ.AQJ",         // non-canonical trailing bits
+            "eyJhIjoxfQ.eyJiIjoyfQ.",      // empty signature (alg none)
+            ".eyJiIjoyfQ.AQID",            // empty header
+            "eyJhIjoxfQ.eyJiIjoyfQ.AQID=", // padding
+            "eyJhIjoxfQ.eyJiIjoyfQ.AQ+D",  // standard alphabet
+            "eyJhIjoxfQ .eyJiIjoyfQ.AQID", // whitespace
+            "eyJhIjoxfQ.eyJiIjoyfQ.AQIE.", // trailing dot
+            "eyJhIjoxfQ.eyJiIjoyfQ.AQJ",   // non-canonical trailing bits
         ] {
             assert!(CompactJws::parse(bad).is_err(), "{bad:?}");
         }

@@ -20,7 +20,7 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Err
             u64::try_from(v).map_err(|_| E::custom("negative NumericDate"))
         }
         fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-            if v.is_finite() && v >= 0.0 && v < 1.0e19 {
+            if (0.0..1.0e19).contains(&v) {
                 Ok(v as u64)
             } else {
                 Err(E::custom("invalid NumericDate"))

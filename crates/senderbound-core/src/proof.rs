@@ -157,7 +157,8 @@ impl ProofPolicy {
         let claims: ProofClaims<'_> = serde_json::from_slice(&jws.payload).map_err(|_| {
             // A JSON object with a claim of the wrong type is a claim problem;
             // anything else is not a JWT at all.
-            match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&jws.payload) {
+            match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&jws.payload)
+            {
                 Ok(_) => Error::ProofMissingClaim,
                 Err(_) => Error::ProofMalformed,
             }

@@ -190,11 +190,17 @@ impl AccessToken {
         let audience = raw.aud.ok_or(Error::TokenMissingClaim)?;
         let expires_at = raw.exp.ok_or(Error::TokenMissingClaim)?;
         let scopes = match (raw.scope, raw.scp) {
-            (Some(s), _) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            (Some(s), _) => s
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             (None, Some(Scp::Many(v))) => v,
-            (None, Some(Scp::One(s))) => {
-                s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
-            }
+            (None, Some(Scp::One(s))) => s
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             (None, None) => Vec::new(),
         };
         let binding = match raw.cnf {
@@ -220,7 +226,10 @@ impl AccessToken {
         if self.expires_at.saturating_add(leeway) <= now {
             return Err(Error::TokenExpired);
         }
-        if self.not_before.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        if self
+            .not_before
+            .is_some_and(|nbf| nbf > now.saturating_add(leeway))
+        {
             return Err(Error::TokenNotYetValid);
         }
         Ok(())
@@ -228,7 +237,9 @@ impl AccessToken {
 
     /// `true` if the token carries every scope in `required`.
     pub fn has_scopes<'s>(&self, required: impl IntoIterator<Item = &'s str>) -> bool {
-        required.into_iter().all(|r| self.scopes.iter().any(|s| s == r))
+        required
+            .into_iter()
+            .all(|r| self.scopes.iter().any(|s| s == r))
     }
 }
 
@@ -326,7 +337,9 @@ impl TokenRules {
 
     /// `true` if the token names one of this resource's identifiers.
     pub fn accepts_audience(&self, aud: &Audience) -> bool {
-        aud.values().iter().any(|a| self.audiences.iter().any(|mine| mine == a))
+        aud.values()
+            .iter()
+            .any(|a| self.audiences.iter().any(|mine| mine == a))
     }
 
     /// Issuer and audience checks, which do not change over a token's life.
@@ -437,12 +450,15 @@ mod tests {
 
     #[test]
     fn confirmation_shapes() {
-        let t = AccessToken::from_json_claims(claims(&format!(r#","cnf":{{"jkt":"{JKT}"}}"#)).as_bytes())
-            .unwrap();
+        let t = AccessToken::from_json_claims(
+            claims(&format!(r#","cnf":{{"jkt":"{JKT}"}}"#)).as_bytes(),
+        )
+        .unwrap();
         assert_eq!(t.binding, Binding::Dpop { jkt: JKT.into() });
         assert!(t.binding.check_dpop(JKT).is_ok());
         assert_eq!(
-            t.binding.check_dpop("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            t.binding
+                .check_dpop("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
             Err(Error::TokenBindingMismatch)
         );
         let t = AccessToken::from_json_claims(claims("").as_bytes()).unwrap();

@@ -7,6 +7,15 @@
 //! which outcome, error code and severity. Never the token, the proof, a
 //! signature or key material: only public thumbprints and claim values.
 //!
+//! Fields: `decision` (`authenticate` by the Layer, `authorize` by
+//! `RequireScope`), `outcome` (`allow`/`deny`), `status` (of a refusal; 0
+//! when allowed), `class` (`dpop`, `bearer` or `none`), `method`, `path`
+//! (never the query), `jkt`, `cnf_jkt`, `iss`, `sub`, `client_id`, `aud`,
+//! `scopes`, `token_id`, `token_exp`, `error` (the RFC error code),
+//! `reason` (the fixed description) and `severity` (`routine`,
+//! `suspicious`, `infrastructure`). Token fields are filled only once the
+//! token's signature has been verified: unverified claims are never logged.
+//!
 //! Events for allowed requests and routine refusals are `INFO`; suspicious
 //! refusals (replay, forged signature, a token with another key's proof,
 //! downgrade) are `WARN`; refusals because a dependency failed are `ERROR`.
@@ -42,7 +51,8 @@ pub(crate) fn emit(
 ) {
     let token = record.token.as_deref();
     let (outcome, status, code, reason, severity) = match error {
-        None => ("allow", 200u16, "", "", "routine"),
+        // Allowed: the handler, not the Layer, decides the final status.
+        None => ("allow", 0u16, "", "", "routine"),
         Some(e) => (
             "deny",
             e.status(),
@@ -54,13 +64,19 @@ pub(crate) fn emit(
     let iss = token.map_or("", |t| t.issuer.as_str());
     let sub = token.and_then(|t| t.subject.as_deref()).unwrap_or("");
     let client_id = token.and_then(|t| t.client_id.as_deref()).unwrap_or("");
-    let aud = token.map(|t| t.audience.values().join(" ")).unwrap_or_default();
+    let aud = token
+        .map(|t| t.audience.values().join(" "))
+        .unwrap_or_default();
     let scopes = token.map(|t| t.scopes.join(" ")).unwrap_or_default();
     let token_id = token.and_then(|t| t.token_id.as_deref()).unwrap_or("");
     let token_exp = token.map_or(0, |t| t.expires_at);
     let jkt = record.jkt.as_deref().unwrap_or("");
     let cnf_jkt = cnf_jkt(token);
-    let class = if record.class.is_empty() { "none" } else { record.class };
+    let class = if record.class.is_empty() {
+        "none"
+    } else {
+        record.class
+    };
 
     macro_rules! event {
         ($level:expr) => {

@@ -38,7 +38,12 @@ impl Rejection {
         scheme: Option<Scheme>,
         config: std::sync::Arc<ChallengeConfig>,
     ) -> Self {
-        Rejection { error, scheme, scope: None, config }
+        Rejection {
+            error,
+            scheme,
+            scope: None,
+            config,
+        }
     }
 
     /// Adds the `scope` parameter of an `insufficient_scope` challenge.
@@ -60,9 +65,8 @@ impl Rejection {
         let code = self.error.code();
         // The error belongs on the challenge of the scheme the client used,
         // if this resource accepts that scheme; otherwise on DPoP's.
-        let error_on_bearer = code.is_some()
-            && self.config.accept_bearer
-            && self.scheme == Some(Scheme::Bearer);
+        let error_on_bearer =
+            code.is_some() && self.config.accept_bearer && self.scheme == Some(Scheme::Bearer);
         let mut dpop = String::from("DPoP");
         let mut params = Vec::new();
         if let Some(realm) = &self.config.realm {
@@ -71,7 +75,10 @@ impl Rejection {
         let mut error_params = Vec::new();
         if let Some(code) = code {
             error_params.push(format!("error=\"{}\"", code.as_str()));
-            error_params.push(format!("error_description=\"{}\"", self.error.description()));
+            error_params.push(format!(
+                "error_description=\"{}\"",
+                self.error.description()
+            ));
             if let (ErrorCode::InsufficientScope, Some(scope)) = (code, &self.scope) {
                 error_params.push(format!("scope=\"{scope}\""));
             }
@@ -101,8 +108,7 @@ impl Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let status = StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
         let body = match self.error.code() {
             Some(code) => serde_json::json!({
                 "error": code.as_str(),
@@ -144,7 +150,11 @@ mod tests {
     use std::sync::Arc;
 
     fn config(accept_bearer: bool) -> Arc<ChallengeConfig> {
-        Arc::new(ChallengeConfig { algs: "ES256 EdDSA".into(), accept_bearer, realm: None })
+        Arc::new(ChallengeConfig {
+            algs: "ES256 EdDSA".into(),
+            accept_bearer,
+            realm: None,
+        })
     }
 
     #[test]
@@ -168,7 +178,9 @@ mod tests {
         let r = Rejection::new(Error::ProofReplayed, Some(Scheme::DPoP), config(false));
         assert_eq!(
             r.challenges(),
-            ["DPoP error=\"invalid_dpop_proof\", error_description=\"DPoP proof already used\", algs=\"ES256 EdDSA\""]
+            [
+                "DPoP error=\"invalid_dpop_proof\", error_description=\"DPoP proof already used\", algs=\"ES256 EdDSA\""
+            ]
         );
     }
 
@@ -178,7 +190,9 @@ mod tests {
             .with_scope("write admin".into());
         assert_eq!(
             r.challenges(),
-            ["DPoP error=\"insufficient_scope\", error_description=\"insufficient scope\", scope=\"write admin\", algs=\"ES256 EdDSA\""]
+            [
+                "DPoP error=\"insufficient_scope\", error_description=\"insufficient scope\", scope=\"write admin\", algs=\"ES256 EdDSA\""
+            ]
         );
     }
 

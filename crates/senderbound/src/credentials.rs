@@ -75,7 +75,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -84,25 +87,46 @@ mod tests {
     fn counts_and_shapes() {
         let e = |h: &HeaderMap, q| extract(h, q, 100, 100).map(|_| ()).unwrap_err();
         assert_eq!(e(&headers(&[]), None), Error::MissingCredentials);
-        assert_eq!(e(&headers(&[("dpop", "a.b.c")]), None), Error::ProofWithoutToken);
         assert_eq!(
-            e(&headers(&[("authorization", "DPoP a"), ("authorization", "DPoP b")]), None),
+            e(&headers(&[("dpop", "a.b.c")]), None),
+            Error::ProofWithoutToken
+        );
+        assert_eq!(
+            e(
+                &headers(&[("authorization", "DPoP a"), ("authorization", "DPoP b")]),
+                None
+            ),
             Error::MultipleAuthorizationHeaders
         );
         assert_eq!(
-            e(&headers(&[("authorization", "DPoP a"), ("dpop", "x"), ("dpop", "y")]), None),
+            e(
+                &headers(&[("authorization", "DPoP a"), ("dpop", "x"), ("dpop", "y")]),
+                None
+            ),
             Error::MultipleDpopHeaders
         );
-        assert_eq!(e(&headers(&[("dpop", &"x".repeat(101))]), None), Error::ProofTooLarge);
         assert_eq!(
-            e(&headers(&[("authorization", &format!("DPoP {}", "x".repeat(200)))]), None),
+            e(&headers(&[("dpop", &"x".repeat(101))]), None),
+            Error::ProofTooLarge
+        );
+        assert_eq!(
+            e(
+                &headers(&[("authorization", &format!("DPoP {}", "x".repeat(200)))]),
+                None
+            ),
             Error::TokenTooLarge
         );
         assert_eq!(
-            e(&headers(&[("authorization", "DPoP a")]), Some("x=1&access_token=abc")),
+            e(
+                &headers(&[("authorization", "DPoP a")]),
+                Some("x=1&access_token=abc")
+            ),
             Error::TokenInQuery
         );
-        assert_eq!(e(&headers(&[("authorization", "Basic abc")]), None), Error::UnsupportedScheme);
+        assert_eq!(
+            e(&headers(&[("authorization", "Basic abc")]), None),
+            Error::UnsupportedScheme
+        );
         let h = headers(&[("authorization", "DPoP tok"), ("dpop", "p.r.f")]);
         let p = extract(&h, Some("access_tokens=1"), 100, 100).unwrap();
         assert_eq!(p.credentials.token, "tok");

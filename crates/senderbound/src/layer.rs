@@ -62,7 +62,9 @@ impl SenderBound {
 
     /// The tower [`Layer`] to wrap a router or service with.
     pub fn layer(&self) -> SenderBoundLayer {
-        SenderBoundLayer { shared: self.shared.clone() }
+        SenderBoundLayer {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The DPoP algorithms accepted (what the `algs` challenge parameter lists).
@@ -88,7 +90,10 @@ impl<S> Layer<S> for SenderBoundLayer {
     type Service = SenderBoundService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SenderBoundService { inner, shared: self.shared.clone() }
+        SenderBoundService {
+            inner,
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -128,10 +133,12 @@ impl fmt::Display for BuildError {
             BuildError::Jwk(e) => write!(f, "token key: {e}"),
             BuildError::NoUsableKey => f.write_str("the key set has no usable signing key"),
             BuildError::NoAlgorithms => f.write_str("an algorithm allow-list is empty"),
-            BuildError::InvalidPublicBaseUrl => {
-                f.write_str("public base URL must be an absolute http(s) URL without query or fragment")
+            BuildError::InvalidPublicBaseUrl => f.write_str(
+                "public base URL must be an absolute http(s) URL without query or fragment",
+            ),
+            BuildError::InvalidRealm => {
+                f.write_str("realm must be printable ASCII without quotes or backslashes")
             }
-            BuildError::InvalidRealm => f.write_str("realm must be printable ASCII without quotes or backslashes"),
         }
     }
 }
@@ -370,10 +377,12 @@ impl SenderBoundBuilder {
         if self.proof_policy.accepted_algorithms().is_empty() || self.token_algorithms.is_empty() {
             return Err(BuildError::NoAlgorithms);
         }
-        if let Some(realm) = &self.realm {
-            if !realm.chars().all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\') {
-                return Err(BuildError::InvalidRealm);
-            }
+        let quotable = |r: &String| {
+            r.chars()
+                .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\')
+        };
+        if self.realm.as_ref().is_some_and(|r| !quotable(r)) {
+            return Err(BuildError::InvalidRealm);
         }
         let mut rules = TokenRules::new(self.issuers, self.audiences)
             .algorithms(self.token_algorithms.iter())
@@ -442,19 +451,65 @@ mod tests {
 
     #[test]
     fn configuration_errors() {
-        let b = || SenderBound::builder().issuer("https://as").audience("https://rs");
-        assert_eq!(SenderBound::builder().audience("a").token_key_json(JWK).build().unwrap_err(), BuildError::NoIssuer);
-        assert_eq!(SenderBound::builder().issuer("a").token_key_json(JWK).build().unwrap_err(), BuildError::NoAudience);
-        assert_eq!(b().build().unwrap_err(), BuildError::NoTokenVerifier);
-        assert_eq!(b().jwks_json(r#"{"keys":[]}"#).build().unwrap_err(), BuildError::NoUsableKey);
-        assert_eq!(b().jwks_json("nope").build().unwrap_err(), BuildError::Jwks(JwkSetError::Malformed));
-        assert!(matches!(b().token_key_json(r#"{"kty":"oct","k":"AA"}"#).build().unwrap_err(), BuildError::Jwk(_)));
-        assert_eq!(b().token_key_json(JWK).dpop_algorithms([]).build().unwrap_err(), BuildError::NoAlgorithms);
+        let b = || {
+            SenderBound::builder()
+                .issuer("https://as")
+                .audience("https://rs")
+        };
         assert_eq!(
-            b().token_key_json(JWK).public_base_url("https://api.example.com/v1?x").build().unwrap_err(),
+            SenderBound::builder()
+                .audience("a")
+                .token_key_json(JWK)
+                .build()
+                .unwrap_err(),
+            BuildError::NoIssuer
+        );
+        assert_eq!(
+            SenderBound::builder()
+                .issuer("a")
+                .token_key_json(JWK)
+                .build()
+                .unwrap_err(),
+            BuildError::NoAudience
+        );
+        assert_eq!(b().build().unwrap_err(), BuildError::NoTokenVerifier);
+        assert_eq!(
+            b().jwks_json(r#"{"keys":[]}"#).build().unwrap_err(),
+            BuildError::NoUsableKey
+        );
+        assert_eq!(
+            b().jwks_json("nope").build().unwrap_err(),
+            BuildError::Jwks(JwkSetError::Malformed)
+        );
+        assert!(matches!(
+            b().token_key_json(r#"{"kty":"oct","k":"AA"}"#)
+                .build()
+                .unwrap_err(),
+            BuildError::Jwk(_)
+        ));
+        assert_eq!(
+            b().token_key_json(JWK)
+                .dpop_algorithms([])
+                .build()
+                .unwrap_err(),
+            BuildError::NoAlgorithms
+        );
+        assert_eq!(
+            b().token_key_json(JWK)
+                .public_base_url("https://api.example.com/v1?x")
+                .build()
+                .unwrap_err(),
             BuildError::InvalidPublicBaseUrl
         );
-        assert_eq!(b().token_key_json(JWK).realm("a\"b").build().unwrap_err(), BuildError::InvalidRealm);
-        assert!(b().token_key_json(JWK).public_base_url("https://api.example.com/v1/").build().is_ok());
+        assert_eq!(
+            b().token_key_json(JWK).realm("a\"b").build().unwrap_err(),
+            BuildError::InvalidRealm
+        );
+        assert!(
+            b().token_key_json(JWK)
+                .public_base_url("https://api.example.com/v1/")
+                .build()
+                .is_ok()
+        );
     }
 }

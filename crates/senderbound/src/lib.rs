@@ -66,5 +66,5 @@ pub use service::{ResponseFuture, SenderBoundService};
 
 /// The protocol crate, re-exported: algorithms, JWKs, errors, the clock.
 pub use senderbound_core as core;
-pub use senderbound_core::{Algorithm, Clock, Error, ErrorCode, FixedClock, Severity, SystemClock};
 pub use senderbound_core::token::TypPolicy;
+pub use senderbound_core::{Algorithm, Clock, Error, ErrorCode, FixedClock, Severity, SystemClock};

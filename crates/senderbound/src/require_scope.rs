@@ -50,12 +50,18 @@ pub struct RequireScope {
 impl RequireScope {
     /// The token must carry every one of `scopes`.
     pub fn all<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
-        RequireScope { scopes: scopes.into_iter().map(Into::into).collect(), mode: Mode::All }
+        RequireScope {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            mode: Mode::All,
+        }
     }
 
     /// The token must carry at least one of `scopes`.
     pub fn any<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
-        RequireScope { scopes: scopes.into_iter().map(Into::into).collect(), mode: Mode::Any }
+        RequireScope {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            mode: Mode::Any,
+        }
     }
 
     fn admits(&self, sender: &Sender) -> bool {
@@ -69,15 +75,18 @@ impl RequireScope {
     /// valid scope token (RFC 6749 §3.3) and so safe to quote.
     fn challenge_scope(&self) -> Option<String> {
         let valid = |s: &String| {
-            !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
         };
         self.scopes.iter().all(valid).then(|| self.scopes.join(" "))
     }
 
     fn refuse(&self, parts: &http::request::Parts) -> Response {
-        let (Some(sender), Some(ctx)) =
-            (parts.extensions.get::<Sender>(), parts.extensions.get::<AuthContext>())
-        else {
+        let (Some(sender), Some(ctx)) = (
+            parts.extensions.get::<Sender>(),
+            parts.extensions.get::<AuthContext>(),
+        ) else {
             return MissingSender.into_response();
         };
         let record = AuditRecord {
@@ -92,8 +101,11 @@ impl RequireScope {
             &record,
             Some(Error::InsufficientScope),
         );
-        let mut rejection =
-            Rejection::new(Error::InsufficientScope, Some(sender.scheme()), ctx.challenges.clone());
+        let mut rejection = Rejection::new(
+            Error::InsufficientScope,
+            Some(sender.scheme()),
+            ctx.challenges.clone(),
+        );
         if let Some(scope) = self.challenge_scope() {
             rejection = rejection.with_scope(scope);
         }
@@ -105,7 +117,10 @@ impl<S> Layer<S> for RequireScope {
     type Service = RequireScopeService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireScopeService { inner, require: self.clone() }
+        RequireScopeService {
+            inner,
+            require: self.clone(),
+        }
     }
 }
 
@@ -133,13 +148,22 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let admitted = req.extensions().get::<Sender>().is_some_and(|s| self.require.admits(s));
+        let admitted = req
+            .extensions()
+            .get::<Sender>()
+            .is_some_and(|s| self.require.admits(s));
         if admitted {
-            RequireScopeFuture { state: ScopeState::Calling { future: self.inner.call(req) } }
+            RequireScopeFuture {
+                state: ScopeState::Calling {
+                    future: self.inner.call(req),
+                },
+            }
         } else {
             let (parts, _) = req.into_parts();
             RequireScopeFuture {
-                state: ScopeState::Refused { response: Some(self.require.refuse(&parts)) },
+                state: ScopeState::Refused {
+                    response: Some(self.require.refuse(&parts)),
+                },
             }
         }
     }

@@ -1,14 +1,13 @@
 //! [`Sender`]: who made the request, as verified by the Layer, and its axum
 //! extractor.
 
-
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
-use serde::Serialize;
 use senderbound_core::authorization::Scheme;
 use senderbound_core::token::AccessToken;
+use serde::Serialize;
 
 /// How the request proved it came from the token's holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -175,7 +174,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Sender {
     type Rejection = MissingSender;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Sender>().cloned().ok_or(MissingSender)
+        parts
+            .extensions
+            .get::<Sender>()
+            .cloned()
+            .ok_or(MissingSender)
     }
 }
 

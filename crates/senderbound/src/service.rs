@@ -83,13 +83,23 @@ impl Shared {
                 Ok(parts)
             }
             Err((error, scheme)) => {
-                audit::emit("authenticate", parts.method.as_str(), path, &record, Some(error));
+                audit::emit(
+                    "authenticate",
+                    parts.method.as_str(),
+                    path,
+                    &record,
+                    Some(error),
+                );
                 Err(Rejection::new(error, scheme, self.challenges.clone()).into_response())
             }
         }
     }
 
-    async fn authenticate(&self, parts: &Parts, record: &mut AuditRecord) -> Result<Sender, Denial> {
+    async fn authenticate(
+        &self,
+        parts: &Parts,
+        record: &mut AuditRecord,
+    ) -> Result<Sender, Denial> {
         let presented = credentials::extract(
             &parts.headers,
             parts.uri.query(),
@@ -125,7 +135,12 @@ impl Shared {
                     .check_and_insert(ReplayKey::new(proof.jkt(), proof.jti()), ttl)
                     .await
                     .map_err(|e| fail(e.into()))?;
-                Ok(Sender::new(&token, BindingKind::Dpop, record.jkt.clone(), Scheme::DPoP))
+                Ok(Sender::new(
+                    &token,
+                    BindingKind::Dpop,
+                    record.jkt.clone(),
+                    Scheme::DPoP,
+                ))
             }
             Scheme::Bearer => {
                 record.class = "bearer";
@@ -135,9 +150,12 @@ impl Shared {
                     // Certificate-bound tokens need the client certificate,
                     // which this Layer does not see yet: refuse.
                     Binding::Mtls { .. } => Err(fail(Error::TokenBindingMismatch)),
-                    Binding::Unbound if self.accept_bearer => {
-                        Ok(Sender::new(&token, BindingKind::Bearer, None, Scheme::Bearer))
-                    }
+                    Binding::Unbound if self.accept_bearer => Ok(Sender::new(
+                        &token,
+                        BindingKind::Bearer,
+                        None,
+                        Scheme::Bearer,
+                    )),
                     Binding::Unbound => Err(fail(Error::BearerNotAccepted)),
                 }
             }
@@ -185,13 +203,18 @@ pub struct SenderBoundService<S> {
 
 impl<S: Clone> Clone for SenderBoundService<S> {
     fn clone(&self) -> Self {
-        SenderBoundService { inner: self.inner.clone(), shared: self.shared.clone() }
+        SenderBoundService {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
     }
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for SenderBoundService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SenderBoundService").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("SenderBoundService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -269,14 +292,20 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Deciding { decision, body, inner } => {
+                StateProj::Deciding {
+                    decision,
+                    body,
+                    inner,
+                } => {
                     let parts = match ready!(decision.as_mut().poll(cx)) {
                         Ok(parts) => parts,
                         Err(refusal) => return Poll::Ready(Ok(refusal)),
                     };
                     let (Some(body), Some(mut inner)) = (body.take(), inner.take()) else {
                         // Only reachable if polled again after completion.
-                        return Poll::Ready(Ok(http::StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+                        return Poll::Ready(Ok(
+                            http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                        ));
                     };
                     let future = inner.call(Request::from_parts(parts, body));
                     this.state.set(State::Calling { future });

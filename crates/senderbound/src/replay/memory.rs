@@ -70,7 +70,11 @@ impl MemoryReplayStore {
                 counter.fetch_sub(1, Ordering::AcqRel);
             })
             .build();
-        MemoryReplayStore { cache, live, capacity }
+        MemoryReplayStore {
+            cache,
+            live,
+            capacity,
+        }
     }
 
     /// The configured capacity.
@@ -110,7 +114,10 @@ impl MemoryReplayStore {
         if !self.reserve_slot() {
             return Err(ReplayError::Full);
         }
-        let entry = self.cache.entry(key).or_insert_with(|| ttl.max(Duration::from_secs(1)));
+        let entry = self
+            .cache
+            .entry(key)
+            .or_insert_with(|| ttl.max(Duration::from_secs(1)));
         if entry.is_fresh() {
             Ok(())
         } else {
@@ -135,7 +142,10 @@ mod tests {
     fn second_insert_is_a_replay() {
         let store = MemoryReplayStore::new(10);
         let k = ReplayKey::new("jkt", "a");
-        assert_eq!(store.check_and_insert_now(k, Duration::from_secs(60)), Ok(()));
+        assert_eq!(
+            store.check_and_insert_now(k, Duration::from_secs(60)),
+            Ok(())
+        );
         assert_eq!(
             store.check_and_insert_now(k, Duration::from_secs(60)),
             Err(ReplayError::AlreadySeen)
@@ -153,10 +163,16 @@ mod tests {
         let store = MemoryReplayStore::new(3);
         for i in 0..3 {
             let k = ReplayKey::new("jkt", &i.to_string());
-            assert_eq!(store.check_and_insert_now(k, Duration::from_secs(60)), Ok(()));
+            assert_eq!(
+                store.check_and_insert_now(k, Duration::from_secs(60)),
+                Ok(())
+            );
         }
         let k = ReplayKey::new("jkt", "overflow");
-        assert_eq!(store.check_and_insert_now(k, Duration::from_secs(60)), Err(ReplayError::Full));
+        assert_eq!(
+            store.check_and_insert_now(k, Duration::from_secs(60)),
+            Err(ReplayError::Full)
+        );
         // Every earlier proof is still remembered.
         for i in 0..3 {
             let k = ReplayKey::new("jkt", &i.to_string());
@@ -171,10 +187,15 @@ mod tests {
     fn expired_entries_free_their_slots() {
         let store = MemoryReplayStore::new(1);
         let k = ReplayKey::new("jkt", "a");
-        store.check_and_insert_now(k, Duration::from_millis(10)).unwrap();
+        store
+            .check_and_insert_now(k, Duration::from_millis(10))
+            .unwrap();
         // The minimum TTL is one second.
         std::thread::sleep(Duration::from_millis(1100));
         let k2 = ReplayKey::new("jkt", "b");
-        assert_eq!(store.check_and_insert_now(k2, Duration::from_secs(60)), Ok(()));
+        assert_eq!(
+            store.check_and_insert_now(k2, Duration::from_secs(60)),
+            Ok(())
+        );
     }
 }

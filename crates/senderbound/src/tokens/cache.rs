@@ -55,6 +55,12 @@ impl TokenCache {
         if secs == 0 {
             return;
         }
-        self.cache.insert(hash, CachedToken { token, ttl: Duration::from_secs(secs) });
+        self.cache.insert(
+            hash,
+            CachedToken {
+                token,
+                ttl: Duration::from_secs(secs),
+            },
+        );
     }
 }
