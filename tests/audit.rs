@@ -177,3 +177,32 @@ async fn one_event_per_decision_with_severity_and_no_secrets() {
         );
     }
 }
+
+#[tokio::test]
+async fn refusing_because_the_replay_store_is_full_is_audited_as_infrastructure() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = Harness::with(|b| b.replay_store(senderbound::replay::MemoryReplayStore::new(1)));
+    let token = h.token();
+    assert_eq!(h.get_with("/api/read", &token).await.status, 200);
+    assert_eq!(h.get_with("/api/read", &token).await.status, 503);
+
+    let lines = captured.lines();
+    let last = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("senderbound::audit"))
+        .unwrap();
+    assert!(last.contains("ERROR"), "{last}");
+    assert!(last.contains("severity=\"infrastructure\""), "{last}");
+    assert!(last.contains("status=503"), "{last}");
+    assert!(
+        last.contains(&format!("jkt=\"{}\"", h.client.jkt())),
+        "{last}"
+    );
+}

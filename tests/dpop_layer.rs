@@ -1007,3 +1007,45 @@ async fn refusal_bodies_carry_no_internals() {
         assert!(!r.challenges.iter().any(|c| c.contains(secret)));
     }
 }
+
+#[tokio::test]
+async fn layer_inside_a_nested_router_checks_the_full_path() {
+    use senderbound::SenderBound;
+    use tower::ServiceExt;
+    let h = Harness::new();
+    let auth = SenderBound::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .jwks_json(h.issuer.jwks_json())
+        .clock(h.clock.clone())
+        .build()
+        .unwrap();
+    let app = axum::Router::new().nest(
+        "/v1",
+        senderbound_suite::harness::routes().layer(auth.layer()),
+    );
+    let token = h.token();
+    let call = |htu_path: &str| {
+        let proof = h
+            .client
+            .proof("GET", &format!("https://{HOST}{htu_path}"))
+            .access_token(&token)
+            .issued_at(h.now())
+            .sign();
+        http::Request::get("/v1/api/read")
+            .header("host", HOST)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    // The client signs the full path it called, prefix included.
+    let ok = app.clone().oneshot(call("/v1/api/read")).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    // A proof for the path without the prefix is for another URI.
+    let bad = app.oneshot(call("/api/read")).await.unwrap();
+    assert_eq!(bad.status(), 401);
+    let challenge = bad.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains("error=\"invalid_dpop_proof\""), "{challenge}");
+    assert!(challenge.contains(Error::ProofUriMismatch.description()), "{challenge}");
+}

@@ -2,7 +2,7 @@
 //! thumbprints.
 //!
 //! Only *public* keys of the types senderbound verifies with are accepted:
-//! EC P-256 and P-384, OKP Ed25519, and RSA (2048 to 8192 bits). A key with
+//! EC P-256 and P-384, OKP Ed25519, and RSA (2048 to 4096 bits). A key with
 //! any private member (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`) or a symmetric
 //! key (`kty: oct`, `k`) is refused: a client that sends its private key has
 //! already lost it, and a MAC key can never prove possession.
@@ -18,8 +18,9 @@ use crate::jws::{b64url_decode, b64url_encode};
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
-/// Largest RSA modulus accepted, in bits (bounds verification cost).
-pub const MAX_RSA_BITS: usize = 8192;
+/// Largest RSA modulus accepted, in bits. Bounds verification cost, and is
+/// the limit of the pure-Rust `rsa` backend, so both backends agree.
+pub const MAX_RSA_BITS: usize = 4096;
 
 /// Why a JWK was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -97,7 +97,7 @@ impl RequireScope {
         audit::emit(
             "authorize",
             parts.method.as_str(),
-            parts.uri.path(),
+            crate::target_uri::request_path(parts),
             &record,
             Some(Error::InsufficientScope),
         );

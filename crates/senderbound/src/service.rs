@@ -28,7 +28,7 @@ use crate::challenge::{ChallengeConfig, Rejection};
 use crate::credentials::{self, DPOP};
 use crate::replay::{ReplayKey, ReplayStore};
 use crate::sender::{BindingKind, Sender};
-use crate::target_uri::PublicOrigin;
+use crate::target_uri::{PublicOrigin, request_path};
 use crate::tokens::TokenVerifier;
 use crate::tokens::cache::TokenCache;
 
@@ -63,10 +63,15 @@ impl Shared {
     pub(crate) async fn decide(&self, mut parts: Parts) -> Result<Parts, Response> {
         let mut record = AuditRecord::default();
         let result = self.authenticate(&parts, &mut record).await;
-        let path = parts.uri.path();
         match result {
             Ok(sender) => {
-                audit::emit("authenticate", parts.method.as_str(), path, &record, None);
+                audit::emit(
+                    "authenticate",
+                    parts.method.as_str(),
+                    request_path(&parts),
+                    &record,
+                    None,
+                );
                 if self.strip_credentials {
                     parts.headers.remove(http::header::AUTHORIZATION);
                     parts.headers.remove(DPOP);
@@ -86,7 +91,7 @@ impl Shared {
                 audit::emit(
                     "authenticate",
                     parts.method.as_str(),
-                    path,
+                    request_path(&parts),
                     &record,
                     Some(error),
                 );

@@ -9,6 +9,15 @@ use axum::extract::OriginalUri;
 use http::request::Parts;
 use senderbound_core::{Error, htu};
 
+/// The request path as the client sent it: inside a nested axum router the
+/// URI has lost its prefix, and the original URI still has it.
+pub(crate) fn request_path(parts: &Parts) -> &str {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |o| o.0.path())
+}
+
 /// How the public URI of a request is formed.
 #[derive(Debug, Clone)]
 pub(crate) enum PublicOrigin {
@@ -36,12 +45,7 @@ impl PublicOrigin {
 
     /// The normalised `htu` this request must carry.
     pub(crate) fn htu(&self, parts: &Parts) -> Result<String, Error> {
-        // Inside a nested axum router the URI has lost its prefix; the
-        // original URI has it.
-        let path = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or_else(|| parts.uri.path(), |o| o.0.path());
+        let path = request_path(parts);
         let uri = match self {
             PublicOrigin::Base(base) => format!("{base}{path}"),
             PublicOrigin::FromRequest { https } => {
