@@ -1046,6 +1046,12 @@ async fn layer_inside_a_nested_router_checks_the_full_path() {
     let bad = app.oneshot(call("/api/read")).await.unwrap();
     assert_eq!(bad.status(), 401);
     let challenge = bad.headers()["www-authenticate"].to_str().unwrap();
-    assert!(challenge.contains("error=\"invalid_dpop_proof\""), "{challenge}");
-    assert!(challenge.contains(Error::ProofUriMismatch.description()), "{challenge}");
+    assert!(
+        challenge.contains("error=\"invalid_dpop_proof\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(Error::ProofUriMismatch.description()),
+        "{challenge}"
+    );
 }
