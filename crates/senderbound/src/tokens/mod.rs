@@ -2,7 +2,7 @@
 //!
 //! The Layer asks a [`TokenVerifier`] about each token it has not seen
 //! recently, then caches the answer by the token's SHA-256 hash until the
-//! token expires ([`cache`]). [`JwtVerifier`] verifies RFC 9068 JWT access
+//! token expires. [`JwtVerifier`] verifies RFC 9068 JWT access
 //! tokens against a fixed key set; remote JWKS and introspection plug in
 //! behind the same trait.
 
