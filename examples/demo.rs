@@ -139,6 +139,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .issuer(issuer.issuer())
         .audience(&audience)
         .jwks_json(issuer.jwks_json())
+        .allowed_hosts([addr.to_string()]) // the host clients address
         .assume_plain_http() // the demo listens on plain HTTP on loopback
         .build()?;
     let app = senderbound_suite::harness::routes().layer(auth.layer());

@@ -136,6 +136,7 @@ impl Harness {
             .issuer(ISSUER)
             .audience(AUDIENCE)
             .jwks_json(issuer.jwks_json())
+            .allowed_hosts([HOST])
             .clock(clock.clone());
         let auth = configure(builder)
             .build()

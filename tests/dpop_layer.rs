@@ -713,9 +713,15 @@ async fn unbound_bearer_token_only_when_allowed() {
     let token = h
         .issuer
         .sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
-    h.send("GET", PATH, Some(&format!("Bearer {token}")), None)
-        .await
-        .assert_refused(401, "invalid_token", Error::BearerNotAccepted);
+    // RFC 6750 §3.1: an authentication method the resource does not support
+    // gets a challenge without an error code.
+    let r = h
+        .send("GET", PATH, Some(&format!("Bearer {token}")), None)
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error(), None, "{r:?}");
+    assert_eq!(r.challenges.len(), 1);
+    assert!(r.challenges[0].starts_with("DPoP algs="), "{r:?}");
 
     let h = Harness::with(|b| b.allow_bearer());
     let token = h
@@ -1017,6 +1023,7 @@ async fn layer_inside_a_nested_router_checks_the_full_path() {
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .jwks_json(h.issuer.jwks_json())
+        .allowed_hosts([HOST])
         .clock(h.clock.clone())
         .build()
         .unwrap();
@@ -1054,4 +1061,85 @@ async fn layer_inside_a_nested_router_checks_the_full_path() {
         challenge.contains(Error::ProofUriMismatch.description()),
         "{challenge}"
     );
+}
+
+#[tokio::test]
+async fn request_to_a_host_not_served_is_refused() {
+    // A proof made for another server that accepts the same token, replayed
+    // here with that server's Host, must not pass.
+    let h = Harness::new();
+    let token = h.token();
+    let proof = h
+        .client
+        .proof("GET", "https://other-api.example.test/api/read")
+        .access_token(&token)
+        .issued_at(h.now())
+        .sign();
+    let req = http::Request::get(PATH)
+        .header("host", "other-api.example.test")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    h.call(req)
+        .await
+        .assert_refused(400, "invalid_request", Error::HostNotAllowed);
+    // Host case and an explicit default port are the same host.
+    let proof = h.proof("GET", PATH, &token);
+    let req = http::Request::get(PATH)
+        .header("host", "API.example.test:443")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(h.call(req).await.status, 200);
+}
+
+#[tokio::test]
+async fn any_host_only_when_explicitly_allowed() {
+    let h = Harness::with(|b| b.allow_any_host());
+    let token = h.token();
+    let proof = h
+        .client
+        .proof("GET", "https://anything.example.test/api/read")
+        .access_token(&token)
+        .issued_at(h.now())
+        .sign();
+    let req = http::Request::get(PATH)
+        .header("host", "anything.example.test")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(h.call(req).await.status, 200);
+}
+
+#[tokio::test]
+async fn request_paths_not_in_normal_form_are_refused() {
+    // Routers match the raw path: a proof for /api/read must not be usable at
+    // /x/../api/read, which a wildcard route could serve as something else.
+    let h = Harness::new();
+    let token = h.token();
+    for path in [
+        "/x/../api/read",
+        "/api/./read",
+        "/api/%72ead",
+        "/x/%2E%2E/api/read",
+    ] {
+        let proof = h.proof("GET", PATH, &token);
+        h.send("GET", path, Some(&format!("DPoP {token}")), Some(&proof))
+            .await
+            .assert_refused(400, "invalid_request", Error::PathNotNormalized);
+    }
+}
+
+#[tokio::test]
+async fn null_cnf_is_not_unbound() {
+    let h = Harness::with(|b| b.allow_bearer());
+    let mut claims = h.issuer.claims(AUDIENCE, None, "read", h.now());
+    claims["cnf"] = Value::Null;
+    let token = h.issuer.sign(&claims);
+    h.send("GET", PATH, Some(&format!("Bearer {token}")), None)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenConfirmationInvalid);
 }

@@ -21,6 +21,7 @@ async fn call(doc: &Value, f: &Value, token: &str, proof: &str) -> (u16, Value) 
         .issuer(doc["issuer"].as_str().unwrap())
         .audience(doc["audience"].as_str().unwrap())
         .jwks_json(f["jwks"].to_string())
+        .allowed_hosts(["api.example.test"])
         .clock(Arc::new(FixedClock::new(now)))
         .build()
         .unwrap();

@@ -30,13 +30,23 @@ impl Scheme {
     }
 }
 
-/// The scheme and token of an `Authorization` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The scheme and token of an `Authorization` header. Its `Debug` output
+/// redacts the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Credentials<'a> {
     /// The scheme (matched case-insensitively, RFC 9110 §11.1).
     pub scheme: Scheme,
     /// The token68 value.
     pub token: &'a str,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("scheme", &self.scheme)
+            .field("token", &"[redacted]")
+            .finish()
+    }
 }
 
 /// Parses an `Authorization` header value.

@@ -97,6 +97,12 @@ pub enum Error {
     ProofWithoutToken,
     /// The request has no host to build the `htu` from.
     MissingHost,
+    /// The request's host is not one this resource is configured to serve.
+    HostNotAllowed,
+    /// The request path has dot segments or percent-encoded unreserved
+    /// characters: the URI the proof is checked against would not be the
+    /// one the router serves.
+    PathNotNormalized,
 
     // ---- bad DPoP proof (401 invalid_dpop_proof) ----
     /// `Authorization: DPoP` without a `DPoP` header.
@@ -210,14 +216,17 @@ impl Error {
     pub const fn code(self) -> Option<ErrorCode> {
         use Error::*;
         match self {
-            MissingCredentials | UnsupportedScheme => None,
+            // RFC 6750 §3.1: an unsupported authentication method gets no error code.
+            MissingCredentials | UnsupportedScheme | BearerNotAccepted => None,
             ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => None,
             MultipleAuthorizationHeaders
             | MultipleDpopHeaders
             | MalformedAuthorization
             | TokenInQuery
             | ProofWithoutToken
-            | MissingHost => Some(ErrorCode::InvalidRequest),
+            | MissingHost
+            | HostNotAllowed
+            | PathNotNormalized => Some(ErrorCode::InvalidRequest),
             ProofMissing
             | ProofTooLarge
             | ProofMalformed
@@ -250,8 +259,7 @@ impl Error {
             | TokenConfirmationInvalid
             | TokenBindingMismatch
             | TokenDowngrade
-            | TokenNotBound
-            | BearerNotAccepted => Some(ErrorCode::InvalidToken),
+            | TokenNotBound => Some(ErrorCode::InvalidToken),
             InsufficientScope => Some(ErrorCode::InsufficientScope),
         }
     }
@@ -268,6 +276,8 @@ impl Error {
             TokenInQuery => "access tokens are accepted only in the Authorization header",
             ProofWithoutToken => "DPoP proof without an access token",
             MissingHost => "request has no host",
+            HostNotAllowed => "request host is not served by this resource",
+            PathNotNormalized => "request path is not in normal form",
             ProofMissing => "DPoP proof missing",
             ProofTooLarge => "DPoP proof too large",
             ProofMalformed => "DPoP proof is not a compact JWS",
@@ -372,6 +382,8 @@ mod tests {
             TokenInQuery,
             ProofWithoutToken,
             MissingHost,
+            HostNotAllowed,
+            PathNotNormalized,
             ProofMissing,
             ProofTooLarge,
             ProofMalformed,

@@ -85,6 +85,35 @@ pub fn normalize(uri: &str) -> Result<String, InvalidUri> {
     Ok(out)
 }
 
+/// `true` if `path` (an absolute path, without query) is already in normal
+/// form: no `.` or `..` segments (also percent-encoded) and no
+/// percent-encoded unreserved characters. Routers match the path as sent, so
+/// a request path that normalisation would change is refused: otherwise the
+/// URI the proof is checked against would not be the resource served.
+///
+/// ```
+/// use senderbound_core::htu::is_normalized_path;
+/// assert!(is_normalized_path("/api/items/%2F"));
+/// assert!(!is_normalized_path("/files/../admin"));
+/// assert!(!is_normalized_path("/%61dmin"));
+/// ```
+pub fn is_normalized_path(path: &str) -> bool {
+    if !path.starts_with('/') || !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return false;
+    }
+    let Ok(decoded) = normalize_percent_encoding(path) else {
+        return false;
+    };
+    // Percent-encoding hex case does not change what a router sees as
+    // different, so only decoded unreserved characters count.
+    if decoded.len() != path.len() {
+        return false;
+    }
+    let mut out = String::with_capacity(path.len());
+    remove_dot_segments(&decoded, &mut out);
+    out == decoded
+}
+
 /// Splits `host[:port]`; an IP literal `[...]` may contain colons. An empty
 /// port is the same as no port (RFC 3986 §6.2.3).
 fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), InvalidUri> {
@@ -232,6 +261,31 @@ mod tests {
         assert_eq!(n("/a/b/.."), "http://a/a/");
         assert_eq!(n("/.."), "http://a/");
         assert_eq!(n("/a/."), "http://a/a/");
+    }
+
+    #[test]
+    fn normal_form_paths() {
+        for ok in [
+            "/", "/a", "/a/", "/a/b.c", "/a/..b", "/a%2Fb", "/a%2fb", "/a//b", "/~x",
+        ] {
+            assert!(is_normalized_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "/.",
+            "/..",
+            "/a/./b",
+            "/a/../b",
+            "/a/%2E%2E/b",
+            "/a/%2e",
+            "/%7Ex",
+            "/%41",
+            "/a b",
+            "/%zz",
+        ] {
+            assert!(!is_normalized_path(bad), "{bad}");
+        }
     }
 
     #[test]

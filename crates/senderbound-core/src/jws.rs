@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// A compact JWS split into its parts. Nothing has been verified yet.
-#[derive(Debug)]
+/// Its `Debug` output shows only sizes.
 pub struct CompactJws<'a> {
     /// The decoded JOSE header (JSON bytes).
     pub header: Vec<u8>,
@@ -18,6 +18,16 @@ pub struct CompactJws<'a> {
     pub signing_input: &'a str,
     /// The decoded signature bytes.
     pub signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for CompactJws<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompactJws")
+            .field("header_bytes", &self.header.len())
+            .field("payload_bytes", &self.payload.len())
+            .field("signature_bytes", &self.signature.len())
+            .finish()
+    }
 }
 
 /// Why a string is not a compact JWS.

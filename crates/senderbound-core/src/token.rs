@@ -139,7 +139,14 @@ struct RawClaims<'a> {
     #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
     iat: Option<u64>,
     jti: Option<String>,
-    cnf: Option<RawCnf>,
+    /// Absent → `None`; present (even `null`) → `Some`, so a `null` or
+    /// otherwise unusable `cnf` is refused, never read as "unbound".
+    #[serde(default, deserialize_with = "present_cnf")]
+    cnf: Option<Option<RawCnf>>,
+}
+
+fn present_cnf<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<RawCnf>>, D::Error> {
+    Option::<RawCnf>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -204,7 +211,8 @@ impl AccessToken {
             (None, None) => Vec::new(),
         };
         let binding = match raw.cnf {
-            Some(cnf) => cnf.into_binding()?,
+            Some(Some(cnf)) => cnf.into_binding()?,
+            Some(None) => return Err(Error::TokenConfirmationInvalid),
             None => Binding::Unbound,
         };
         Ok(AccessToken {
@@ -478,10 +486,13 @@ mod tests {
                 "{cnf}"
             );
         }
-        assert_eq!(
-            AccessToken::from_json_claims(claims(r#","cnf":{"jwk":{}}"#).as_bytes()).unwrap_err(),
-            Error::TokenConfirmationInvalid
-        );
+        for cnf in [r#","cnf":{"jwk":{}}"#, r#","cnf":null"#] {
+            assert_eq!(
+                AccessToken::from_json_claims(claims(cnf).as_bytes()).unwrap_err(),
+                Error::TokenConfirmationInvalid,
+                "{cnf}"
+            );
+        }
     }
 
     #[test]

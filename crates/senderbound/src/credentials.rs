@@ -9,8 +9,8 @@ use senderbound_core::authorization::{self, Credentials};
 /// The name of the DPoP proof header (RFC 9449 §4.1).
 pub const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
 
-/// The credentials a request presents.
-#[derive(Debug)]
+/// The credentials a request presents. Deliberately not `Debug`: it holds
+/// the token and the proof.
 pub(crate) struct Presented<'a> {
     pub(crate) credentials: Credentials<'a>,
     pub(crate) proof: Option<&'a str>,
@@ -52,7 +52,7 @@ pub(crate) fn extract<'a>(
             None => Error::MissingCredentials,
         });
     };
-    if auth.len() > max_token_bytes + SCHEME_ALLOWANCE {
+    if auth.len() > max_token_bytes.saturating_add(SCHEME_ALLOWANCE) {
         return Err(Error::TokenTooLarge);
     }
     let credentials = authorization::parse(auth.as_bytes())?;

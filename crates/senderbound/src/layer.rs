@@ -29,6 +29,7 @@ use crate::tokens::{JwtVerifier, TokenVerifier};
 /// let auth = SenderBound::builder()
 ///     .issuer("https://as.example.com")
 ///     .audience("https://api.example.com")
+///     .public_base_url("https://api.example.com") // what clients sign as `htu`
 ///     .jwks_json(r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"as-1",
 ///         "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
 ///         "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#)
@@ -115,8 +116,16 @@ pub enum BuildError {
     NoUsableKey,
     /// The DPoP or token algorithm allow-list is empty.
     NoAlgorithms,
-    /// The public base URL is not an absolute http(s) URL without query or fragment.
+    /// The public base URL is not an absolute http(s) URL without query or
+    /// fragment, or an allowed host is not a host name with optional port.
     InvalidPublicBaseUrl,
+    /// Neither a public base URL nor allowed hosts were given, so the `htu`
+    /// host could not be checked (use `allow_any_host()` to opt out explicitly).
+    NoPublicOrigin,
+    /// Several issuers were configured with keys given to the builder: the
+    /// keys would not be tied to their issuer, so one issuer could sign for
+    /// another. Use one issuer per layer, or a custom `TokenVerifier`.
+    SeveralIssuersShareKeys,
     /// The realm contains characters that cannot be quoted in a challenge.
     InvalidRealm,
 }
@@ -134,7 +143,13 @@ impl fmt::Display for BuildError {
             BuildError::NoUsableKey => f.write_str("the key set has no usable signing key"),
             BuildError::NoAlgorithms => f.write_str("an algorithm allow-list is empty"),
             BuildError::InvalidPublicBaseUrl => f.write_str(
-                "public base URL must be an absolute http(s) URL without query or fragment",
+                "public base URL must be an absolute http(s) URL without query or fragment, and allowed hosts host[:port]",
+            ),
+            BuildError::NoPublicOrigin => f.write_str(
+                "set public_base_url() or allowed_hosts() so the proof's htu host is checked (or allow_any_host())",
+            ),
+            BuildError::SeveralIssuersShareKeys => f.write_str(
+                "several issuers cannot share one key set: use one issuer per layer or a custom TokenVerifier",
             ),
             BuildError::InvalidRealm => {
                 f.write_str("realm must be printable ASCII without quotes or backslashes")
@@ -162,6 +177,8 @@ pub struct SenderBoundBuilder {
     max_token_bytes: Option<usize>,
     accept_bearer: bool,
     public_base_url: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
+    any_host: bool,
     https: bool,
     replay: Option<Arc<dyn ReplayStore>>,
     token_cache_capacity: u64,
@@ -186,6 +203,8 @@ impl Default for SenderBoundBuilder {
             max_token_bytes: None,
             accept_bearer: false,
             public_base_url: None,
+            allowed_hosts: None,
+            any_host: false,
             https: true,
             replay: None,
             token_cache_capacity: DEFAULT_TOKEN_CACHE_CAPACITY,
@@ -324,6 +343,27 @@ impl SenderBoundBuilder {
         self
     }
 
+    /// Without a public base URL: accept requests addressed to these hosts
+    /// (`name` or `name:port`, from `Host` or the request's authority). The
+    /// `htu` is then `https://` + that host + the request path.
+    pub fn allowed_hosts<I: IntoIterator<Item = S>, S: Into<String>>(mut self, hosts: I) -> Self {
+        self.any_host = false;
+        self.allowed_hosts
+            .get_or_insert_with(Vec::new)
+            .extend(hosts.into_iter().map(Into::into));
+        self
+    }
+
+    /// Without a public base URL: accept whatever host the request names.
+    /// A proof made for another server that accepts the same tokens could
+    /// then be replayed here; prefer [`allowed_hosts`](Self::allowed_hosts).
+    /// Replaces any earlier [`allowed_hosts`](Self::allowed_hosts).
+    pub fn allow_any_host(mut self) -> Self {
+        self.any_host = true;
+        self.allowed_hosts = None;
+        self
+    }
+
     /// When no public base URL is set, build the request URI with `http://`
     /// instead of `https://` (plain-HTTP development servers only).
     pub fn assume_plain_http(mut self) -> Self {
@@ -394,8 +434,10 @@ impl SenderBoundBuilder {
             rules = rules.max_token_bytes(bytes);
         }
 
+        let several_issuers = rules.issuers().len() > 1;
         let verifier: Arc<dyn TokenVerifier> = match self.verifier {
             Some(v) => v,
+            None if several_issuers => return Err(BuildError::SeveralIssuersShareKeys),
             None => {
                 let mut keys = self.keys;
                 for doc in &self.jwks_json {
@@ -416,7 +458,17 @@ impl SenderBoundBuilder {
 
         let origin = match &self.public_base_url {
             Some(url) => PublicOrigin::base(url).map_err(|_| BuildError::InvalidPublicBaseUrl)?,
-            None => PublicOrigin::FromRequest { https: self.https },
+            None => match (&self.allowed_hosts, self.any_host) {
+                (_, true) => PublicOrigin::FromRequest {
+                    https: self.https,
+                    allowed: None,
+                },
+                (Some(hosts), false) => {
+                    PublicOrigin::hosts(self.https, hosts.iter().map(String::as_str))
+                        .map_err(|_| BuildError::InvalidPublicBaseUrl)?
+                }
+                (None, false) => return Err(BuildError::NoPublicOrigin),
+            },
         };
         let challenges = Arc::new(ChallengeConfig {
             algs: self.proof_policy.accepted_algorithms().to_space_separated(),
@@ -505,6 +557,30 @@ mod tests {
             b().token_key_json(JWK).realm("a\"b").build().unwrap_err(),
             BuildError::InvalidRealm
         );
+        assert_eq!(
+            SenderBound::builder()
+                .issuer("https://as")
+                .audience("https://rs")
+                .token_key_json(JWK)
+                .build()
+                .unwrap_err(),
+            BuildError::NoPublicOrigin
+        );
+        assert_eq!(
+            b().issuer("https://as2")
+                .token_key_json(JWK)
+                .build()
+                .unwrap_err(),
+            BuildError::SeveralIssuersShareKeys
+        );
+        assert_eq!(
+            b().allowed_hosts(["rs.example/path"])
+                .token_key_json(JWK)
+                .build()
+                .unwrap_err(),
+            BuildError::InvalidPublicBaseUrl
+        );
+        assert!(b().allow_any_host().token_key_json(JWK).build().is_ok());
         assert!(
             b().token_key_json(JWK)
                 .public_base_url("https://api.example.com/v1/")

@@ -23,6 +23,7 @@
 //! let auth = SenderBound::builder()
 //!     .issuer("https://as.example.com")
 //!     .audience("https://api.example.com")
+//!     .public_base_url("https://api.example.com")
 //!     .jwks_json(r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"as-1",
 //!         "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
 //!         "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#)

@@ -135,7 +135,8 @@ impl Shared {
                 token.binding.check_dpop(proof.jkt()).map_err(fail)?;
                 // Remember the jti for as long as its iat would be accepted,
                 // plus one second for the rounding of whole seconds.
-                let ttl = Duration::from_secs(proof.accept_until().saturating_sub(now) + 1);
+                let ttl =
+                    Duration::from_secs(proof.accept_until().saturating_sub(now).saturating_add(1));
                 self.replay
                     .check_and_insert(ReplayKey::new(proof.jkt(), proof.jti()), ttl)
                     .await

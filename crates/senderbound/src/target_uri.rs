@@ -3,7 +3,10 @@
 //! Behind a TLS-terminating proxy or under a path prefix, the URI the server
 //! sees is not the one the client signed, so deployments can give the public
 //! base URL explicitly. Forwarded headers (`X-Forwarded-*`, `Forwarded`) are
-//! never trusted for this: a client could set them to anything.
+//! never trusted for this: a client could set them to anything. `Host` is
+//! client-controlled too, so without a base URL it must be one of the
+//! configured hosts: otherwise a proof made for another server that accepts
+//! the same token could be replayed here with that server's `Host`.
 
 use axum::extract::OriginalUri;
 use http::request::Parts;
@@ -21,34 +24,68 @@ pub(crate) fn request_path(parts: &Parts) -> &str {
 /// How the public URI of a request is formed.
 #[derive(Debug, Clone)]
 pub(crate) enum PublicOrigin {
-    /// `{scheme}://{Host or :authority}{path}`.
-    FromRequest { https: bool },
+    /// `{scheme}://{Host or :authority}{path}`, the host checked against
+    /// `allowed` (normalised origins such as `https://api.example.com`),
+    /// or any host when `allowed` is `None` (explicit opt-in only).
+    FromRequest {
+        https: bool,
+        allowed: Option<Vec<String>>,
+    },
     /// `{base}{path}`: `base` is normalised, without a trailing slash.
     Base(String),
 }
 
-/// Why a public base URL was refused.
+/// Why a public base URL or host was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct InvalidBaseUrl;
+pub(crate) struct InvalidOrigin;
 
 impl PublicOrigin {
-    pub(crate) fn base(url: &str) -> Result<Self, InvalidBaseUrl> {
+    pub(crate) fn base(url: &str) -> Result<Self, InvalidOrigin> {
         if url.contains(['?', '#']) {
-            return Err(InvalidBaseUrl);
+            return Err(InvalidOrigin);
         }
-        let mut normalized = htu::normalize(url).map_err(|_| InvalidBaseUrl)?;
+        let mut normalized = htu::normalize(url).map_err(|_| InvalidOrigin)?;
         while normalized.ends_with('/') {
             normalized.pop();
         }
         Ok(PublicOrigin::Base(normalized))
     }
 
+    /// Hosts (`name` or `name:port`) requests may be addressed to.
+    pub(crate) fn hosts<'h>(
+        https: bool,
+        hosts: impl IntoIterator<Item = &'h str>,
+    ) -> Result<Self, InvalidOrigin> {
+        let scheme = if https { "https" } else { "http" };
+        let allowed = hosts
+            .into_iter()
+            .map(|h| {
+                let mut origin =
+                    htu::normalize(&format!("{scheme}://{h}/")).map_err(|_| InvalidOrigin)?;
+                origin.pop(); // the trailing slash
+                if origin.matches('/').count() != 2 {
+                    return Err(InvalidOrigin); // a path in a host name
+                }
+                Ok(origin)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PublicOrigin::FromRequest {
+            https,
+            allowed: Some(allowed),
+        })
+    }
+
     /// The normalised `htu` this request must carry.
     pub(crate) fn htu(&self, parts: &Parts) -> Result<String, Error> {
         let path = request_path(parts);
-        let uri = match self {
-            PublicOrigin::Base(base) => format!("{base}{path}"),
-            PublicOrigin::FromRequest { https } => {
+        if !htu::is_normalized_path(path) {
+            return Err(Error::PathNotNormalized);
+        }
+        match self {
+            PublicOrigin::Base(base) => {
+                htu::normalize(&format!("{base}{path}")).map_err(|_| Error::ProofUriMismatch)
+            }
+            PublicOrigin::FromRequest { https, allowed } => {
                 let host = match parts.uri.authority() {
                     Some(authority) => authority.as_str(),
                     None => {
@@ -60,9 +97,20 @@ impl PublicOrigin {
                     }
                 };
                 let scheme = if *https { "https" } else { "http" };
-                format!("{scheme}://{host}{path}")
+                let uri = htu::normalize(&format!("{scheme}://{host}{path}"))
+                    .map_err(|_| Error::HostNotAllowed)?;
+                let served = allowed.as_ref().is_none_or(|origins| {
+                    origins.iter().any(|o| {
+                        uri.strip_prefix(o.as_str())
+                            .is_some_and(|rest| rest.starts_with('/'))
+                    })
+                });
+                if served {
+                    Ok(uri)
+                } else {
+                    Err(Error::HostNotAllowed)
+                }
             }
-        };
-        htu::normalize(&uri).map_err(|_| Error::ProofUriMismatch)
+        }
     }
 }
