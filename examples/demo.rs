@@ -11,9 +11,7 @@
 //! without credentials. Prints what happened and the audit trail, and exits
 //! 0 only if every outcome is the expected one.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -24,36 +22,24 @@ use hyper_util::rt::TokioExecutor;
 use senderbound::SenderBound;
 use senderbound_client::DpopKey;
 use senderbound_suite::DemoIssuer;
+use senderbound_suite::capture::Captured;
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
-/// Audit lines are collected here and printed after the table.
-#[derive(Clone, Default)]
-struct AuditBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for AuditBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for AuditBuffer {
-    type Writer = AuditBuffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
+/// One client call and what the server should answer.
+struct Scenario {
+    step: &'static str,
+    request: &'static str,
+    method: &'static str,
+    path: &'static str,
+    authorization: Option<String>,
+    dpop: Option<String>,
+    expected: (u16, Option<&'static str>),
 }
 
 struct Outcome {
     step: &'static str,
-    request: String,
+    request: &'static str,
     expected: (u16, Option<&'static str>),
     status: u16,
     challenge: String,
@@ -113,7 +99,7 @@ fn short(token: &str) -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
-    let audit = AuditBuffer::default();
+    let audit = Captured::default();
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
@@ -171,121 +157,93 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         short(&token)
     );
 
-    let mut outcomes = Vec::new();
-
-    // 1. A valid call.
-    let proof = key
-        .proof("GET", &url("/api/read"))
-        .access_token(&token)
-        .sign();
-    let (status, challenge, body) = call(
-        &client,
-        addr,
-        "GET",
-        "/api/read",
-        Some(format!("DPoP {token}")),
-        Some(proof.clone()),
-    )
-    .await?;
-    let sender = body;
-    outcomes.push(Outcome {
-        step: "valid DPoP call",
-        request: "GET /api/read  DPoP token + fresh proof".into(),
-        expected: (200, None),
-        status,
-        challenge,
-    });
-
-    // 2. The same proof again.
-    let (status, challenge, _) = call(
-        &client,
-        addr,
-        "GET",
-        "/api/read",
-        Some(format!("DPoP {token}")),
-        Some(proof),
-    )
-    .await?;
-    outcomes.push(Outcome {
-        step: "replayed proof",
-        request: "GET /api/read  same proof again".into(),
-        expected: (401, Some("invalid_dpop_proof")),
-        status,
-        challenge,
-    });
-
-    // 3. A thief with the token string and their own key.
     let thief = DpopKey::generate();
-    let thief_proof = thief
+    let valid_proof = key
         .proof("GET", &url("/api/read"))
         .access_token(&token)
         .sign();
-    let (status, challenge, _) = call(
-        &client,
-        addr,
-        "GET",
-        "/api/read",
-        Some(format!("DPoP {token}")),
-        Some(thief_proof),
-    )
-    .await?;
-    outcomes.push(Outcome {
-        step: "stolen token, other key",
-        request: "GET /api/read  token + thief's own valid proof".into(),
-        expected: (401, Some("invalid_token")),
-        status,
-        challenge,
-    });
+    let scenarios = [
+        Scenario {
+            step: "valid DPoP call",
+            request: "GET /api/read  DPoP token + fresh proof",
+            method: "GET",
+            path: "/api/read",
+            authorization: Some(format!("DPoP {token}")),
+            dpop: Some(valid_proof.clone()),
+            expected: (200, None),
+        },
+        Scenario {
+            step: "replayed proof",
+            request: "GET /api/read  same proof again",
+            method: "GET",
+            path: "/api/read",
+            authorization: Some(format!("DPoP {token}")),
+            dpop: Some(valid_proof),
+            expected: (401, Some("invalid_dpop_proof")),
+        },
+        Scenario {
+            step: "stolen token, other key",
+            request: "GET /api/read  token + thief's own valid proof",
+            method: "GET",
+            path: "/api/read",
+            authorization: Some(format!("DPoP {token}")),
+            dpop: Some(
+                thief
+                    .proof("GET", &url("/api/read"))
+                    .access_token(&token)
+                    .sign(),
+            ),
+            expected: (401, Some("invalid_token")),
+        },
+        Scenario {
+            step: "downgrade to Bearer",
+            request: "GET /api/read  Authorization: Bearer <bound token>",
+            method: "GET",
+            path: "/api/read",
+            authorization: Some(format!("Bearer {token}")),
+            dpop: None,
+            expected: (401, Some("invalid_token")),
+        },
+        Scenario {
+            step: "missing scope",
+            request: "POST /api/write  token has scope read only",
+            method: "POST",
+            path: "/api/write",
+            authorization: Some(format!("DPoP {token}")),
+            dpop: Some(
+                key.proof("POST", &url("/api/write"))
+                    .access_token(&token)
+                    .sign(),
+            ),
+            expected: (403, Some("insufficient_scope")),
+        },
+        Scenario {
+            step: "no credentials",
+            request: "GET /api/read  no Authorization",
+            method: "GET",
+            path: "/api/read",
+            authorization: None,
+            dpop: None,
+            expected: (401, None),
+        },
+    ];
 
-    // 4. The bound token as a plain bearer token.
-    let (status, challenge, _) = call(
-        &client,
-        addr,
-        "GET",
-        "/api/read",
-        Some(format!("Bearer {token}")),
-        None,
-    )
-    .await?;
-    outcomes.push(Outcome {
-        step: "downgrade to Bearer",
-        request: "GET /api/read  Authorization: Bearer <bound token>".into(),
-        expected: (401, Some("invalid_token")),
-        status,
-        challenge,
-    });
-
-    // 5. Valid proof, but the token lacks the scope.
-    let write_proof = key
-        .proof("POST", &url("/api/write"))
-        .access_token(&token)
-        .sign();
-    let (status, challenge, _) = call(
-        &client,
-        addr,
-        "POST",
-        "/api/write",
-        Some(format!("DPoP {token}")),
-        Some(write_proof),
-    )
-    .await?;
-    outcomes.push(Outcome {
-        step: "missing scope",
-        request: "POST /api/write  token has scope read only".into(),
-        expected: (403, Some("insufficient_scope")),
-        status,
-        challenge,
-    });
-
-    // 6. No credentials at all.
-    let (status, challenge, _) = call(&client, addr, "GET", "/api/read", None, None).await?;
-    outcomes.push(Outcome {
-        step: "no credentials",
-        request: "GET /api/read  no Authorization".into(),
-        expected: (401, None),
-        status,
-        challenge,
-    });
+    let mut outcomes = Vec::new();
+    let mut sender = String::new();
+    for s in scenarios {
+        let (status, challenge, body) =
+            call(&client, addr, s.method, s.path, s.authorization, s.dpop).await?;
+        if status == 200 && sender.is_empty() {
+            sender = body;
+        }
+        outcomes.push(Outcome {
+            step: s.step,
+            request: s.request,
+            expected: s.expected,
+            status,
+            challenge,
+        });
+    }
 
     // --- the report --------------------------------------------------------
     println!(
@@ -311,12 +269,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\nSender handed to the handler in call 1:\n  {sender}");
 
     println!("\nAudit trail (tracing target senderbound::audit; no tokens, proofs or keys):");
-    let audit_text = audit
-        .0
-        .lock()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    for line in audit_text.lines() {
+    for line in audit.lines() {
         println!("  {line}");
     }
 

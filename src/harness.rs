@@ -195,6 +195,16 @@ impl Harness {
         self.call(req.body(Body::empty()).unwrap_or_default()).await
     }
 
+    /// Sends a request with exactly these headers (repeats allowed, no
+    /// `Host` unless given).
+    pub async fn send_headers(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.call(req.body(Body::empty()).unwrap_or_default()).await
+    }
+
     /// A DPoP request to `GET path` with a fresh valid proof for `token`.
     pub async fn get_with(&self, path: &str, token: &str) -> Reply {
         let proof = self.proof("GET", path, token);

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod harness;
 
 use senderbound_client::DpopKey;

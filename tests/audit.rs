@@ -1,42 +1,9 @@
 //! The audit trail: one event per decision, with the fields an incident
 //! review needs, the right severity, and never a secret.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use senderbound_client::DpopKey;
+use senderbound_suite::capture::Captured;
 use senderbound_suite::harness::{HOST, Harness};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
 
 #[tokio::test]
 async fn one_event_per_decision_with_severity_and_no_secrets() {

@@ -129,34 +129,38 @@ async fn other_authorization_scheme_is_treated_as_no_credentials() {
 async fn two_dpop_headers_are_invalid_request() {
     let h = Harness::new();
     let token = h.token();
-    let p1 = h.proof("GET", PATH, &token);
-    let p2 = h.proof("GET", PATH, &token);
-    let req = http::Request::get(PATH)
-        .header("host", HOST)
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", p1)
-        .header("dpop", p2)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    h.call(req)
-        .await
-        .assert_refused(400, "invalid_request", Error::MultipleDpopHeaders);
+    let auth = format!("DPoP {token}");
+    let (p1, p2) = (h.proof("GET", PATH, &token), h.proof("GET", PATH, &token));
+    let headers = [
+        ("host", HOST),
+        ("authorization", &auth),
+        ("dpop", &p1),
+        ("dpop", &p2),
+    ];
+    h.send_headers("GET", PATH, &headers).await.assert_refused(
+        400,
+        "invalid_request",
+        Error::MultipleDpopHeaders,
+    );
 }
 
 #[tokio::test]
 async fn two_authorization_headers_are_invalid_request() {
     let h = Harness::new();
     let token = h.token();
-    let req = http::Request::get(PATH)
-        .header("host", HOST)
-        .header("authorization", format!("DPoP {token}"))
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", h.proof("GET", PATH, &token))
-        .body(axum::body::Body::empty())
-        .unwrap();
-    h.call(req)
-        .await
-        .assert_refused(400, "invalid_request", Error::MultipleAuthorizationHeaders);
+    let auth = format!("DPoP {token}");
+    let proof = h.proof("GET", PATH, &token);
+    let headers = [
+        ("host", HOST),
+        ("authorization", &auth),
+        ("authorization", &auth),
+        ("dpop", &proof),
+    ];
+    h.send_headers("GET", PATH, &headers).await.assert_refused(
+        400,
+        "invalid_request",
+        Error::MultipleAuthorizationHeaders,
+    );
 }
 
 #[tokio::test]
@@ -557,12 +561,9 @@ async fn public_base_url_behind_a_proxy() {
 async fn request_without_host_is_invalid_request() {
     let h = Harness::new();
     let token = h.token();
-    let req = http::Request::get(PATH)
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", h.proof("GET", PATH, &token))
-        .body(axum::body::Body::empty())
-        .unwrap();
-    h.call(req)
+    let auth = format!("DPoP {token}");
+    let proof = h.proof("GET", PATH, &token);
+    h.send_headers("GET", PATH, &[("authorization", &auth), ("dpop", &proof)])
         .await
         .assert_refused(400, "invalid_request", Error::MissingHost);
 }
@@ -1069,49 +1070,50 @@ async fn request_to_a_host_not_served_is_refused() {
     // here with that server's Host, must not pass.
     let h = Harness::new();
     let token = h.token();
+    let auth = format!("DPoP {token}");
     let proof = h
         .client
         .proof("GET", "https://other-api.example.test/api/read")
         .access_token(&token)
         .issued_at(h.now())
         .sign();
-    let req = http::Request::get(PATH)
-        .header("host", "other-api.example.test")
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", proof)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    h.call(req)
-        .await
-        .assert_refused(400, "invalid_request", Error::HostNotAllowed);
+    let headers = [
+        ("host", "other-api.example.test"),
+        ("authorization", &auth),
+        ("dpop", &proof),
+    ];
+    h.send_headers("GET", PATH, &headers).await.assert_refused(
+        400,
+        "invalid_request",
+        Error::HostNotAllowed,
+    );
     // Host case and an explicit default port are the same host.
     let proof = h.proof("GET", PATH, &token);
-    let req = http::Request::get(PATH)
-        .header("host", "API.example.test:443")
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", proof)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    assert_eq!(h.call(req).await.status, 200);
+    let headers = [
+        ("host", "API.example.test:443"),
+        ("authorization", &auth),
+        ("dpop", &proof),
+    ];
+    assert_eq!(h.send_headers("GET", PATH, &headers).await.status, 200);
 }
 
 #[tokio::test]
 async fn any_host_only_when_explicitly_allowed() {
     let h = Harness::with(|b| b.allow_any_host());
     let token = h.token();
+    let auth = format!("DPoP {token}");
     let proof = h
         .client
         .proof("GET", "https://anything.example.test/api/read")
         .access_token(&token)
         .issued_at(h.now())
         .sign();
-    let req = http::Request::get(PATH)
-        .header("host", "anything.example.test")
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", proof)
-        .body(axum::body::Body::empty())
-        .unwrap();
-    assert_eq!(h.call(req).await.status, 200);
+    let headers = [
+        ("host", "anything.example.test"),
+        ("authorization", &auth),
+        ("dpop", &proof),
+    ];
+    assert_eq!(h.send_headers("GET", PATH, &headers).await.status, 200);
 }
 
 #[tokio::test]
