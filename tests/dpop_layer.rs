@@ -26,6 +26,19 @@ fn proof_parts(h: &Harness, token: &str) -> (Value, Value) {
     (builder.header(), builder.claims())
 }
 
+/// Sets `key` to `value`, or removes it when `value` is null.
+fn set_or_remove(object: &mut Value, key: &str, value: Value) {
+    match object.as_object_mut() {
+        Some(map) if value.is_null() => {
+            map.remove(key);
+        }
+        Some(map) => {
+            map.insert(key.to_owned(), value);
+        }
+        None => panic!("not a JSON object"),
+    }
+}
+
 async fn send_proof(h: &Harness, token: &str, proof: &str) -> Reply {
     h.send("GET", PATH, Some(&format!("DPoP {token}")), Some(proof))
         .await
@@ -276,11 +289,7 @@ async fn wrong_typ_is_rejected() {
         json!(null),
     ] {
         let (mut header, claims) = proof_parts(&h, &token);
-        if typ.is_null() {
-            header.as_object_mut().unwrap().remove("typ");
-        } else {
-            header["typ"] = typ;
-        }
+        set_or_remove(&mut header, "typ", typ);
         send_signed(&h, &token, &header, &claims)
             .await
             .assert_refused(401, "invalid_dpop_proof", Error::ProofType);
@@ -369,11 +378,7 @@ async fn jwk_missing_or_not_an_object_is_rejected() {
         json!({"kty": "EC"}),
     ] {
         let (mut header, claims) = proof_parts(&h, &token);
-        if jwk.is_null() {
-            header.as_object_mut().unwrap().remove("jwk");
-        } else {
-            header["jwk"] = jwk;
-        }
+        set_or_remove(&mut header, "jwk", jwk);
         send_signed(&h, &token, &header, &claims)
             .await
             .assert_refused(401, "invalid_dpop_proof", Error::ProofKeyInvalid);
