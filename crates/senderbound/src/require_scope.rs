@@ -90,8 +90,8 @@ impl RequireScope {
             return MissingSender.into_response();
         };
         let record = AuditRecord {
-            class: ctx.class,
-            jkt: ctx.jkt.clone(),
+            class: sender.binding().as_str(),
+            jkt: sender.jkt().map(str::to_owned),
             token: Some(ctx.token.clone()),
         };
         audit::emit(

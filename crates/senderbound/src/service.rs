@@ -36,8 +36,6 @@ use crate::tokens::cache::TokenCache;
 #[derive(Clone)]
 pub(crate) struct AuthContext {
     pub(crate) challenges: Arc<ChallengeConfig>,
-    pub(crate) class: &'static str,
-    pub(crate) jkt: Option<String>,
     pub(crate) token: Arc<AccessToken>,
 }
 
@@ -79,8 +77,6 @@ impl Shared {
                 if let Some(token) = record.token {
                     parts.extensions.insert(AuthContext {
                         challenges: self.challenges.clone(),
-                        class: record.class,
-                        jkt: record.jkt,
                         token,
                     });
                 }
