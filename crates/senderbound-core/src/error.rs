@@ -173,6 +173,12 @@ pub enum Error {
     TokenDowngrade,
     /// An unbound token was presented with the `DPoP` scheme.
     TokenNotBound,
+    /// The authorization server says the token is not active (RFC 7662 §2.2).
+    TokenInactive,
+    /// The token was revoked at run time (its `jti`, subject, client or key).
+    TokenRevoked,
+    /// The token lives longer (`exp - iat`) than this resource accepts.
+    TokenLifetime,
     /// An unbound bearer token was presented, and this resource does not accept them.
     BearerNotAccepted,
 
@@ -259,7 +265,10 @@ impl Error {
             | TokenConfirmationInvalid
             | TokenBindingMismatch
             | TokenDowngrade
-            | TokenNotBound => Some(ErrorCode::InvalidToken),
+            | TokenNotBound
+            | TokenInactive
+            | TokenRevoked
+            | TokenLifetime => Some(ErrorCode::InvalidToken),
             InsufficientScope => Some(ErrorCode::InsufficientScope),
         }
     }
@@ -311,6 +320,9 @@ impl Error {
             TokenBindingMismatch => "access token is bound to another key",
             TokenDowngrade => "sender-constrained token presented as a bearer token",
             TokenNotBound => "access token is not DPoP-bound",
+            TokenInactive => "access token is not active",
+            TokenRevoked => "access token has been revoked",
+            TokenLifetime => "access token lifetime exceeds the accepted maximum",
             BearerNotAccepted => "bearer tokens are not accepted",
             InsufficientScope => "insufficient scope",
             ReplayStoreFull => "temporarily unable to accept requests",
@@ -324,9 +336,8 @@ impl Error {
         use Error::*;
         match self {
             ProofSignature | ProofReplayed | ProofKeyPrivate | ProofAthMismatch
-            | TokenSignature | TokenBindingMismatch | TokenDowngrade | TokenAlgorithm => {
-                Severity::Suspicious
-            }
+            | TokenSignature | TokenBindingMismatch | TokenDowngrade | TokenAlgorithm
+            | TokenRevoked => Severity::Suspicious,
             ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => {
                 Severity::Infrastructure
             }
@@ -417,6 +428,9 @@ mod tests {
             TokenBindingMismatch,
             TokenDowngrade,
             TokenNotBound,
+            TokenInactive,
+            TokenRevoked,
+            TokenLifetime,
             BearerNotAccepted,
             InsufficientScope,
             ReplayStoreFull,

@@ -187,13 +187,66 @@ impl AccessToken {
     /// Builds the claims from a JSON object (a JWT payload or an
     /// introspection response). `iss`, `aud` and `exp` are required.
     pub fn from_json_claims(json: &[u8]) -> Result<Self, Error> {
+        Self::from_claims(json, None)
+    }
+
+    /// Builds the claims from an RFC 7662 introspection response by
+    /// `issuer`'s introspection endpoint. Only `"active": true` is active;
+    /// `iss`, when present, must be `issuer`; `aud` and `exp` are required
+    /// (a token without them cannot be checked for this resource, or cached
+    /// safely). A `token_type` of `DPoP` requires a `cnf.jkt` (RFC 9449 §6.2).
+    ///
+    /// ```
+    /// use senderbound_core::{Error, token::AccessToken};
+    ///
+    /// let t = AccessToken::from_introspection(
+    ///     br#"{"active":true,"aud":"https://api","exp":2000,"scope":"read"}"#,
+    ///     "https://as",
+    /// ).unwrap();
+    /// assert_eq!(t.issuer, "https://as");
+    /// assert_eq!(
+    ///     AccessToken::from_introspection(br#"{"active":false}"#, "https://as").unwrap_err(),
+    ///     Error::TokenInactive,
+    /// );
+    /// ```
+    pub fn from_introspection(json: &[u8], issuer: &str) -> Result<Self, Error> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            active: Option<serde_json::Value>,
+            token_type: Option<serde_json::Value>,
+        }
+        let envelope: Envelope =
+            serde_json::from_slice(json).map_err(|_| Error::TokenVerifierUnavailable)?;
+        if envelope.active != Some(serde_json::Value::Bool(true)) {
+            return Err(Error::TokenInactive);
+        }
+        let token = Self::from_claims(json, Some(issuer))?;
+        if token.issuer != issuer {
+            return Err(Error::TokenIssuer);
+        }
+        let says_dpop = envelope
+            .token_type
+            .as_ref()
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("DPoP"));
+        if says_dpop && !matches!(token.binding, Binding::Dpop { .. }) {
+            return Err(Error::TokenConfirmationInvalid);
+        }
+        Ok(token)
+    }
+
+    fn from_claims(json: &[u8], default_issuer: Option<&str>) -> Result<Self, Error> {
         let raw: RawClaims<'_> = serde_json::from_slice(json).map_err(|_| {
             match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(json) {
                 Ok(_) => Error::TokenMissingClaim,
                 Err(_) => Error::TokenMalformed,
             }
         })?;
-        let issuer = raw.iss.ok_or(Error::TokenMissingClaim)?.into_owned();
+        let issuer = match (raw.iss, default_issuer) {
+            (Some(iss), _) => iss.into_owned(),
+            (None, Some(default)) => default.to_owned(),
+            (None, None) => return Err(Error::TokenMissingClaim),
+        };
         let audience = raw.aud.ok_or(Error::TokenMissingClaim)?;
         let expires_at = raw.exp.ok_or(Error::TokenMissingClaim)?;
         let scopes = match (raw.scope, raw.scp) {
@@ -273,6 +326,7 @@ pub struct TokenRules {
     typ: TypPolicy,
     leeway: u64,
     max_token_bytes: usize,
+    max_lifetime: Option<u64>,
 }
 
 impl TokenRules {
@@ -291,7 +345,16 @@ impl TokenRules {
             typ: TypPolicy::default(),
             leeway: DEFAULT_TOKEN_LEEWAY_SECS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            max_lifetime: None,
         }
+    }
+
+    /// Refuse tokens meant to live longer than `secs` (`exp` minus `iat`,
+    /// or minus `nbf` without `iat`). Tokens with neither are then refused
+    /// too, since their lifetime cannot be known.
+    pub fn max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime = Some(secs);
+        self
     }
 
     /// Accept only these token signature algorithms.
@@ -350,13 +413,23 @@ impl TokenRules {
             .any(|a| self.audiences.iter().any(|mine| mine == a))
     }
 
-    /// Issuer and audience checks, which do not change over a token's life.
+    /// Issuer, audience and lifetime checks, which do not change over a
+    /// token's life.
     pub fn check_claims(&self, token: &AccessToken) -> Result<(), Error> {
         if !self.trusts_issuer(&token.issuer) {
             return Err(Error::TokenIssuer);
         }
         if !self.accepts_audience(&token.audience) {
             return Err(Error::TokenAudience);
+        }
+        if let Some(max) = self.max_lifetime {
+            let start = token
+                .issued_at
+                .or(token.not_before)
+                .ok_or(Error::TokenLifetime)?;
+            if token.expires_at.saturating_sub(start) > max {
+                return Err(Error::TokenLifetime);
+            }
         }
         Ok(())
     }
@@ -405,6 +478,29 @@ impl TokenRules {
         self.check_claims(&claims)?;
         Ok(claims)
     }
+}
+
+/// `true` if `token` has the shape of a compact JWS (three dot-separated
+/// parts, the first an encoded JSON object). Says nothing about validity:
+/// used to choose between local verification and introspection.
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.starts_with("ey") && token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// The `iss` claim of a JWT, read **without verifying anything**: only to
+/// choose which issuer's keys to verify it with. `Err(TokenMalformed)` if
+/// the token is not a compact JWS; `Ok(None)` if it has no string `iss`.
+pub fn unverified_issuer(token: &str) -> Result<Option<String>, Error> {
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: Option<serde_json::Value>,
+    }
+    let jws = CompactJws::parse(token).map_err(|_| Error::TokenMalformed)?;
+    let claims: Iss = serde_json::from_slice(&jws.payload).map_err(|_| Error::TokenMalformed)?;
+    Ok(match claims.iss {
+        Some(serde_json::Value::String(iss)) => Some(iss),
+        _ => None,
+    })
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -522,5 +618,91 @@ mod tests {
         assert_eq!(rules.check_claims(&t), Err(Error::TokenAudience));
         t.issuer = "https://as/".into();
         assert_eq!(rules.check_claims(&t), Err(Error::TokenIssuer));
+    }
+
+    #[test]
+    fn max_lifetime() {
+        let rules = TokenRules::new(["https://as"], ["https://rs"]).max_lifetime(600);
+        let mut t = AccessToken::from_json_claims(claims(r#","iat":1400"#).as_bytes()).unwrap();
+        assert!(rules.check_claims(&t).is_ok());
+        t.issued_at = Some(1399);
+        assert_eq!(rules.check_claims(&t), Err(Error::TokenLifetime));
+        t.issued_at = None;
+        assert_eq!(rules.check_claims(&t), Err(Error::TokenLifetime));
+        t.not_before = Some(1500);
+        assert!(rules.check_claims(&t).is_ok());
+        let no_limit = TokenRules::new(["https://as"], ["https://rs"]);
+        t.not_before = None;
+        assert!(no_limit.check_claims(&t).is_ok());
+    }
+
+    #[test]
+    fn introspection_answers() {
+        let ok = |json: &str| AccessToken::from_introspection(json.as_bytes(), "https://as");
+        let t = ok(&format!(
+            r#"{{"active":true,"aud":["https://rs"],"exp":2000,"token_type":"DPoP","cnf":{{"jkt":"{JKT}"}},"client_id":"c"}}"#
+        ))
+        .unwrap();
+        assert_eq!(t.issuer, "https://as");
+        assert_eq!(t.binding, Binding::Dpop { jkt: JKT.into() });
+        for inactive in [
+            r#"{"active":false,"aud":"https://rs","exp":2000}"#,
+            r#"{"active":"true","aud":"https://rs","exp":2000}"#,
+            r#"{"active":1,"aud":"https://rs","exp":2000}"#,
+            r#"{"aud":"https://rs","exp":2000}"#,
+        ] {
+            assert_eq!(
+                ok(inactive).unwrap_err(),
+                Error::TokenInactive,
+                "{inactive}"
+            );
+        }
+        assert_eq!(
+            ok(r#"{"active":true,"iss":"https://evil","aud":"https://rs","exp":2000}"#)
+                .unwrap_err(),
+            Error::TokenIssuer
+        );
+        assert_eq!(
+            ok(r#"{"active":true,"aud":"https://rs","exp":2000,"token_type":"DPoP"}"#).unwrap_err(),
+            Error::TokenConfirmationInvalid
+        );
+        assert_eq!(
+            ok(r#"{"active":true,"aud":"https://rs"}"#).unwrap_err(),
+            Error::TokenMissingClaim
+        );
+        assert_eq!(
+            ok(r#"{"active":true,"exp":2000}"#).unwrap_err(),
+            Error::TokenMissingClaim
+        );
+        // The server's fault, not the client's.
+        assert_eq!(ok("<html>").unwrap_err(), Error::TokenVerifierUnavailable);
+        assert_eq!(ok("[true]").unwrap_err(), Error::TokenVerifierUnavailable);
+    }
+
+    #[test]
+    fn token_shape_and_unverified_issuer() {
+        use crate::jws::b64url_encode;
+        let jwt = format!(
+            "{}.{}.{}",
+            b64url_encode(br#"{"alg":"ES256"}"#),
+            b64url_encode(br#"{"iss":"https://as"}"#),
+            b64url_encode(b"sig")
+        );
+        assert!(looks_like_jwt(&jwt));
+        assert_eq!(
+            unverified_issuer(&jwt).unwrap().as_deref(),
+            Some("https://as")
+        );
+        let no_iss = format!(
+            "{}.{}.{}",
+            b64url_encode(br#"{"alg":"ES256"}"#),
+            b64url_encode(br#"{"iss":5}"#),
+            b64url_encode(b"sig")
+        );
+        assert_eq!(unverified_issuer(&no_iss).unwrap(), None);
+        for opaque in ["2YotnFZFEjr1zCsicMWpAA", "a.b", "ey.a.b.c"] {
+            assert!(!looks_like_jwt(opaque), "{opaque}");
+        }
+        assert_eq!(unverified_issuer("a.b"), Err(Error::TokenMalformed));
     }
 }

@@ -12,10 +12,16 @@ use tower_layer::Layer;
 
 use crate::challenge::ChallengeConfig;
 use crate::replay::{MemoryReplayStore, ReplayStore};
+use crate::revocation::RevocationCheck;
 use crate::service::{SenderBoundService, Shared};
 use crate::target_uri::PublicOrigin;
 use crate::tokens::cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache};
-use crate::tokens::{JwtVerifier, TokenVerifier};
+use crate::tokens::{
+    ClientAuth, DEFAULT_FETCH_TIMEOUT, DEFAULT_INTROSPECTION_CACHE_TTL,
+    DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH_INTERVAL,
+    DEFAULT_MAX_CONCURRENT_INTROSPECTIONS, FetchError, Fetcher, Issuer, IssuerContext,
+    IssuerRouter, RefreshTiming, TokenFormat, TokenVerifier, default_client,
+};
 
 /// A configured sender-constrained token check, shared by every route it
 /// protects. Build one with [`SenderBound::builder`], then wrap a router with
@@ -122,10 +128,24 @@ pub enum BuildError {
     /// Neither a public base URL nor allowed hosts were given, so the `htu`
     /// host could not be checked (use `allow_any_host()` to opt out explicitly).
     NoPublicOrigin,
-    /// Several issuers were configured with keys given to the builder: the
-    /// keys would not be tied to their issuer, so one issuer could sign for
-    /// another. Use one issuer per layer, or a custom `TokenVerifier`.
+    /// Keys, a JWKS URI or introspection were given to the builder itself
+    /// while several issuers are trusted: they would not be tied to one
+    /// issuer, so one issuer could sign for another. Configure each with
+    /// [`Issuer`] and [`trust`](SenderBoundBuilder::trust).
     SeveralIssuersShareKeys,
+    /// An issuer, JWKS or introspection URL cannot be used (it must be
+    /// `https`, or `http` to a loopback address).
+    Endpoint(FetchError),
+    /// An introspection endpoint was given without client credentials.
+    IntrospectionWithoutCredentials,
+    /// Both fixed keys and a JWKS URI were given for one issuer.
+    ConflictingKeySources,
+    /// More than one issuer introspects opaque tokens: an opaque token names
+    /// no issuer, and sending it to the wrong one would leak it.
+    AmbiguousOpaqueTokens,
+    /// The HTTP client for discovery, JWKS and introspection could not be
+    /// created.
+    HttpClient,
     /// The realm contains characters that cannot be quoted in a challenge.
     InvalidRealm,
 }
@@ -151,6 +171,17 @@ impl fmt::Display for BuildError {
             BuildError::SeveralIssuersShareKeys => f.write_str(
                 "several issuers cannot share one key set: use one issuer per layer or a custom TokenVerifier",
             ),
+            BuildError::Endpoint(e) => write!(f, "authorization server URL: {e}"),
+            BuildError::IntrospectionWithoutCredentials => {
+                f.write_str("an introspection endpoint needs client credentials (client_auth)")
+            }
+            BuildError::ConflictingKeySources => {
+                f.write_str("give an issuer either fixed keys or a jwks_uri, not both")
+            }
+            BuildError::AmbiguousOpaqueTokens => f.write_str(
+                "at most one issuer may introspect opaque tokens (set TokenFormat::Jwt on the others)",
+            ),
+            BuildError::HttpClient => f.write_str("the HTTP client could not be created"),
             BuildError::InvalidRealm => {
                 f.write_str("realm must be printable ASCII without quotes or backslashes")
             }
@@ -162,19 +193,36 @@ impl std::error::Error for BuildError {}
 
 /// Builder for [`SenderBound`]; every method reads as a sentence about what
 /// the resource accepts.
+///
+/// Most deployments need three lines: the issuer (its metadata and keys are
+/// discovered, RFC 8414), this resource's audience, and its public URL:
+///
+/// ```
+/// use senderbound::SenderBound;
+///
+/// # fn main() -> Result<(), senderbound::BuildError> {
+/// let auth = SenderBound::builder()
+///     .issuer("https://login.example.com")
+///     .audience("https://api.example.com")
+///     .public_base_url("https://api.example.com")
+///     .build()?;
+/// # Ok(()) }
+/// ```
 #[must_use]
 pub struct SenderBoundBuilder {
-    issuers: Vec<String>,
+    issuers: Vec<Issuer>,
     audiences: Vec<String>,
-    jwks_json: Vec<String>,
-    keys: JwkSet,
-    key_errors: Vec<senderbound_core::jwk::JwkError>,
+    /// Key, JWKS URI and introspection settings given to the builder itself:
+    /// they belong to the one issuer.
+    single: Issuer,
+    single_used: bool,
     verifier: Option<Arc<dyn TokenVerifier>>,
     proof_policy: ProofPolicy,
     token_algorithms: AlgorithmSet,
     typ: TypPolicy,
     token_leeway: Option<u64>,
     max_token_bytes: Option<usize>,
+    max_token_lifetime: Option<u64>,
     accept_bearer: bool,
     public_base_url: Option<String>,
     allowed_hosts: Option<Vec<String>>,
@@ -185,6 +233,12 @@ pub struct SenderBoundBuilder {
     clock: Arc<dyn Clock>,
     strip_credentials: bool,
     realm: Option<String>,
+    http_client: Option<reqwest::Client>,
+    fetch_timeout: Duration,
+    jwks_timing: RefreshTiming,
+    introspection_cache_ttl: Duration,
+    max_concurrent_introspections: usize,
+    revocation: Option<Arc<dyn RevocationCheck>>,
 }
 
 impl Default for SenderBoundBuilder {
@@ -192,15 +246,15 @@ impl Default for SenderBoundBuilder {
         SenderBoundBuilder {
             issuers: Vec::new(),
             audiences: Vec::new(),
-            jwks_json: Vec::new(),
-            keys: JwkSet::default(),
-            key_errors: Vec::new(),
+            single: Issuer::new(""),
+            single_used: false,
             verifier: None,
             proof_policy: ProofPolicy::new(),
             token_algorithms: AlgorithmSet::all(),
             typ: TypPolicy::default(),
             token_leeway: None,
             max_token_bytes: None,
+            max_token_lifetime: None,
             accept_bearer: false,
             public_base_url: None,
             allowed_hosts: None,
@@ -211,6 +265,15 @@ impl Default for SenderBoundBuilder {
             clock: Arc::new(SystemClock),
             strip_credentials: true,
             realm: None,
+            http_client: None,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            jwks_timing: RefreshTiming {
+                interval: DEFAULT_JWKS_REFRESH_INTERVAL,
+                min_interval: DEFAULT_JWKS_MIN_REFRESH_INTERVAL,
+            },
+            introspection_cache_ttl: DEFAULT_INTROSPECTION_CACHE_TTL,
+            max_concurrent_introspections: DEFAULT_MAX_CONCURRENT_INTROSPECTIONS,
+            revocation: None,
         }
     }
 }
@@ -225,10 +288,19 @@ impl fmt::Debug for SenderBoundBuilder {
 }
 
 impl SenderBoundBuilder {
-    /// Trust access tokens issued by `issuer` (exact `iss` match). May be
-    /// called more than once to trust several authorization servers.
-    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuers.push(issuer.into());
+    /// Trust access tokens issued by `issuer` (exact `iss` match). Unless
+    /// keys, a JWKS URI or an introspection endpoint are given, the issuer's
+    /// metadata is discovered (RFC 8414, then OpenID Connect Discovery) on
+    /// first use and its `jwks_uri` followed. To trust several issuers,
+    /// configure each with [`trust`](Self::trust).
+    pub fn issuer(self, issuer: impl Into<String>) -> Self {
+        self.trust(Issuer::new(issuer))
+    }
+
+    /// Trust this authorization server, configured on its own: its keys
+    /// verify its tokens only. Call once per issuer.
+    pub fn trust(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
         self
     }
 
@@ -239,40 +311,119 @@ impl SenderBoundBuilder {
         self
     }
 
-    /// Verify token signatures with the keys of this JWKS document
-    /// (parsed by [`build`](Self::build)).
-    pub fn jwks_json(mut self, jwks: impl Into<String>) -> Self {
-        self.jwks_json.push(jwks.into());
+    fn single(mut self, f: impl FnOnce(Issuer) -> Issuer) -> Self {
+        self.single = f(self.single);
+        self.single_used = true;
         self
     }
 
-    /// Verify token signatures with these keys.
-    pub fn jwks(mut self, keys: JwkSet) -> Self {
-        for key in keys.keys() {
-            self.keys.push(key.clone());
-        }
-        self
+    /// Verify token signatures with the keys of this JWKS document (fixed
+    /// keys for the one issuer: no discovery, no refresh).
+    pub fn jwks_json(self, jwks: impl Into<String>) -> Self {
+        let jwks = jwks.into();
+        self.single(|i| i.jwks_json(jwks))
     }
 
-    /// Verify token signatures with this key (a JWK's JSON text).
-    pub fn token_key_json(mut self, jwk: &str) -> Self {
-        match PublicJwk::from_json(jwk) {
-            Ok(key) => self.keys.push(key),
-            Err(e) => self.key_errors.push(e),
-        }
-        self
+    /// Verify token signatures with these fixed keys.
+    pub fn jwks(self, keys: JwkSet) -> Self {
+        self.single(|i| i.jwks(keys))
     }
 
-    /// Verify token signatures with this key.
-    pub fn token_key(mut self, jwk: PublicJwk) -> Self {
-        self.keys.push(jwk);
-        self
+    /// Verify token signatures with this fixed key (a JWK's JSON text).
+    pub fn token_key_json(self, jwk: &str) -> Self {
+        self.single(|i| i.token_key_json(jwk))
+    }
+
+    /// Verify token signatures with this fixed key.
+    pub fn token_key(self, jwk: PublicJwk) -> Self {
+        self.single(|i| i.token_key(jwk))
+    }
+
+    /// Fetch the issuer's keys from this URL instead of discovering it.
+    pub fn jwks_uri(self, uri: impl Into<String>) -> Self {
+        let uri = uri.into();
+        self.single(|i| i.jwks_uri(uri))
+    }
+
+    /// Introspect tokens (RFC 7662) at `endpoint`, authenticating with
+    /// `auth`. Opaque tokens are introspected; JWTs too unless the issuer
+    /// has keys (see [`token_format`](Self::token_format)).
+    pub fn introspection(self, endpoint: impl Into<String>, auth: ClientAuth) -> Self {
+        let endpoint = endpoint.into();
+        self.single(|i| i.introspection_endpoint(endpoint).client_auth(auth))
+    }
+
+    /// Introspect tokens at the endpoint named in the issuer's metadata.
+    pub fn introspect_with(self, auth: ClientAuth) -> Self {
+        self.single(|i| i.client_auth(auth))
+    }
+
+    /// Which token forms to accept from the issuer (default
+    /// [`TokenFormat::Auto`]).
+    pub fn token_format(self, format: TokenFormat) -> Self {
+        self.single(|i| i.token_format(format))
     }
 
     /// Verify tokens with a custom [`TokenVerifier`] instead of fixed keys.
     /// Issuer, audience, time and binding are still checked by the Layer.
     pub fn token_verifier(mut self, verifier: impl TokenVerifier) -> Self {
         self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
+    /// Fetch metadata, keys and introspection answers with this client
+    /// (custom root certificates, proxy, …). Its own timeout and redirect
+    /// settings apply. Default: rustls with the platform's roots, no
+    /// redirects, [`fetch_timeout`](Self::fetch_timeout).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Give up on a metadata, JWKS or introspection fetch after this long
+    /// (default 5 s), answering 503 meanwhile if no cached answer helps.
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// Refresh fetched keys once they are this old (default 5 minutes).
+    pub fn jwks_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_timing.interval = interval;
+        self
+    }
+
+    /// Fetch keys (or retry discovery) at most once per `interval`, however
+    /// many tokens name unknown keys (default 10 s).
+    pub fn jwks_min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_timing.min_interval = interval;
+        self
+    }
+
+    /// Cache introspection answers at most this long (default 60 s), and
+    /// never past the token's `exp`.
+    pub fn introspection_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.introspection_cache_ttl = ttl;
+        self
+    }
+
+    /// At most this many introspection requests in flight per issuer
+    /// (default 64); more wait up to the fetch timeout, then get 503.
+    pub fn max_concurrent_introspections(mut self, n: usize) -> Self {
+        self.max_concurrent_introspections = n;
+        self
+    }
+
+    /// Refuse tokens issued to live longer than `lifetime` (`exp - iat`).
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_token_lifetime = Some(lifetime.as_secs());
+        self
+    }
+
+    /// Consult `check` on every request, cached tokens included; see
+    /// [`Revocations`](crate::Revocations).
+    pub fn revocations(mut self, check: impl RevocationCheck) -> Self {
+        self.revocation = Some(Arc::new(check));
         self
     }
 
@@ -403,7 +554,9 @@ impl SenderBoundBuilder {
         self
     }
 
-    /// Checks the configuration and builds it.
+    /// Checks the configuration and builds it. Nothing is fetched yet:
+    /// discovery and keys are fetched on first use, so a server can start
+    /// while its authorization server is still coming up (answering 503).
     pub fn build(self) -> Result<SenderBound, BuildError> {
         if self.issuers.is_empty() {
             return Err(BuildError::NoIssuer);
@@ -411,7 +564,7 @@ impl SenderBoundBuilder {
         if self.audiences.is_empty() {
             return Err(BuildError::NoAudience);
         }
-        if let Some(e) = self.key_errors.first() {
+        if let Some(e) = self.single.key_errors.first() {
             return Err(BuildError::Jwk(*e));
         }
         if self.proof_policy.accepted_algorithms().is_empty() || self.token_algorithms.is_empty() {
@@ -424,7 +577,8 @@ impl SenderBoundBuilder {
         if self.realm.as_ref().is_some_and(|r| !quotable(r)) {
             return Err(BuildError::InvalidRealm);
         }
-        let mut rules = TokenRules::new(self.issuers, self.audiences)
+        let names = self.issuers.iter().map(|i| i.issuer().to_owned());
+        let mut rules = TokenRules::new(names, self.audiences)
             .algorithms(self.token_algorithms.iter())
             .typ_policy(self.typ);
         if let Some(leeway) = self.token_leeway {
@@ -433,26 +587,44 @@ impl SenderBoundBuilder {
         if let Some(bytes) = self.max_token_bytes {
             rules = rules.max_token_bytes(bytes);
         }
+        if let Some(secs) = self.max_token_lifetime {
+            rules = rules.max_lifetime(secs);
+        }
 
-        let several_issuers = rules.issuers().len() > 1;
+        let token_cache = TokenCache::new(self.token_cache_capacity);
         let verifier: Arc<dyn TokenVerifier> = match self.verifier {
             Some(v) => v,
-            None if several_issuers => return Err(BuildError::SeveralIssuersShareKeys),
             None => {
-                let mut keys = self.keys;
-                for doc in &self.jwks_json {
-                    let set = JwkSet::from_json(doc).map_err(BuildError::Jwks)?;
-                    for key in set.keys() {
-                        keys.push(key.clone());
-                    }
+                let mut issuers = self.issuers;
+                if self.single_used {
+                    let [only] = issuers.as_mut_slice() else {
+                        return Err(BuildError::SeveralIssuersShareKeys);
+                    };
+                    let name = std::mem::take(&mut only.issuer);
+                    *only = Issuer {
+                        issuer: name,
+                        ..self.single
+                    };
                 }
-                if self.jwks_json.is_empty() && keys.is_empty() {
-                    return Err(BuildError::NoTokenVerifier);
-                }
-                if keys.is_empty() {
-                    return Err(BuildError::NoUsableKey);
-                }
-                Arc::new(JwtVerifier::new(rules.clone(), keys))
+                let needs_http = issuers
+                    .iter()
+                    .any(|i| !i.has_fixed_keys() || i.client_auth.is_some());
+                let fetcher = match (self.http_client, needs_http) {
+                    (Some(client), _) => Some(Fetcher::new(client)),
+                    (None, true) => Some(Fetcher::new(
+                        default_client(self.fetch_timeout).map_err(|_| BuildError::HttpClient)?,
+                    )),
+                    (None, false) => None,
+                };
+                let ctx = IssuerContext {
+                    fetcher,
+                    timing: self.jwks_timing,
+                    token_cache: token_cache.clone(),
+                    introspection_cache_ttl: self.introspection_cache_ttl,
+                    max_concurrent_introspections: self.max_concurrent_introspections,
+                    fetch_timeout: self.fetch_timeout,
+                };
+                Arc::new(IssuerRouter::new(rules.clone(), issuers, &ctx)?)
             }
         };
 
@@ -483,13 +655,14 @@ impl SenderBoundBuilder {
                 proof_policy: self.proof_policy,
                 token_rules: rules,
                 verifier,
-                token_cache: TokenCache::new(self.token_cache_capacity),
+                token_cache,
                 replay,
                 clock: self.clock,
                 accept_bearer: self.accept_bearer,
                 origin,
                 strip_credentials: self.strip_credentials,
                 challenges,
+                revocation: self.revocation,
             }),
         })
     }
@@ -524,7 +697,75 @@ mod tests {
                 .unwrap_err(),
             BuildError::NoAudience
         );
-        assert_eq!(b().build().unwrap_err(), BuildError::NoTokenVerifier);
+        // An issuer alone means discovery: valid, fetched on first use.
+        assert!(b().allow_any_host().build().is_ok());
+        let h = || b().allow_any_host();
+        assert_eq!(
+            SenderBound::builder()
+                .issuer("http://as.example.com")
+                .audience("https://rs")
+                .allow_any_host()
+                .build()
+                .unwrap_err(),
+            BuildError::Endpoint(FetchError::InsecureUrl)
+        );
+        assert_eq!(
+            h().jwks_uri("http://as.example.com/jwks")
+                .build()
+                .unwrap_err(),
+            BuildError::Endpoint(FetchError::InsecureUrl)
+        );
+        assert!(h().jwks_uri("http://127.0.0.1:1/jwks").build().is_ok());
+        assert_eq!(
+            h().jwks_uri("https://as/jwks")
+                .token_key_json(JWK)
+                .build()
+                .unwrap_err(),
+            BuildError::ConflictingKeySources
+        );
+        assert_eq!(
+            h().trust(Issuer::new("https://as2").introspection_endpoint("https://as2/i"))
+                .build()
+                .unwrap_err(),
+            BuildError::IntrospectionWithoutCredentials
+        );
+        assert_eq!(
+            h().token_format(TokenFormat::Introspect)
+                .build()
+                .unwrap_err(),
+            BuildError::NoTokenVerifier
+        );
+        let auth = ClientAuth::client_secret_basic("rs", "secret");
+        assert_eq!(
+            h().introspect_with(auth.clone())
+                .trust(Issuer::new("https://as2").client_auth(auth.clone()))
+                .build()
+                .unwrap_err(),
+            BuildError::SeveralIssuersShareKeys
+        );
+        assert_eq!(
+            SenderBound::builder()
+                .trust(Issuer::new("https://as1").client_auth(auth.clone()))
+                .trust(Issuer::new("https://as2").client_auth(auth.clone()))
+                .audience("https://rs")
+                .allow_any_host()
+                .build()
+                .unwrap_err(),
+            BuildError::AmbiguousOpaqueTokens
+        );
+        assert!(
+            SenderBound::builder()
+                .trust(Issuer::new("https://as1").client_auth(auth.clone()))
+                .trust(
+                    Issuer::new("https://as2")
+                        .client_auth(auth)
+                        .token_format(TokenFormat::Jwt)
+                )
+                .audience("https://rs")
+                .allow_any_host()
+                .build()
+                .is_ok()
+        );
         assert_eq!(
             b().jwks_json(r#"{"keys":[]}"#).build().unwrap_err(),
             BuildError::NoUsableKey

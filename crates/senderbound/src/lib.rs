@@ -15,6 +15,11 @@
 //! Every refusal is an exact RFC status and `WWW-Authenticate` challenge, and
 //! every decision is one audit event (see [`audit`]).
 //!
+//! Tokens come from one or more trusted authorization servers: name the
+//! issuer and its metadata (RFC 8414) and keys are discovered, refreshed and
+//! rotated; opaque tokens are introspected (RFC 7662); see [`tokens`].
+//! Tokens, subjects, clients or keys can be [revoked](Revocations) at run time.
+//!
 //! ```
 //! use axum::{Json, Router, routing::get};
 //! use senderbound::{RequireScope, Sender, SenderBound};
@@ -39,6 +44,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With an authorization server to discover:
+//!
+//! ```
+//! # fn main() -> Result<(), senderbound::BuildError> {
+//! let auth = senderbound::SenderBound::builder()
+//!     .issuer("https://login.example.com") // metadata → jwks_uri, fetched on first use
+//!     .audience("https://api.example.com")
+//!     .public_base_url("https://api.example.com")
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+//!
 //! ## Features
 //! - `aws-lc-rs` (default): signatures verified with aws-lc-rs.
 //! - `rust-crypto`: pure-Rust verification (p256, p384, ed25519-dalek, rsa),
@@ -53,6 +70,7 @@ mod credentials;
 mod layer;
 pub mod replay;
 mod require_scope;
+pub mod revocation;
 mod sender;
 mod service;
 mod target_uri;
@@ -62,8 +80,14 @@ pub use challenge::Rejection;
 pub use credentials::DPOP;
 pub use layer::{BuildError, SenderBound, SenderBoundBuilder, SenderBoundLayer};
 pub use require_scope::{RequireScope, RequireScopeFuture, RequireScopeService};
+pub use revocation::{RevocationCheck, Revocations};
 pub use sender::{BindingKind, MissingSender, Sender};
 pub use service::{ResponseFuture, SenderBoundService};
+pub use tokens::{ClientAuth, Issuer, TokenFormat};
+
+/// The HTTP client crate used for discovery, JWKS and introspection, for
+/// building a custom client ([`SenderBoundBuilder::http_client`]).
+pub use reqwest;
 
 /// The protocol crate, re-exported: algorithms, JWKs, errors, the clock.
 pub use senderbound_core as core;

@@ -27,6 +27,7 @@ use crate::audit::{self, AuditRecord};
 use crate::challenge::{ChallengeConfig, Rejection};
 use crate::credentials::{self, DPOP};
 use crate::replay::{ReplayKey, ReplayStore};
+use crate::revocation::RevocationCheck;
 use crate::sender::{BindingKind, Sender};
 use crate::target_uri::{PublicOrigin, request_path};
 use crate::tokens::TokenVerifier;
@@ -51,6 +52,7 @@ pub(crate) struct Shared {
     pub(crate) origin: PublicOrigin,
     pub(crate) strip_credentials: bool,
     pub(crate) challenges: Arc<ChallengeConfig>,
+    pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
 }
 
 type Denial = (Error, Option<Scheme>);
@@ -129,6 +131,8 @@ impl Shared {
                 record.jkt = Some(proof.jkt().to_owned());
                 let token = self.token(token, &hash, now, record).await.map_err(fail)?;
                 token.binding.check_dpop(proof.jkt()).map_err(fail)?;
+                self.check_revocation(&token, Some(proof.jkt()))
+                    .map_err(fail)?;
                 // Remember the jti for as long as its iat would be accepted,
                 // plus one second for the rounding of whole seconds.
                 let ttl =
@@ -152,15 +156,26 @@ impl Shared {
                     // Certificate-bound tokens need the client certificate,
                     // which this Layer does not see yet: refuse.
                     Binding::Mtls { .. } => Err(fail(Error::TokenBindingMismatch)),
-                    Binding::Unbound if self.accept_bearer => Ok(Sender::new(
-                        &token,
-                        BindingKind::Bearer,
-                        None,
-                        Scheme::Bearer,
-                    )),
+                    Binding::Unbound if self.accept_bearer => {
+                        self.check_revocation(&token, None).map_err(fail)?;
+                        Ok(Sender::new(
+                            &token,
+                            BindingKind::Bearer,
+                            None,
+                            Scheme::Bearer,
+                        ))
+                    }
                     Binding::Unbound => Err(fail(Error::BearerNotAccepted)),
                 }
             }
+        }
+    }
+
+    /// Run-time revocation, asked on every request (cached tokens too).
+    fn check_revocation(&self, token: &AccessToken, proof_jkt: Option<&str>) -> Result<(), Error> {
+        match &self.revocation {
+            Some(check) if check.is_revoked(token, proof_jkt) => Err(Error::TokenRevoked),
+            _ => Ok(()),
         }
     }
 
@@ -183,7 +198,8 @@ impl Shared {
                 self.token_rules.check_claims(&fresh)?;
                 let fresh = Arc::new(fresh);
                 if fresh.check_time(now, leeway).is_ok() {
-                    self.token_cache.insert(*hash, fresh.clone(), now);
+                    let max_ttl = self.verifier.max_cache_ttl(&fresh);
+                    self.token_cache.insert(*hash, fresh.clone(), now, max_ttl);
                 }
                 fresh
             }

@@ -48,19 +48,25 @@ impl TokenCache {
         self.cache.get(hash).map(|c| c.token)
     }
 
-    /// Caches `token` until its `exp` as seen from `now`. Already expired
-    /// tokens are not cached.
-    pub(crate) fn insert(&self, hash: [u8; 32], token: Arc<AccessToken>, now: u64) {
-        let secs = token.expires_at.saturating_sub(now);
-        if secs == 0 {
+    /// Caches `token` until its `exp` as seen from `now`, and no longer
+    /// than `max_ttl` when given. Already expired tokens are not cached.
+    pub(crate) fn insert(
+        &self,
+        hash: [u8; 32],
+        token: Arc<AccessToken>,
+        now: u64,
+        max_ttl: Option<Duration>,
+    ) {
+        let until_exp = Duration::from_secs(token.expires_at.saturating_sub(now));
+        let ttl = max_ttl.map_or(until_exp, |max| max.min(until_exp));
+        if ttl.is_zero() {
             return;
         }
-        self.cache.insert(
-            hash,
-            CachedToken {
-                token,
-                ttl: Duration::from_secs(secs),
-            },
-        );
+        self.cache.insert(hash, CachedToken { token, ttl });
+    }
+
+    /// Forgets every cached token (a signing key was removed).
+    pub(crate) fn invalidate_all(&self) {
+        self.cache.invalidate_all();
     }
 }

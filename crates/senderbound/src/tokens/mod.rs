@@ -2,17 +2,35 @@
 //!
 //! The Layer asks a [`TokenVerifier`] about each token it has not seen
 //! recently, then caches the answer by the token's SHA-256 hash until the
-//! token expires. [`JwtVerifier`] verifies RFC 9068 JWT access
-//! tokens against a fixed key set; remote JWKS and introspection plug in
-//! behind the same trait.
+//! token expires. The built-in verifier trusts one or more [`Issuer`]s:
+//! JWT access tokens (RFC 9068) are verified with the issuer's keys — fixed,
+//! from a `jwks_uri`, or found by RFC 8414 discovery and kept current — and
+//! opaque tokens are introspected (RFC 7662). [`JwtVerifier`] is the
+//! fixed-key verifier on its own; custom verifiers plug in behind the trait.
 
 pub(crate) mod cache;
+mod discovery;
+mod fetch;
+mod introspection;
+mod issuers;
 mod jwt;
+mod remote_jwks;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
+pub use discovery::ServerMetadata;
+pub use fetch::{DEFAULT_FETCH_TIMEOUT, FetchError, MAX_RESPONSE_BYTES, endpoint_url};
+pub(crate) use fetch::{Fetcher, default_client};
+pub use introspection::{
+    ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, DEFAULT_MAX_CONCURRENT_INTROSPECTIONS,
+};
+pub use issuers::{Issuer, TokenFormat};
+pub(crate) use issuers::{IssuerContext, IssuerRouter};
 pub use jwt::JwtVerifier;
+pub(crate) use remote_jwks::RefreshTiming;
+pub use remote_jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH_INTERVAL};
 pub use senderbound_core::token::{AccessToken, Audience, Binding, TokenRules, TypPolicy};
 
 /// The future returned by [`TokenVerifier::verify`].
@@ -32,10 +50,22 @@ pub type VerifyFuture<'a> =
 pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token`.
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
+
+    /// The longest the Layer may cache this verified token (it never caches
+    /// past `exp`). `None`, the default, means until `exp`; verifiers whose
+    /// answers can change before then (introspection) return a bound.
+    fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration> {
+        let _ = token;
+        None
+    }
 }
 
 impl<T: TokenVerifier + ?Sized> TokenVerifier for std::sync::Arc<T> {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         (**self).verify(token)
+    }
+
+    fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration> {
+        (**self).max_cache_ttl(token)
     }
 }

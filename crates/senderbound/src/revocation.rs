@@ -1,0 +1,183 @@
+//! Run-time revocation: deny a token id, a subject, a client or a DPoP key
+//! from the next request on, including tokens already verified and cached.
+//!
+//! The Layer asks its [`RevocationCheck`] on every request, after the token
+//! and its binding verified and before the handler runs. [`Revocations`] is
+//! the ready-made, shared in-memory list; implement the trait to consult
+//! your own store (keep it fast: it runs on every request).
+//!
+//! ```
+//! use senderbound::Revocations;
+//!
+//! let revocations = Revocations::new();
+//! // Hand a clone to the builder: `.revocations(revocations.clone())`.
+//! revocations.revoke_key("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+//! revocations.revoke_subject("user-42");
+//! assert!(revocations.is_subject_revoked("user-42"));
+//! revocations.restore_subject("user-42");
+//! assert!(!revocations.is_subject_revoked("user-42"));
+//! ```
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use senderbound_core::token::{AccessToken, Binding};
+
+/// Decides whether an otherwise valid token is revoked.
+pub trait RevocationCheck: Send + Sync + 'static {
+    /// `true` to refuse this request's token (`invalid_token`, "revoked").
+    /// `proof_jkt` is the thumbprint of the key that signed the DPoP proof.
+    fn is_revoked(&self, token: &AccessToken, proof_jkt: Option<&str>) -> bool;
+}
+
+#[derive(Default)]
+struct Lists {
+    token_ids: HashSet<String>,
+    subjects: HashSet<String>,
+    clients: HashSet<String>,
+    keys: HashSet<String>,
+}
+
+/// A shared, in-memory revocation list. Clones share the same list, so
+/// keep one to revoke with and give another to the builder.
+#[derive(Clone, Default)]
+pub struct Revocations {
+    lists: Arc<RwLock<Lists>>,
+}
+
+impl fmt::Debug for Revocations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Revocations");
+        if let Ok(l) = self.lists.read() {
+            d.field("token_ids", &l.token_ids.len())
+                .field("subjects", &l.subjects.len())
+                .field("clients", &l.clients.len())
+                .field("keys", &l.keys.len());
+        }
+        d.finish()
+    }
+}
+
+macro_rules! list_methods {
+    ($field:ident, $revoke:ident, $restore:ident, $is:ident, $what:literal) => {
+        #[doc = concat!("Refuses tokens with this ", $what, " from the next request on.")]
+        pub fn $revoke(&self, value: impl Into<String>) {
+            if let Ok(mut l) = self.lists.write() {
+                l.$field.insert(value.into());
+            }
+        }
+
+        #[doc = concat!("Accepts tokens with this ", $what, " again.")]
+        pub fn $restore(&self, value: &str) {
+            if let Ok(mut l) = self.lists.write() {
+                l.$field.remove(value);
+            }
+        }
+
+        #[doc = concat!("`true` if this ", $what, " is revoked.")]
+        pub fn $is(&self, value: &str) -> bool {
+            // A poisoned lock fails closed: everything counts as revoked.
+            self.lists.read().map_or(true, |l| l.$field.contains(value))
+        }
+    };
+}
+
+impl Revocations {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    list_methods!(
+        token_ids,
+        revoke_token_id,
+        restore_token_id,
+        is_token_id_revoked,
+        "token id (`jti`)"
+    );
+    list_methods!(
+        subjects,
+        revoke_subject,
+        restore_subject,
+        is_subject_revoked,
+        "subject (`sub`)"
+    );
+    list_methods!(
+        clients,
+        revoke_client,
+        restore_client,
+        is_client_revoked,
+        "client (`client_id`)"
+    );
+    list_methods!(
+        keys,
+        revoke_key,
+        restore_key,
+        is_key_revoked,
+        "DPoP key thumbprint (`jkt`, as bound in `cnf` or signing the proof)"
+    );
+}
+
+impl RevocationCheck for Revocations {
+    fn is_revoked(&self, token: &AccessToken, proof_jkt: Option<&str>) -> bool {
+        let Ok(l) = self.lists.read() else {
+            return true;
+        };
+        let hit = |set: &HashSet<String>, v: Option<&str>| v.is_some_and(|v| set.contains(v));
+        let bound_jkt = match &token.binding {
+            Binding::Dpop { jkt } => Some(jkt.as_str()),
+            _ => None,
+        };
+        hit(&l.token_ids, token.token_id.as_deref())
+            || hit(&l.subjects, token.subject.as_deref())
+            || hit(&l.clients, token.client_id.as_deref())
+            || hit(&l.keys, bound_jkt)
+            || hit(&l.keys, proof_jkt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> AccessToken {
+        AccessToken::from_json_claims(
+            br#"{"iss":"https://as","aud":"https://rs","exp":2000,"sub":"alice","client_id":"app",
+                "jti":"t-1","cnf":{"jkt":"NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn each_list_revokes_and_restores() {
+        let r = Revocations::new();
+        let t = token();
+        assert!(!r.is_revoked(&t, None));
+        let cases: [(&dyn Fn(&Revocations), &dyn Fn(&Revocations)); 5] = [
+            (&|r| r.revoke_token_id("t-1"), &|r| {
+                r.restore_token_id("t-1")
+            }),
+            (&|r| r.revoke_subject("alice"), &|r| {
+                r.restore_subject("alice")
+            }),
+            (&|r| r.revoke_client("app"), &|r| r.restore_client("app")),
+            (
+                &|r| r.revoke_key("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"),
+                &|r| r.restore_key("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"),
+            ),
+            (&|r| r.revoke_key("proof-key"), &|r| {
+                r.restore_key("proof-key")
+            }),
+        ];
+        for (revoke, restore) in cases {
+            let shared = r.clone();
+            revoke(&shared);
+            assert!(r.is_revoked(&t, Some("proof-key")));
+            restore(&shared);
+            assert!(!r.is_revoked(&t, Some("proof-key")));
+        }
+        r.revoke_subject("bob");
+        assert!(!r.is_revoked(&t, None));
+    }
+}

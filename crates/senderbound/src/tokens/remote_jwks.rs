@@ -1,0 +1,228 @@
+//! An authorization server's signing keys, fetched from its `jwks_uri` and
+//! kept current.
+//!
+//! - The first token triggers the first fetch; until it succeeds tokens
+//!   are refused with 503, never accepted.
+//! - Keys older than the refresh interval are refreshed by the request that
+//!   notices, while concurrent requests go on with the cached keys.
+//! - A token naming an unknown `kid` triggers a refresh (the AS may have
+//!   rotated in a new key), at most once per minimum interval, and only one
+//!   fetch runs at a time: a flood of made-up `kid`s costs the AS one
+//!   request per interval.
+//! - When a fetch fails, the cached keys stay in use. A removed key stops
+//!   working at the next successful refresh, including for tokens already in
+//!   the verified-token cache (it is cleared when a key disappears).
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use senderbound_core::Error;
+use senderbound_core::jwk::JwkSet;
+use senderbound_core::token::{AccessToken, TokenRules};
+use url::Url;
+
+use super::cache::TokenCache;
+use super::discovery::Discovery;
+use super::fetch::{FetchError, Fetcher};
+
+/// Default age after which keys are refreshed.
+pub const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// Default shortest time between two fetches (or fetch attempts).
+pub const DEFAULT_JWKS_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Where the JWKS document lives.
+pub(crate) enum JwksLocation {
+    Fixed(Url),
+    Discovered(Arc<Discovery>),
+}
+
+/// How often keys are refreshed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefreshTiming {
+    pub(crate) interval: Duration,
+    pub(crate) min_interval: Duration,
+}
+
+struct KeyState {
+    keys: JwkSet,
+    /// Bumped by every fetch attempt, so waiters can tell one happened.
+    generation: u64,
+    fetched_at: Option<Instant>,
+    attempted_at: Option<Instant>,
+    last_failed: bool,
+}
+
+pub(crate) struct RemoteJwks {
+    issuer: String,
+    location: JwksLocation,
+    fetcher: Fetcher,
+    timing: RefreshTiming,
+    state: RwLock<Arc<KeyState>>,
+    single_flight: tokio::sync::Mutex<()>,
+    token_cache: Option<TokenCache>,
+}
+
+impl RemoteJwks {
+    pub(crate) fn new(
+        issuer: String,
+        location: JwksLocation,
+        fetcher: Fetcher,
+        timing: RefreshTiming,
+        token_cache: Option<TokenCache>,
+    ) -> Self {
+        RemoteJwks {
+            issuer,
+            location,
+            fetcher,
+            timing,
+            state: RwLock::new(Arc::new(KeyState {
+                keys: JwkSet::default(),
+                generation: 0,
+                fetched_at: None,
+                attempted_at: None,
+                last_failed: false,
+            })),
+            single_flight: tokio::sync::Mutex::new(()),
+            token_cache,
+        }
+    }
+
+    fn current(&self) -> Option<Arc<KeyState>> {
+        // A poisoned lock means a panic mid-update: fail closed (503).
+        self.state.read().ok().map(|s| s.clone())
+    }
+
+    /// Verifies a JWT access token with this issuer's current keys.
+    pub(crate) async fn verify(
+        &self,
+        rules: &TokenRules,
+        token: &str,
+    ) -> Result<AccessToken, Error> {
+        let mut state = self.current().ok_or(Error::TokenVerifierUnavailable)?;
+        if state.fetched_at.is_none() {
+            state = self.refresh(state.generation).await?;
+        } else if state
+            .fetched_at
+            .is_some_and(|at| at.elapsed() >= self.timing.interval)
+        {
+            // Stale: whoever gets the lock refreshes; the others go on.
+            if let Ok(_guard) = self.single_flight.try_lock() {
+                self.fetch_locked(state.generation).await;
+                state = self.current().ok_or(Error::TokenVerifierUnavailable)?;
+            }
+        }
+        if state.fetched_at.is_none() {
+            return Err(Error::TokenVerifierUnavailable);
+        }
+        match rules.verify_jwt(token, &state.keys) {
+            Err(Error::TokenUnknownKey) => {
+                let state = self.refresh(state.generation).await?;
+                match rules.verify_jwt(token, &state.keys) {
+                    // The AS may well have this key: we could not ask it.
+                    Err(Error::TokenUnknownKey) if state.last_failed => {
+                        Err(Error::TokenVerifierUnavailable)
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        }
+        .and_then(|t| self.tie_to_issuer(t))
+    }
+
+    /// The keys verified the token; its `iss` must be this key set's issuer.
+    fn tie_to_issuer(&self, token: AccessToken) -> Result<AccessToken, Error> {
+        if token.issuer == self.issuer {
+            Ok(token)
+        } else {
+            Err(Error::TokenIssuer)
+        }
+    }
+
+    /// Refreshes unless another caller did since `seen` or the last attempt
+    /// was less than the minimum interval ago; returns the state after.
+    async fn refresh(&self, seen: u64) -> Result<Arc<KeyState>, Error> {
+        let _guard = self.single_flight.lock().await;
+        self.fetch_locked(seen).await;
+        self.current().ok_or(Error::TokenVerifierUnavailable)
+    }
+
+    /// Must be called with `single_flight` held.
+    async fn fetch_locked(&self, seen: u64) {
+        let Some(state) = self.current() else { return };
+        if state.generation != seen {
+            return; // someone else just tried
+        }
+        if state
+            .attempted_at
+            .is_some_and(|at| at.elapsed() < self.timing.min_interval)
+        {
+            return;
+        }
+        let result = self.fetch().await;
+        let now = Instant::now();
+        let next = match result {
+            Ok(keys) => {
+                self.note_removed_keys(&state.keys, &keys);
+                tracing::info!(
+                    target: "senderbound::keys",
+                    issuer = %self.issuer,
+                    keys = keys.keys().len(),
+                    "fetched token signing keys"
+                );
+                KeyState {
+                    keys,
+                    generation: state.generation + 1,
+                    fetched_at: Some(now),
+                    attempted_at: Some(now),
+                    last_failed: false,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    target: "senderbound::keys",
+                    issuer = %self.issuer,
+                    error = %e,
+                    cached_keys = state.keys.keys().len(),
+                    "could not fetch token signing keys; keeping the cached ones"
+                );
+                KeyState {
+                    keys: state.keys.clone(),
+                    generation: state.generation + 1,
+                    fetched_at: state.fetched_at,
+                    attempted_at: Some(now),
+                    last_failed: true,
+                }
+            }
+        };
+        if let Ok(mut slot) = self.state.write() {
+            *slot = Arc::new(next);
+        }
+    }
+
+    async fn fetch(&self) -> Result<JwkSet, FetchError> {
+        let url = match &self.location {
+            JwksLocation::Fixed(url) => url.clone(),
+            JwksLocation::Discovered(discovery) => discovery
+                .metadata()
+                .await?
+                .jwks_uri
+                .clone()
+                .ok_or(FetchError::MissingEndpoint)?,
+        };
+        let body = self.fetcher.get_json(&url).await?;
+        let text = std::str::from_utf8(&body).map_err(|_| FetchError::Malformed)?;
+        JwkSet::from_json(text).map_err(|_| FetchError::Malformed)
+    }
+
+    /// A key that disappeared must stop vouching for cached tokens too.
+    fn note_removed_keys(&self, old: &JwkSet, new: &JwkSet) {
+        let kept: HashSet<&str> = new.keys().iter().map(|k| k.thumbprint()).collect();
+        if old.keys().iter().any(|k| !kept.contains(k.thumbprint())) {
+            if let Some(cache) = &self.token_cache {
+                cache.invalidate_all();
+            }
+        }
+    }
+}
