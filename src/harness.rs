@@ -131,11 +131,19 @@ impl Harness {
     /// The default configuration changed by `configure`.
     pub fn with(configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder) -> Self {
         let issuer = DemoIssuer::new(ISSUER);
+        let jwks = issuer.jwks_json();
+        Self::with_issuer(issuer, |b| configure(b.issuer(ISSUER).jwks_json(jwks)))
+    }
+
+    /// An app whose tokens `issuer` signs, trusting what `configure` says
+    /// (the builder comes with audience, host and clock only: no issuer).
+    pub fn with_issuer(
+        issuer: DemoIssuer,
+        configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
+    ) -> Self {
         let clock = Arc::new(FixedClock::new(NOW));
         let builder = SenderBound::builder()
-            .issuer(ISSUER)
             .audience(AUDIENCE)
-            .jwks_json(issuer.jwks_json())
             .allowed_hosts([HOST])
             .clock(clock.clone());
         let auth = configure(builder)

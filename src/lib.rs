@@ -11,6 +11,7 @@
 
 pub mod capture;
 pub mod harness;
+pub mod mock_as;
 
 use senderbound_client::DpopKey;
 use serde_json::{Value, json};
@@ -48,11 +49,16 @@ impl DemoIssuer {
 
     /// The public JWKS document to configure a resource server with.
     pub fn jwks_json(&self) -> String {
+        json!({ "keys": [self.public_jwk()] }).to_string()
+    }
+
+    /// The public signing key as a JWK, with `kid`, `alg` and `use`.
+    pub fn public_jwk(&self) -> Value {
         let mut jwk = self.key.public_jwk().clone();
         jwk["kid"] = json!(self.kid);
         jwk["alg"] = json!("ES256");
         jwk["use"] = json!("sig");
-        json!({ "keys": [jwk] }).to_string()
+        jwk
     }
 
     /// Default claims of a token for `audience`, bound to the DPoP key with

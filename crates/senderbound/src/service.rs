@@ -189,6 +189,7 @@ impl Shared {
         record: &mut AuditRecord,
     ) -> Result<Arc<AccessToken>, Error> {
         let leeway = self.token_rules.time_leeway();
+        self.verifier.on_request();
         let verified = match self.token_cache.get(hash) {
             Some(cached) => cached,
             None => {

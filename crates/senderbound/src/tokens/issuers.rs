@@ -168,7 +168,7 @@ pub(crate) struct IssuerContext {
 
 enum KeySource {
     Fixed(JwkSet),
-    Remote(RemoteJwks),
+    Remote(Arc<RemoteJwks>),
 }
 
 struct TrustedIssuer {
@@ -255,6 +255,14 @@ impl TokenVerifier for IssuerRouter {
         Box::pin(self.route(token))
     }
 
+    fn on_request(&self) {
+        for issuer in &self.issuers {
+            if let Some(KeySource::Remote(remote)) = &issuer.keys {
+                remote.refresh_if_stale();
+            }
+        }
+    }
+
     fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration> {
         self.issuers
             .iter()
@@ -316,13 +324,13 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
             _ => None,
         };
         match location {
-            Some(location) => Some(KeySource::Remote(RemoteJwks::new(
+            Some(location) => Some(KeySource::Remote(Arc::new(RemoteJwks::new(
                 issuer.issuer.clone(),
                 location,
                 fetcher()?,
                 ctx.timing,
                 Some(ctx.token_cache.clone()),
-            ))),
+            )))),
             None => None,
         }
     };

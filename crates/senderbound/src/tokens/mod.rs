@@ -51,6 +51,12 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token`.
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
 
+    /// Called on every request before the token cache is consulted, so a
+    /// verifier can keep its keys current even while every token is served
+    /// from the cache. Must be cheap and must not block (spawn work
+    /// instead). The default does nothing.
+    fn on_request(&self) {}
+
     /// The longest the Layer may cache this verified token (it never caches
     /// past `exp`). `None`, the default, means until `exp`; verifiers whose
     /// answers can change before then (introspection) return a bound.
@@ -63,6 +69,10 @@ pub trait TokenVerifier: Send + Sync + 'static {
 impl<T: TokenVerifier + ?Sized> TokenVerifier for std::sync::Arc<T> {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         (**self).verify(token)
+    }
+
+    fn on_request(&self) {
+        (**self).on_request()
     }
 
     fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration> {

@@ -3,8 +3,9 @@
 //!
 //! - The first token triggers the first fetch; until it succeeds tokens
 //!   are refused with 503, never accepted.
-//! - Keys older than the refresh interval are refreshed by the request that
-//!   notices, while concurrent requests go on with the cached keys.
+//! - Keys older than the refresh interval are refreshed in the background
+//!   (started by the request that notices, which does not wait), while
+//!   requests go on with the cached keys.
 //! - A token naming an unknown `kid` triggers a refresh (the AS may have
 //!   rotated in a new key), at most once per minimum interval, and only one
 //!   fetch runs at a time: a flood of made-up `kid`s costs the AS one
@@ -59,7 +60,7 @@ pub(crate) struct RemoteJwks {
     fetcher: Fetcher,
     timing: RefreshTiming,
     state: RwLock<Arc<KeyState>>,
-    single_flight: tokio::sync::Mutex<()>,
+    single_flight: Arc<tokio::sync::Mutex<()>>,
     token_cache: Option<TokenCache>,
 }
 
@@ -83,7 +84,7 @@ impl RemoteJwks {
                 attempted_at: None,
                 last_failed: false,
             })),
-            single_flight: tokio::sync::Mutex::new(()),
+            single_flight: Arc::new(tokio::sync::Mutex::new(())),
             token_cache,
         }
     }
@@ -102,15 +103,6 @@ impl RemoteJwks {
         let mut state = self.current().ok_or(Error::TokenVerifierUnavailable)?;
         if state.fetched_at.is_none() {
             state = self.refresh(state.generation).await?;
-        } else if state
-            .fetched_at
-            .is_some_and(|at| at.elapsed() >= self.timing.interval)
-        {
-            // Stale: whoever gets the lock refreshes; the others go on.
-            if let Ok(_guard) = self.single_flight.try_lock() {
-                self.fetch_locked(state.generation).await;
-                state = self.current().ok_or(Error::TokenVerifierUnavailable)?;
-            }
         }
         if state.fetched_at.is_none() {
             return Err(Error::TokenVerifierUnavailable);
@@ -138,6 +130,34 @@ impl RemoteJwks {
         } else {
             Err(Error::TokenIssuer)
         }
+    }
+
+    /// Starts a refresh in the background if the keys are stale (and no
+    /// fetch ran or runs within the minimum interval). Called on every
+    /// request, cached tokens included, so a removed key is noticed even
+    /// when no token needs verifying; costs a lock read when fresh.
+    pub(crate) fn refresh_if_stale(self: &Arc<Self>) {
+        let Some(state) = self.current() else { return };
+        let stale = state
+            .fetched_at
+            .is_some_and(|at| at.elapsed() >= self.timing.interval);
+        let too_soon = state
+            .attempted_at
+            .is_some_and(|at| at.elapsed() < self.timing.min_interval);
+        if !stale || too_soon {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let Ok(guard) = self.single_flight.clone().try_lock_owned() else {
+            return; // a fetch is already running
+        };
+        let this = self.clone();
+        handle.spawn(async move {
+            let _guard = guard;
+            this.fetch_locked(state.generation).await;
+        });
     }
 
     /// Refreshes unless another caller did since `seen` or the last attempt

@@ -1,0 +1,245 @@
+//! A **test-only** authorization server on a loopback socket: RFC 8414
+//! metadata, a JWKS whose keys tests rotate, and RFC 7662 introspection of
+//! tokens tests register. It counts every fetch so tests can prove what the
+//! resource server asked, and can be switched to failing (503) or stopped.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::DemoIssuer;
+
+/// The client id the mock's introspection endpoint accepts.
+pub const RS_CLIENT_ID: &str = "resource-server";
+/// The client secret the mock's introspection endpoint accepts.
+pub const RS_CLIENT_SECRET: &str = "rs secret:with/odd&chars";
+
+#[derive(Default)]
+struct Counters {
+    metadata: AtomicUsize,
+    jwks: AtomicUsize,
+    introspection: AtomicUsize,
+}
+
+struct AsState {
+    issuer: String,
+    /// Published keys; the first one signs new tokens.
+    keys: Mutex<Vec<DemoIssuer>>,
+    opaque: Mutex<HashMap<String, Value>>,
+    down: AtomicBool,
+    rfc8414: AtomicBool,
+    counters: Counters,
+}
+
+/// A running mock authorization server. Stops when dropped.
+pub struct MockAs {
+    addr: SocketAddr,
+    state: Arc<AsState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockAs {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockAs {
+    /// Starts a mock AS on `127.0.0.1` with one signing key.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let issuer = format!("http://{addr}");
+        let state = Arc::new(AsState {
+            keys: Mutex::new(vec![DemoIssuer::new(issuer.clone())]),
+            issuer,
+            opaque: Mutex::new(HashMap::new()),
+            down: AtomicBool::new(false),
+            rfc8414: AtomicBool::new(true),
+            counters: Counters::default(),
+        });
+        let app = Router::new()
+            .route("/.well-known/oauth-authorization-server", get(rfc8414))
+            .route("/.well-known/openid-configuration", get(openid))
+            .route("/jwks", get(jwks))
+            .route("/introspect", post(introspect))
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        MockAs { addr, state, task }
+    }
+
+    /// The issuer identifier (`http://127.0.0.1:port`).
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// The JWKS URL.
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/jwks", self.state.issuer)
+    }
+
+    /// The introspection endpoint URL.
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}/introspect", self.state.issuer)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The key that signs new tokens.
+    pub fn signer(&self) -> DemoIssuer {
+        self.state.keys.lock().unwrap()[0].clone()
+    }
+
+    /// Generates a new key, publishes it first (it signs from now on) and
+    /// returns it.
+    pub fn rotate_in(&self) -> DemoIssuer {
+        let key = DemoIssuer::new(self.state.issuer.clone());
+        self.state.keys.lock().unwrap().insert(0, key.clone());
+        key
+    }
+
+    /// Stops publishing the key with this `kid`.
+    pub fn retire(&self, kid: &str) {
+        self.state.keys.lock().unwrap().retain(|k| k.kid() != kid);
+    }
+
+    /// While `true`, every endpoint answers 503.
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Serve metadata only at the OpenID Connect location (RFC 8414's answers 404).
+    pub fn only_openid_configuration(&self) {
+        self.state.rfc8414.store(false, Ordering::SeqCst);
+    }
+
+    /// Registers an opaque token: introspection answers `answer` for it.
+    pub fn register_opaque(&self, token: &str, answer: Value) {
+        self.state
+            .opaque
+            .lock()
+            .unwrap()
+            .insert(token.to_owned(), answer);
+    }
+
+    /// Metadata documents served so far.
+    pub fn metadata_fetches(&self) -> usize {
+        self.state.counters.metadata.load(Ordering::SeqCst)
+    }
+
+    /// JWKS documents served so far.
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.counters.jwks.load(Ordering::SeqCst)
+    }
+
+    /// Introspection requests received so far.
+    pub fn introspections(&self) -> usize {
+        self.state.counters.introspection.load(Ordering::SeqCst)
+    }
+}
+
+fn metadata(state: &AsState) -> Json<Value> {
+    state.counters.metadata.fetch_add(1, Ordering::SeqCst);
+    Json(json!({
+        "issuer": state.issuer,
+        "jwks_uri": format!("{}/jwks", state.issuer),
+        "introspection_endpoint": format!("{}/introspect", state.issuer),
+        "dpop_signing_alg_values_supported": ["ES256"],
+    }))
+}
+
+async fn rfc8414(State(state): State<Arc<AsState>>) -> Response {
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    if !state.rfc8414.load(Ordering::SeqCst) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    metadata(&state).into_response()
+}
+
+async fn openid(State(state): State<Arc<AsState>>) -> Response {
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    metadata(&state).into_response()
+}
+
+async fn jwks(State(state): State<Arc<AsState>>) -> Response {
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    state.counters.jwks.fetch_add(1, Ordering::SeqCst);
+    let keys: Vec<Value> = state
+        .keys
+        .lock()
+        .unwrap()
+        .iter()
+        .map(DemoIssuer::public_jwk)
+        .collect();
+    Json(json!({ "keys": keys })).into_response()
+}
+
+/// Accepts `client_secret_basic` or `client_secret_post` with the
+/// [`RS_CLIENT_ID`] / [`RS_CLIENT_SECRET`] credentials.
+async fn introspect(
+    State(state): State<Arc<AsState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    if state.down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    state.counters.introspection.fetch_add(1, Ordering::SeqCst);
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("v={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            let (id, secret) = s.split_once(':')?;
+            Some((decode(id)?, decode(secret)?))
+        });
+    let post = form
+        .get("client_id")
+        .zip(form.get("client_secret"))
+        .map(|(i, s)| (i.clone(), s.clone()));
+    let authenticated = basic
+        .or(post)
+        .is_some_and(|(id, secret)| id == RS_CLIENT_ID && secret == RS_CLIENT_SECRET);
+    if !authenticated {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    let answer = form
+        .get("token")
+        .and_then(|t| state.opaque.lock().unwrap().get(t).cloned())
+        .unwrap_or_else(|| json!({ "active": false }));
+    Json(answer).into_response()
+}

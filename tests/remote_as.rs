@@ -1,0 +1,354 @@
+//! The Layer against a live (mock) authorization server on loopback:
+//! discovery, JWKS fetch and rotation, refresh limits, outages, introspection
+//! and several issuers. Every fetch is counted by the mock, so the tests
+//! prove what was asked, not only what was answered.
+
+use std::time::Duration;
+
+use senderbound::{ClientAuth, Error, Issuer, TokenFormat};
+use senderbound_suite::harness::Harness;
+use senderbound_suite::mock_as::{MockAs, RS_CLIENT_ID, RS_CLIENT_SECRET};
+use serde_json::json;
+
+fn discovering(mock: &MockAs) -> Harness {
+    let issuer = mock.issuer().to_owned();
+    Harness::with_issuer(mock.signer(), |b| b.issuer(issuer))
+}
+
+#[tokio::test]
+async fn discovery_then_jwks_then_cached_keys() {
+    let mock = MockAs::start().await;
+    let h = discovering(&mock);
+    assert_eq!(mock.metadata_fetches(), 0, "nothing is fetched before use");
+    let token = h.token();
+    let r = h.get_with("/whoami", &token).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["iss"], mock.issuer());
+    assert_eq!((mock.metadata_fetches(), mock.jwks_fetches()), (1, 1));
+    // Another token by the same key: no new fetch.
+    let other = h.issuer.sign(&h.claims());
+    assert_eq!(h.get_with("/whoami", &other).await.status, 200);
+    assert_eq!((mock.metadata_fetches(), mock.jwks_fetches()), (1, 1));
+}
+
+#[tokio::test]
+async fn openid_configuration_is_the_fallback_location() {
+    let mock = MockAs::start().await;
+    mock.only_openid_configuration();
+    let h = discovering(&mock);
+    let r = h.get_with("/whoami", &h.token()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(mock.jwks_fetches(), 1);
+}
+
+#[tokio::test]
+async fn metadata_for_another_issuer_is_refused_with_503() {
+    let mock = MockAs::start().await;
+    // Configured issuer differs from the metadata's `issuer` by a slash.
+    let issuer = format!("{}/", mock.issuer());
+    let signer = senderbound_suite::DemoIssuer::new(issuer.clone());
+    let h = Harness::with_issuer(signer, |b| b.issuer(issuer));
+    let r = h.get_with("/whoami", &h.token()).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.error(), None, "the client is not blamed");
+    assert_eq!(
+        mock.jwks_fetches(),
+        0,
+        "keys of a mismatched issuer are never fetched"
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_in_key_is_accepted_after_one_refresh() {
+    let mock = MockAs::start().await;
+    let issuer = mock.issuer().to_owned();
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer).jwks_min_refresh_interval(Duration::ZERO)
+    });
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    assert_eq!(mock.jwks_fetches(), 1);
+
+    let new_key = mock.rotate_in();
+    let r = h.get_with("/whoami", &new_key.sign(&h.claims())).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(mock.jwks_fetches(), 2, "exactly one refresh");
+}
+
+#[tokio::test]
+async fn a_removed_key_stops_working_after_refresh_even_for_cached_tokens() {
+    let mock = MockAs::start().await;
+    let issuer = mock.issuer().to_owned();
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer)
+            .jwks_refresh_interval(Duration::ZERO)
+            .jwks_min_refresh_interval(Duration::ZERO)
+    });
+    let old_token = h.token();
+    assert_eq!(h.get_with("/whoami", &old_token).await.status, 200);
+    // The verified token is cached now; retire its key at the AS.
+    mock.rotate_in();
+    mock.retire(h.issuer.kid());
+    // Stale keys are refreshed in the background, so the removal lands
+    // within a request or two even though the token never leaves the cache.
+    let mut r = h.get_with("/whoami", &old_token).await;
+    for _ in 0..50 {
+        if r.status != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        r = h.get_with("/whoami", &old_token).await;
+    }
+    r.assert_refused(401, "invalid_token", Error::TokenUnknownKey);
+}
+
+#[tokio::test]
+async fn unknown_kids_cannot_make_the_server_hammer_the_as() {
+    let mock = MockAs::start().await;
+    let h = discovering(&mock); // default minimum refresh interval: 10 s
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    let before = mock.jwks_fetches();
+    for i in 0..20 {
+        let header = json!({"typ": "at+jwt", "alg": "ES256", "kid": format!("made-up-{i}")});
+        let forged = h.issuer.sign_with_header(&header, &h.claims());
+        let r = h.get_with("/whoami", &forged).await;
+        r.assert_refused(401, "invalid_token", Error::TokenUnknownKey);
+    }
+    assert!(
+        mock.jwks_fetches() - before <= 1,
+        "20 unknown kids caused {} fetches",
+        mock.jwks_fetches() - before
+    );
+}
+
+#[tokio::test]
+async fn concurrent_unknown_kids_share_one_fetch() {
+    let mock = MockAs::start().await;
+    let issuer = mock.issuer().to_owned();
+    let h = std::sync::Arc::new(Harness::with_issuer(mock.signer(), |b| b.issuer(issuer)));
+    let new_key = mock.rotate_in();
+    let token = new_key.sign(&h.claims());
+    let calls = (0..16).map(|_| {
+        let h = h.clone();
+        let token = token.clone();
+        tokio::spawn(async move { h.get_with("/whoami", &token).await.status })
+    });
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    assert_eq!(mock.jwks_fetches(), 1, "single-flight: one fetch for all");
+}
+
+#[tokio::test]
+async fn while_the_as_is_down_cached_keys_work_and_unknown_keys_get_503() {
+    let mock = MockAs::start().await;
+    let issuer = mock.issuer().to_owned();
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer)
+            .jwks_refresh_interval(Duration::ZERO)
+            .jwks_min_refresh_interval(Duration::ZERO)
+    });
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    mock.set_down(true);
+    // Refresh fails (every request tries, interval 0): cached keys serve.
+    let r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // A key the server never saw: it cannot ask, so it cannot decide.
+    let unseen = mock.rotate_in();
+    let r = h.get_with("/whoami", &unseen.sign(&h.claims())).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.error(), None, "no invalid_token blame on the client");
+    assert_eq!(
+        r.json()["error_description"],
+        Error::TokenVerifierUnavailable.description()
+    );
+    // Back up: the same token is accepted.
+    mock.set_down(false);
+    assert_eq!(
+        h.get_with("/whoami", &unseen.sign(&h.claims()))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_as_with_no_keys_is_503_never_an_accept() {
+    let mock = MockAs::start().await;
+    let signer = mock.signer();
+    let issuer = mock.issuer().to_owned();
+    drop(mock); // connection refused from now on
+    tokio::task::yield_now().await;
+    let h = Harness::with_issuer(signer, |b| {
+        b.issuer(issuer).fetch_timeout(Duration::from_secs(2))
+    });
+    for _ in 0..3 {
+        let r = h.get_with("/whoami", &h.token()).await;
+        assert_eq!(r.status, 503, "{r:?}");
+        assert_eq!(r.error(), None);
+    }
+}
+
+#[tokio::test]
+async fn a_fixed_jwks_uri_skips_discovery() {
+    let mock = MockAs::start().await;
+    let (issuer, jwks) = (mock.issuer().to_owned(), mock.jwks_uri());
+    let h = Harness::with_issuer(mock.signer(), |b| b.issuer(issuer).jwks_uri(jwks));
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    assert_eq!((mock.metadata_fetches(), mock.jwks_fetches()), (0, 1));
+}
+
+fn opaque_answer(h: &Harness, active: bool) -> serde_json::Value {
+    let mut claims = h.claims();
+    claims["active"] = json!(active);
+    claims["token_type"] = json!("DPoP");
+    claims.as_object_mut().unwrap().remove("iss");
+    claims
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_with_client_secret_basic() {
+    let mock = MockAs::start().await;
+    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer).introspection(
+            endpoint,
+            ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
+        )
+    });
+    mock.register_opaque("opaque-1", opaque_answer(&h, true));
+    let r = h.get_with("/api/read", "opaque-1").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["iss"], mock.issuer());
+    assert_eq!(r.json()["jkt"], h.client.jkt());
+    assert_eq!(mock.introspections(), 1);
+    // Cached by hash: no second introspection.
+    assert_eq!(h.get_with("/api/read", "opaque-1").await.status, 200);
+    assert_eq!(mock.introspections(), 1);
+    assert_eq!(mock.metadata_fetches(), 0, "endpoint given: no discovery");
+
+    // Inactive and unknown tokens are invalid_token.
+    mock.register_opaque("opaque-2", opaque_answer(&h, false));
+    let r = h.get_with("/api/read", "opaque-2").await;
+    r.assert_refused(401, "invalid_token", Error::TokenInactive);
+    let r = h.get_with("/api/read", "never-issued").await;
+    r.assert_refused(401, "invalid_token", Error::TokenInactive);
+}
+
+#[tokio::test]
+async fn introspection_with_client_secret_post_at_the_discovered_endpoint() {
+    let mock = MockAs::start().await;
+    let issuer = mock.issuer().to_owned();
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer)
+            .introspect_with(ClientAuth::client_secret_post(
+                RS_CLIENT_ID,
+                RS_CLIENT_SECRET,
+            ))
+    });
+    mock.register_opaque("opaque-post", opaque_answer(&h, true));
+    assert_eq!(h.get_with("/whoami", "opaque-post").await.status, 200);
+    assert_eq!((mock.metadata_fetches(), mock.introspections()), (1, 1));
+    // JWTs of the same issuer are still verified locally.
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    assert_eq!(mock.introspections(), 1);
+}
+
+#[tokio::test]
+async fn wrong_introspection_credentials_are_the_servers_problem_503() {
+    let mock = MockAs::start().await;
+    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer).introspection(
+            endpoint,
+            ClientAuth::client_secret_basic(RS_CLIENT_ID, "wrong"),
+        )
+    });
+    mock.register_opaque("opaque-1", opaque_answer(&h, true));
+    let r = h.get_with("/whoami", "opaque-1").await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.error(), None);
+}
+
+#[tokio::test]
+async fn introspection_answers_are_cached_no_longer_than_configured() {
+    let mock = MockAs::start().await;
+    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer)
+            .introspection(
+                endpoint,
+                ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
+            )
+            .introspection_cache_ttl(Duration::ZERO)
+    });
+    mock.register_opaque("opaque-1", opaque_answer(&h, true));
+    assert_eq!(h.get_with("/whoami", "opaque-1").await.status, 200);
+    // The AS revokes it: with no caching the next request sees that.
+    mock.register_opaque("opaque-1", opaque_answer(&h, false));
+    let r = h.get_with("/whoami", "opaque-1").await;
+    r.assert_refused(401, "invalid_token", Error::TokenInactive);
+    assert_eq!(mock.introspections(), 2);
+}
+
+#[tokio::test]
+async fn introspect_format_sends_jwts_to_the_as_too() {
+    let mock = MockAs::start().await;
+    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer)
+            .introspection(
+                endpoint,
+                ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
+            )
+            .token_format(TokenFormat::Introspect)
+    });
+    let jwt = h.token();
+    // The AS does not know this JWT: inactive, although its signature is good.
+    let r = h.get_with("/whoami", &jwt).await;
+    r.assert_refused(401, "invalid_token", Error::TokenInactive);
+    assert_eq!((mock.introspections(), mock.jwks_fetches()), (1, 0));
+}
+
+#[tokio::test]
+async fn several_issuers_each_key_vouches_only_for_its_own_issuer() {
+    let (a, b) = (MockAs::start().await, MockAs::start().await);
+    let (ia, ib) = (a.issuer().to_owned(), b.issuer().to_owned());
+    let h = Harness::with_issuer(a.signer(), |builder| {
+        builder.trust(Issuer::new(ia)).trust(Issuer::new(ib))
+    });
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    assert_eq!(
+        (a.jwks_fetches(), b.jwks_fetches()),
+        (1, 0),
+        "only A was asked"
+    );
+
+    let mut claims_b = h.claims();
+    claims_b["iss"] = json!(b.issuer());
+    let r = h.get_with("/whoami", &b.signer().sign(&claims_b)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["iss"], b.issuer());
+    assert_eq!((a.jwks_fetches(), b.jwks_fetches()), (1, 1));
+
+    // B's key signing a token that claims to be A's: A's keys do not know it.
+    let forged = b.signer().sign(&h.claims());
+    let r = h.get_with("/whoami", &forged).await;
+    r.assert_refused(401, "invalid_token", Error::TokenUnknownKey);
+
+    // An issuer nobody trusts: refused before any fetch.
+    let mut claims_x = h.claims();
+    claims_x["iss"] = json!("https://untrusted.example");
+    let before = (a.jwks_fetches(), b.jwks_fetches());
+    let r = h.get_with("/whoami", &a.signer().sign(&claims_x)).await;
+    r.assert_refused(401, "invalid_token", Error::TokenIssuer);
+    assert_eq!((a.jwks_fetches(), b.jwks_fetches()), before);
+}
+
+#[tokio::test]
+async fn opaque_tokens_without_introspection_are_malformed() {
+    let mock = MockAs::start().await;
+    let h = discovering(&mock);
+    let r = h.get_with("/whoami", "2YotnFZFEjr1zCsicMWpAA").await;
+    r.assert_refused(401, "invalid_token", Error::TokenMalformed);
+    assert_eq!(mock.metadata_fetches(), 0);
+}
