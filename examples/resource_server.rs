@@ -63,7 +63,11 @@ struct Args {
     #[arg(long)]
     public_base_url: Option<String>,
     /// DPoP proof algorithms accepted, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "ES256,ES384,EdDSA,PS256,RS256")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ES256,ES384,EdDSA,PS256,RS256"
+    )]
     algs: Vec<String>,
     /// Accept tokens with `typ` JWT or none (servers without RFC 9068).
     #[arg(long)]
@@ -80,6 +84,9 @@ struct Args {
     /// Refuse tokens that live longer than this many seconds (exp - iat).
     #[arg(long)]
     max_token_lifetime_secs: Option<u64>,
+    /// Leeway for token exp/nbf, in seconds.
+    #[arg(long, default_value_t = 10)]
+    token_leeway_secs: u64,
     /// Give up on an authorization server fetch after this many seconds.
     #[arg(long, default_value_t = 5)]
     fetch_timeout_secs: u64,
@@ -120,7 +127,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .fetch_timeout(Duration::from_secs(args.fetch_timeout_secs))
         .jwks_refresh_interval(Duration::from_secs(args.jwks_refresh_secs))
         .jwks_min_refresh_interval(Duration::from_secs(args.jwks_min_refresh_secs))
-        .introspection_cache_ttl(Duration::from_secs(args.introspection_cache_secs));
+        .introspection_cache_ttl(Duration::from_secs(args.introspection_cache_secs))
+        .token_leeway(Duration::from_secs(args.token_leeway_secs));
     for audience in &args.audience {
         builder = builder.audience(audience);
     }

@@ -1,0 +1,400 @@
+//! End to end against an independent, widely used authorization server:
+//! node-oidc-provider (tests/real_as/as.mjs) issues DPoP-bound JWT and
+//! opaque access tokens; the `resource_server` example, run as its own
+//! process, verifies them. Ignored by plain `cargo test` because it needs
+//! Node.js, `npm ci` in tests/real_as and the built example;
+//! `scripts/test.sh` prepares all three and runs it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use senderbound_client::DpopKey;
+use serde_json::Value;
+
+const AUDIENCE: &str = "https://api.example.test/";
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` and waits for a stdout line containing `ready`.
+fn start(mut command: Command, ready: &str, log: &Path) -> (Process, String) {
+    let stderr = std::fs::File::create(log).unwrap();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let ready = ready.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(&ready) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let process = Process(child);
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "{command:?} did not get ready; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            )
+        });
+    (process, line)
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn start_as(port: u16, scratch: &Path, extra: &[&str]) -> Process {
+    let mut node = Command::new("node");
+    node.current_dir(root().join("tests/real_as"))
+        .arg("as.mjs")
+        .args(["--port", &port.to_string()])
+        .arg("--keys")
+        .arg(scratch.join("as-keys.json"))
+        .args(extra);
+    start(node, "as ready", &scratch.join("as.log")).0
+}
+
+/// Starts the resource_server example; returns it and its base URL.
+fn start_rs(scratch: &Path, name: &str, args: &[&str]) -> (Process, String) {
+    let bin = std::env::var_os("SENDERBOUND_RESOURCE_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/debug/examples/resource_server"));
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build --example resource_server`",
+        bin.display()
+    );
+    let mut rs = Command::new(bin);
+    rs.args(["--listen", "127.0.0.1:0", "--audience", AUDIENCE])
+        .args(args);
+    let (process, line) = start(rs, "listening on ", &scratch.join(format!("{name}.log")));
+    let url = line.trim_start_matches("listening on ").trim().to_owned();
+    (process, url)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A client_credentials token from the AS, bound to `key` with DPoP.
+async fn token(
+    http: &reqwest::Client,
+    issuer: &str,
+    client: &str,
+    key: &DpopKey,
+    resource: &str,
+) -> String {
+    let endpoint = format!("{issuer}/token");
+    let response = http
+        .post(&endpoint)
+        .basic_auth(client, Some(format!("{client}-secret")))
+        .header("dpop", key.proof("POST", &endpoint).sign())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&scope=read%20write&resource={}",
+            url::form_urlencoded::byte_serialize(resource.as_bytes()).collect::<String>()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(status, 200, "token request failed: {body}");
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+struct Answer {
+    status: u16,
+    www_authenticate: String,
+    body: Value,
+}
+
+impl Answer {
+    fn refused(&self, status: u16, code: Option<&str>, which: senderbound::Error) {
+        assert_eq!(self.status, status, "{}", self.body);
+        match code {
+            Some(code) => {
+                assert!(
+                    self.www_authenticate.contains(&format!("error=\"{code}\"")),
+                    "{}",
+                    self.www_authenticate
+                );
+                assert_eq!(self.body["error"], code);
+            }
+            None => assert!(
+                !self.www_authenticate.contains("error="),
+                "{}",
+                self.www_authenticate
+            ),
+        }
+        assert_eq!(self.body["error_description"], which.description());
+    }
+}
+
+async fn send(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    authorization: &str,
+    proof: Option<String>,
+) -> Answer {
+    let mut request = http
+        .request(method.parse().unwrap(), url)
+        .header("authorization", authorization);
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let www_authenticate = response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let body = serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
+    Answer {
+        status,
+        www_authenticate,
+        body,
+    }
+}
+
+/// A DPoP call with a fresh proof by `key`.
+async fn call(
+    http: &reqwest::Client,
+    method: &str,
+    url: &str,
+    token: &str,
+    key: &DpopKey,
+) -> Answer {
+    let proof = key.proof(method, url).access_token(token).sign();
+    send(http, method, url, &format!("DPoP {token}"), Some(proof)).await
+}
+
+#[tokio::test]
+#[ignore = "needs Node.js, `npm ci` in tests/real_as and the resource_server example; scripts/test.sh runs it"]
+async fn resource_server_against_node_oidc_provider() {
+    let scratch = std::env::temp_dir().join(format!("senderbound-real-as-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let mut authorization_server = start_as(port, &scratch, &[]);
+    let (_rs, rs) = start_rs(
+        &scratch,
+        "rs",
+        &[
+            "--issuer",
+            &issuer,
+            "--allow-bearer",
+            "--jwks-refresh-secs",
+            "1",
+            "--jwks-min-refresh-secs",
+            "0",
+            "--token-leeway-secs",
+            "0",
+        ],
+    );
+    // No pooled connections: the AS restarts under the same address.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let key = DpopKey::generate();
+
+    // Valid call: discovery, JWKS, proof, binding, audience, scope.
+    let first = token(&http, &issuer, "agent", &key, AUDIENCE).await;
+    let a = call(&http, "GET", &format!("{rs}/whoami"), &first, &key).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["binding"], "dpop");
+    assert_eq!(a.body["jkt"], key.jkt());
+    assert_eq!(a.body["iss"], issuer.as_str());
+    assert_eq!(a.body["client_id"], "agent");
+    assert_eq!(a.body["aud"], serde_json::json!([AUDIENCE]));
+    assert!(
+        a.body["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "read")
+    );
+    assert_eq!(
+        call(&http, "GET", &format!("{rs}/api/read"), &first, &key)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call(&http, "POST", &format!("{rs}/api/write"), &first, &key)
+            .await
+            .status,
+        200
+    );
+
+    // Replay: the same proof twice.
+    let url = format!("{rs}/api/read");
+    let proof = key.proof("GET", &url).access_token(&first).sign();
+    let auth = format!("DPoP {first}");
+    assert_eq!(
+        send(&http, "GET", &url, &auth, Some(proof.clone()))
+            .await
+            .status,
+        200
+    );
+    send(&http, "GET", &url, &auth, Some(proof)).await.refused(
+        401,
+        Some("invalid_dpop_proof"),
+        senderbound::Error::ProofReplayed,
+    );
+
+    // Another key: the token is stolen, the thief signs with its own key.
+    let thief = DpopKey::generate();
+    call(&http, "GET", &url, &first, &thief).await.refused(
+        401,
+        Some("invalid_token"),
+        senderbound::Error::TokenBindingMismatch,
+    );
+
+    // Downgrade: the DPoP-bound token as a Bearer token.
+    send(&http, "GET", &url, &format!("Bearer {first}"), None)
+        .await
+        .refused(
+            401,
+            Some("invalid_token"),
+            senderbound::Error::TokenDowngrade,
+        );
+
+    // Wrong audience: a token for another resource.
+    let other = token(&http, &issuer, "agent", &key, "https://other.example.test/").await;
+    call(&http, "GET", &url, &other, &key).await.refused(
+        401,
+        Some("invalid_token"),
+        senderbound::Error::TokenAudience,
+    );
+
+    // Expired: a 1-second token, used 2.5 seconds later (leeway 0).
+    let short = token(&http, &issuer, "agent-short", &key, AUDIENCE).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    call(&http, "GET", &url, &short, &key).await.refused(
+        401,
+        Some("invalid_token"),
+        senderbound::Error::TokenExpired,
+    );
+
+    // Opaque token: introspected by a resource server configured for it;
+    // the JWT-only one cannot read it.
+    let (_rs_introspecting, rs2) = start_rs(
+        &scratch,
+        "rs-introspecting",
+        &[
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "resource-server",
+            "--client-secret",
+            "resource-server-secret",
+        ],
+    );
+    let opaque = token(&http, &issuer, "agent-opaque", &key, AUDIENCE).await;
+    assert!(!opaque.contains('.'), "the AS should issue an opaque token");
+    let a = call(&http, "GET", &format!("{rs2}/whoami"), &opaque, &key).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["jkt"], key.jkt());
+    assert_eq!(a.body["client_id"], "agent-opaque");
+    call(&http, "GET", &format!("{rs2}/whoami"), &opaque, &thief)
+        .await
+        .refused(
+            401,
+            Some("invalid_token"),
+            senderbound::Error::TokenBindingMismatch,
+        );
+    call(
+        &http,
+        "GET",
+        &format!("{rs2}/whoami"),
+        "made-up-opaque-token",
+        &key,
+    )
+    .await
+    .refused(
+        401,
+        Some("invalid_token"),
+        senderbound::Error::TokenInactive,
+    );
+    call(&http, "GET", &url, &opaque, &key).await.refused(
+        401,
+        Some("invalid_token"),
+        senderbound::Error::TokenMalformed,
+    );
+
+    // Key rotation: the AS restarts with a new signing key in front.
+    drop(authorization_server);
+    authorization_server = start_as(port, &scratch, &["--rotate"]);
+    let rotated = token(&http, &issuer, "agent", &key, AUDIENCE).await;
+    let a = call(&http, "GET", &url, &rotated, &key).await;
+    assert_eq!(
+        a.status, 200,
+        "a token from the new key after one refresh: {}",
+        a.body
+    );
+
+    // The AS drops the old key: the first token (still unexpired, and in
+    // the verified-token cache) stops working after a refresh.
+    drop(authorization_server);
+    authorization_server = start_as(port, &scratch, &["--drop-old"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut a = call(&http, "GET", &url, &first, &key).await;
+    while a.status == 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        a = call(&http, "GET", &url, &first, &key).await;
+    }
+    a.refused(
+        401,
+        Some("invalid_token"),
+        senderbound::Error::TokenUnknownKey,
+    );
+
+    // The AS goes away. A token by a key the server already has keeps
+    // working; a token by a key it never saw cannot be decided: 503.
+    let known = token(&http, &issuer, "agent", &key, AUDIENCE).await;
+    drop(authorization_server);
+    authorization_server = start_as(port, &scratch, &["--rotate"]);
+    let unseen = token(&http, &issuer, "agent", &key, AUDIENCE).await;
+    drop(authorization_server);
+    let a = call(&http, "GET", &url, &known, &key).await;
+    assert_eq!(
+        a.status, 200,
+        "cached keys keep working while the AS is down: {}",
+        a.body
+    );
+    call(&http, "GET", &url, &unseen, &key).await.refused(
+        503,
+        None,
+        senderbound::Error::TokenVerifierUnavailable,
+    );
+
+    let _ = std::fs::remove_dir_all(&scratch);
+}
