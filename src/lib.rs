@@ -98,3 +98,8 @@ impl DemoIssuer {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// docs/deployment.md's Rust snippets, compiled as doc tests too.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/deployment.md")]
+pub struct DeploymentDoctests;

@@ -173,3 +173,44 @@ async fn refusing_because_the_replay_store_is_full_is_audited_as_infrastructure(
         "{last}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_authorization_server_is_audited_as_infrastructure() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mock = senderbound_suite::mock_as::MockAs::start().await;
+    let (signer, issuer) = (mock.signer(), mock.issuer().to_owned());
+    mock.set_down(true);
+    let h = Harness::with_issuer(signer, |b| b.issuer(issuer));
+    let token = h.token();
+    let reply = h.get_with("/whoami", &token).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+
+    let lines = captured.lines();
+    let decision = lines
+        .iter()
+        .find(|l| l.contains("senderbound::audit"))
+        .expect("an audit event");
+    assert!(decision.contains("ERROR"), "{decision}");
+    assert!(
+        decision.contains("severity=\"infrastructure\""),
+        "{decision}"
+    );
+    assert!(decision.contains("outcome=\"deny\""), "{decision}");
+    let fetch = lines
+        .iter()
+        .find(|l| l.contains("senderbound::keys"))
+        .expect("a key-fetch log line");
+    assert!(fetch.contains("WARN") && fetch.contains("503"), "{fetch}");
+    let everything = lines.join("\n");
+    assert!(
+        !everything.contains(&token),
+        "the token leaked into the logs"
+    );
+}

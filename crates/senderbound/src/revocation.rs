@@ -154,7 +154,8 @@ mod tests {
         let r = Revocations::new();
         let t = token();
         assert!(!r.is_revoked(&t, None));
-        let cases: [(&dyn Fn(&Revocations), &dyn Fn(&Revocations)); 5] = [
+        type Toggle<'a> = &'a dyn Fn(&Revocations);
+        let cases: [(Toggle<'_>, Toggle<'_>); 5] = [
             (&|r| r.revoke_token_id("t-1"), &|r| {
                 r.restore_token_id("t-1")
             }),

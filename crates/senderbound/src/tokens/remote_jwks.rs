@@ -239,10 +239,10 @@ impl RemoteJwks {
     /// A key that disappeared must stop vouching for cached tokens too.
     fn note_removed_keys(&self, old: &JwkSet, new: &JwkSet) {
         let kept: HashSet<&str> = new.keys().iter().map(|k| k.thumbprint()).collect();
-        if old.keys().iter().any(|k| !kept.contains(k.thumbprint())) {
-            if let Some(cache) = &self.token_cache {
-                cache.invalidate_all();
-            }
+        if old.keys().iter().any(|k| !kept.contains(k.thumbprint()))
+            && let Some(cache) = &self.token_cache
+        {
+            cache.invalidate_all();
         }
     }
 }
