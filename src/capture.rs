@@ -11,6 +11,18 @@ use tracing_subscriber::fmt::MakeWriter;
 pub struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
+    /// Captures this thread's `tracing` output (INFO and above, no colours)
+    /// until the returned guard is dropped.
+    pub fn install() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
     /// Everything written so far, as text lines.
     pub fn lines(&self) -> Vec<String> {
         let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();

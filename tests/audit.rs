@@ -7,13 +7,7 @@ use senderbound_suite::harness::{HOST, Harness};
 
 #[tokio::test]
 async fn one_event_per_decision_with_severity_and_no_secrets() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install();
 
     let h = Harness::new();
     let token = h.token();
@@ -147,12 +141,7 @@ async fn one_event_per_decision_with_severity_and_no_secrets() {
 
 #[tokio::test]
 async fn refusing_because_the_replay_store_is_full_is_audited_as_infrastructure() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install();
 
     let h = Harness::with(|b| b.replay_store(senderbound::replay::MemoryReplayStore::new(1)));
     let token = h.token();
@@ -176,13 +165,7 @@ async fn refusing_because_the_replay_store_is_full_is_audited_as_infrastructure(
 
 #[tokio::test]
 async fn an_unreachable_authorization_server_is_audited_as_infrastructure() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = Captured::install();
 
     let mock = senderbound_suite::mock_as::MockAs::start().await;
     let (signer, issuer) = (mock.signer(), mock.issuer().to_owned());

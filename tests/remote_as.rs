@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use senderbound::{ClientAuth, Error, Issuer, TokenFormat};
+use senderbound::{ClientAuth, Error, Issuer, SenderBoundBuilder, TokenFormat};
 use senderbound_suite::harness::Harness;
 use senderbound_suite::mock_as::{MockAs, RS_CLIENT_ID, RS_CLIENT_SECRET};
 use serde_json::json;
@@ -13,6 +13,21 @@ use serde_json::json;
 fn discovering(mock: &MockAs) -> Harness {
     let issuer = mock.issuer().to_owned();
     Harness::with_issuer(mock.signer(), |b| b.issuer(issuer))
+}
+
+/// Discovery with keys refreshed on every request and no minimum interval.
+fn eager(
+    mock: &MockAs,
+    configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
+) -> Harness {
+    let issuer = mock.issuer().to_owned();
+    Harness::with_issuer(mock.signer(), |b| {
+        configure(
+            b.issuer(issuer)
+                .jwks_refresh_interval(Duration::ZERO)
+                .jwks_min_refresh_interval(Duration::ZERO),
+        )
+    })
 }
 
 #[tokio::test]
@@ -77,12 +92,7 @@ async fn a_rotated_in_key_is_accepted_after_one_refresh() {
 #[tokio::test]
 async fn a_removed_key_stops_working_after_refresh_even_for_cached_tokens() {
     let mock = MockAs::start().await;
-    let issuer = mock.issuer().to_owned();
-    let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer)
-            .jwks_refresh_interval(Duration::ZERO)
-            .jwks_min_refresh_interval(Duration::ZERO)
-    });
+    let h = eager(&mock, |b| b);
     let old_token = h.token();
     assert_eq!(h.get_with("/whoami", &old_token).await.status, 200);
     // The verified token is cached now; retire its key at the AS.
@@ -141,12 +151,7 @@ async fn concurrent_unknown_kids_share_one_fetch() {
 #[tokio::test]
 async fn while_the_as_is_down_cached_keys_work_and_unknown_keys_get_503() {
     let mock = MockAs::start().await;
-    let issuer = mock.issuer().to_owned();
-    let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer)
-            .jwks_refresh_interval(Duration::ZERO)
-            .jwks_min_refresh_interval(Duration::ZERO)
-    });
+    let h = eager(&mock, |b| b);
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
     mock.set_down(true);
     // Refresh fails (every request tries, interval 0): cached keys serve.
@@ -351,4 +356,40 @@ async fn opaque_tokens_without_introspection_are_malformed() {
     let r = h.get_with("/whoami", "2YotnFZFEjr1zCsicMWpAA").await;
     r.assert_refused(401, "invalid_token", Error::TokenMalformed);
     assert_eq!(mock.metadata_fetches(), 0);
+}
+
+#[tokio::test]
+async fn a_jwks_without_usable_keys_does_not_replace_the_cached_ones() {
+    let mock = MockAs::start().await;
+    let h = eager(&mock, |b| b);
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    mock.retire(h.issuer.kid()); // the AS now publishes {"keys": []}
+    for _ in 0..5 {
+        let r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(mock.jwks_fetches() > 1, "refreshes were attempted");
+}
+
+#[tokio::test]
+async fn cached_keys_are_not_used_forever_while_the_as_is_unreachable() {
+    let mock = MockAs::start().await;
+    let h = eager(&mock, |b| b.jwks_max_stale(Duration::from_millis(200)));
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    mock.set_down(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    mock.set_down(false);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
+    for _ in 0..20 {
+        if r.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
+    }
+    assert_eq!(r.status, 200, "recovers once the AS answers: {r:?}");
 }

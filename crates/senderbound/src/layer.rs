@@ -17,7 +17,7 @@ use crate::service::{SenderBoundService, Shared};
 use crate::target_uri::PublicOrigin;
 use crate::tokens::cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache};
 use crate::tokens::{
-    ClientAuth, DEFAULT_FETCH_TIMEOUT, DEFAULT_INTROSPECTION_CACHE_TTL,
+    ClientAuth, DEFAULT_FETCH_TIMEOUT, DEFAULT_INTROSPECTION_CACHE_TTL, DEFAULT_JWKS_MAX_STALE,
     DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH_INTERVAL,
     DEFAULT_MAX_CONCURRENT_INTROSPECTIONS, FetchError, Fetcher, Issuer, IssuerContext,
     IssuerRouter, RefreshTiming, TokenFormat, TokenVerifier, default_client,
@@ -146,6 +146,11 @@ pub enum BuildError {
     /// The HTTP client for discovery, JWKS and introspection could not be
     /// created.
     HttpClient,
+    /// The same issuer is trusted twice.
+    DuplicateIssuer,
+    /// `TokenFormat::Jwt` was chosen for an issuer whose tokens can only be
+    /// introspected (an introspection endpoint and no keys).
+    FormatNeedsKeys,
     /// The realm contains characters that cannot be quoted in a challenge.
     InvalidRealm,
 }
@@ -182,6 +187,10 @@ impl fmt::Display for BuildError {
                 "at most one issuer may introspect opaque tokens (set TokenFormat::Jwt on the others)",
             ),
             BuildError::HttpClient => f.write_str("the HTTP client could not be created"),
+            BuildError::DuplicateIssuer => f.write_str("the same issuer is trusted twice"),
+            BuildError::FormatNeedsKeys => {
+                f.write_str("TokenFormat::Jwt needs keys or a jwks_uri for that issuer")
+            }
             BuildError::InvalidRealm => {
                 f.write_str("realm must be printable ASCII without quotes or backslashes")
             }
@@ -270,6 +279,7 @@ impl Default for SenderBoundBuilder {
             jwks_timing: RefreshTiming {
                 interval: DEFAULT_JWKS_REFRESH_INTERVAL,
                 min_interval: DEFAULT_JWKS_MIN_REFRESH_INTERVAL,
+                max_stale: DEFAULT_JWKS_MAX_STALE,
             },
             introspection_cache_ttl: DEFAULT_INTROSPECTION_CACHE_TTL,
             max_concurrent_introspections: DEFAULT_MAX_CONCURRENT_INTROSPECTIONS,
@@ -397,6 +407,14 @@ impl SenderBoundBuilder {
     /// many tokens name unknown keys (default 10 s).
     pub fn jwks_min_refresh_interval(mut self, interval: Duration) -> Self {
         self.jwks_timing.min_interval = interval;
+        self
+    }
+
+    /// Keep using fetched keys while the AS is unreachable for at most this
+    /// long after the last successful fetch (default 24 h); then answer 503,
+    /// so a key the AS withdrew meanwhile cannot live on indefinitely.
+    pub fn jwks_max_stale(mut self, max: Duration) -> Self {
+        self.jwks_timing.max_stale = max;
         self
     }
 
@@ -600,6 +618,10 @@ impl SenderBoundBuilder {
                     let [only] = issuers.as_mut_slice() else {
                         return Err(BuildError::SeveralIssuersShareKeys);
                     };
+                    if only.is_configured() {
+                        // Settings both on the builder and on the `Issuer`.
+                        return Err(BuildError::ConflictingKeySources);
+                    }
                     let name = std::mem::take(&mut only.issuer);
                     *only = Issuer {
                         issuer: name,
@@ -610,9 +632,10 @@ impl SenderBoundBuilder {
                     .iter()
                     .any(|i| !i.has_fixed_keys() || i.client_auth.is_some());
                 let fetcher = match (self.http_client, needs_http) {
-                    (Some(client), _) => Some(Fetcher::new(client)),
+                    (Some(client), _) => Some(Fetcher::new(client, self.fetch_timeout)),
                     (None, true) => Some(Fetcher::new(
                         default_client(self.fetch_timeout).map_err(|_| BuildError::HttpClient)?,
+                        self.fetch_timeout,
                     )),
                     (None, false) => None,
                 };
@@ -752,6 +775,36 @@ mod tests {
                 .build()
                 .unwrap_err(),
             BuildError::AmbiguousOpaqueTokens
+        );
+        assert_eq!(
+            h().trust(Issuer::new("https://as")).build().unwrap_err(),
+            BuildError::DuplicateIssuer
+        );
+        assert_eq!(
+            SenderBound::builder()
+                .trust(Issuer::new("https://as").jwks_uri("https://as/jwks"))
+                .token_key_json(JWK)
+                .audience("https://rs")
+                .allow_any_host()
+                .build()
+                .unwrap_err(),
+            BuildError::ConflictingKeySources
+        );
+        assert_eq!(
+            SenderBound::builder()
+                .issuer("https://as?tenant=1")
+                .audience("https://rs")
+                .allow_any_host()
+                .build()
+                .unwrap_err(),
+            BuildError::Endpoint(FetchError::InvalidUrl)
+        );
+        assert_eq!(
+            h().introspection("https://as/introspect", auth.clone())
+                .token_format(TokenFormat::Jwt)
+                .build()
+                .unwrap_err(),
+            BuildError::FormatNeedsKeys
         );
         assert!(
             SenderBound::builder()

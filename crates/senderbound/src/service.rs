@@ -193,6 +193,7 @@ impl Shared {
         let verified = match self.token_cache.get(hash) {
             Some(cached) => cached,
             None => {
+                let epoch = self.token_cache.epoch();
                 let fresh = self.verifier.verify(token).await?;
                 // Whatever the verifier, issuer and audience are this
                 // resource's decision.
@@ -200,7 +201,8 @@ impl Shared {
                 let fresh = Arc::new(fresh);
                 if fresh.check_time(now, leeway).is_ok() {
                     let max_ttl = self.verifier.max_cache_ttl(&fresh);
-                    self.token_cache.insert(*hash, fresh.clone(), now, max_ttl);
+                    self.token_cache
+                        .insert(*hash, fresh.clone(), now, max_ttl, epoch);
                 }
                 fresh
             }

@@ -73,7 +73,13 @@ pub(crate) async fn discover(
         Err(FetchError::Status(_)) => fetcher.get_json(&oidc).await?,
         Err(e) => return Err(e),
     };
-    ServerMetadata::from_json(&document, issuer)
+    match ServerMetadata::from_json(&document, issuer) {
+        // Something else answered there (an HTML catch-all page, say).
+        Err(FetchError::Malformed) => {
+            ServerMetadata::from_json(&fetcher.get_json(&oidc).await?, issuer)
+        }
+        other => other,
+    }
 }
 
 /// An issuer's metadata, fetched on first use and then kept. A failed
@@ -111,6 +117,18 @@ impl Discovery {
         }
         self.metadata
             .get_or_try_init(|| async {
+                // Inits run one at a time. Check again here, and note the
+                // attempt before fetching, so neither waiters queued behind a
+                // failed attempt nor cancelled requests can exceed one fetch
+                // per `min_retry`.
+                if let Ok(mut failure) = self.last_failure.lock() {
+                    if let Some((at, error)) = failure.as_ref()
+                        && at.elapsed() < self.min_retry
+                    {
+                        return Err(error.clone());
+                    }
+                    *failure = Some((Instant::now(), FetchError::Unreachable));
+                }
                 let result = discover(&self.fetcher, &self.issuer).await;
                 match &result {
                     Ok(_) => tracing::info!(

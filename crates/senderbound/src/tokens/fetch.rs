@@ -38,6 +38,8 @@ pub enum FetchError {
     /// The metadata has no `jwks_uri` (or no introspection endpoint when one
     /// is needed).
     MissingEndpoint,
+    /// The JWKS holds no usable signing key (the cached keys are kept).
+    NoUsableKey,
 }
 
 impl fmt::Display for FetchError {
@@ -55,6 +57,7 @@ impl fmt::Display for FetchError {
                 f.write_str("metadata issuer differs from the configured issuer")
             }
             FetchError::MissingEndpoint => f.write_str("metadata lacks a needed endpoint"),
+            FetchError::NoUsableKey => f.write_str("the JWKS holds no usable signing key"),
         }
     }
 }
@@ -97,6 +100,7 @@ fn is_loopback(url: &Url) -> bool {
 #[derive(Clone, Debug)]
 pub(crate) struct Fetcher {
     client: reqwest::Client,
+    timeout: Duration,
 }
 
 /// The default client: rustls with the platform's trust store, no
@@ -118,8 +122,9 @@ pub(crate) enum Auth<'a> {
 }
 
 impl Fetcher {
-    pub(crate) fn new(client: reqwest::Client) -> Self {
-        Fetcher { client }
+    /// Every fetch is bounded by `timeout`, whatever the client's settings.
+    pub(crate) fn new(client: reqwest::Client, timeout: Duration) -> Self {
+        Fetcher { client, timeout }
     }
 
     /// GETs a JSON document.
@@ -128,7 +133,7 @@ impl Fetcher {
             .client
             .get(url.clone())
             .header(http::header::ACCEPT, "application/json");
-        read(request).await
+        self.read(request).await
     }
 
     /// POSTs a form, expecting a JSON answer.
@@ -151,7 +156,7 @@ impl Fetcher {
             // RFC 6749 §2.3.1: form-encode both parts before Basic.
             request = request.basic_auth(form_encode(id), Some(form_encode(secret)));
         }
-        read(request).await
+        self.read(request).await
     }
 }
 
@@ -160,8 +165,19 @@ pub(crate) fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
+impl Fetcher {
+    async fn read(&self, request: reqwest::RequestBuilder) -> Result<Bytes, FetchError> {
+        tokio::time::timeout(self.timeout, read(request))
+            .await
+            .map_err(|_| FetchError::Unreachable)?
+    }
+}
+
 async fn read(request: reqwest::RequestBuilder) -> Result<Bytes, FetchError> {
     let mut response = request.send().await.map_err(|_| FetchError::Unreachable)?;
+    // A custom client may follow redirects: the final URL must still be
+    // one we would fetch from.
+    endpoint_url(response.url().as_str())?;
     let status = response.status();
     if !status.is_success() {
         return Err(FetchError::Status(status.as_u16()));

@@ -16,7 +16,7 @@ use senderbound_core::token::{AccessToken, TokenRules, looks_like_jwt, unverifie
 
 use super::cache::TokenCache;
 use super::discovery::Discovery;
-use super::fetch::{Fetcher, endpoint_url};
+use super::fetch::{FetchError, Fetcher, endpoint_url};
 use super::introspection::{ClientAuth, EndpointLocation, Introspector};
 use super::remote_jwks::{JwksLocation, RefreshTiming, RemoteJwks};
 use super::{TokenVerifier, VerifyFuture};
@@ -150,6 +150,16 @@ impl Issuer {
         !self.keys.is_empty() || !self.jwks_json.is_empty()
     }
 
+    /// `true` if anything beyond the issuer name was set.
+    pub(crate) fn is_configured(&self) -> bool {
+        self.has_fixed_keys()
+            || !self.key_errors.is_empty()
+            || self.jwks_uri.is_some()
+            || self.introspection_endpoint.is_some()
+            || self.client_auth.is_some()
+            || self.format != TokenFormat::Auto
+    }
+
     /// `true` if opaque (non-JWT) tokens would be introspected here.
     pub(crate) fn takes_opaque_tokens(&self) -> bool {
         self.client_auth.is_some() && self.format != TokenFormat::Jwt
@@ -199,6 +209,11 @@ impl IssuerRouter {
             > 1
         {
             return Err(BuildError::AmbiguousOpaqueTokens);
+        }
+        for (i, issuer) in configured.iter().enumerate() {
+            if configured[..i].iter().any(|o| o.issuer == issuer.issuer) {
+                return Err(BuildError::DuplicateIssuer);
+            }
         }
         let mut issuers = Vec::with_capacity(configured.len());
         let mut opaque = None;
@@ -293,7 +308,11 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
         || (issuer.client_auth.is_some() && issuer.introspection_endpoint.is_none());
     let fetcher = || ctx.fetcher.clone().ok_or(BuildError::HttpClient);
     let discovery = if needs_discovery {
-        endpoint_url(&issuer.issuer).map_err(BuildError::Endpoint)?;
+        // RFC 8414 §2: an issuer is an https URL with no query or fragment.
+        let url = endpoint_url(&issuer.issuer).map_err(BuildError::Endpoint)?;
+        if url.query().is_some() {
+            return Err(BuildError::Endpoint(FetchError::InvalidUrl));
+        }
         Some(Arc::new(Discovery::new(
             issuer.issuer.clone(),
             fetcher()?,
@@ -360,6 +379,9 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
     }
     if issuer.format == TokenFormat::Introspect && introspector.is_none() {
         return Err(BuildError::NoTokenVerifier);
+    }
+    if issuer.format == TokenFormat::Jwt && keys.is_none() {
+        return Err(BuildError::FormatNeedsKeys);
     }
     Ok(TrustedIssuer {
         name: issuer.issuer,

@@ -30,7 +30,9 @@ pub use issuers::{Issuer, TokenFormat};
 pub(crate) use issuers::{IssuerContext, IssuerRouter};
 pub use jwt::JwtVerifier;
 pub(crate) use remote_jwks::RefreshTiming;
-pub use remote_jwks::{DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH_INTERVAL};
+pub use remote_jwks::{
+    DEFAULT_JWKS_MAX_STALE, DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH_INTERVAL,
+};
 pub use senderbound_core::token::{AccessToken, Audience, Binding, TokenRules, TypPolicy};
 
 /// The future returned by [`TokenVerifier::verify`].

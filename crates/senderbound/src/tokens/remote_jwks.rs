@@ -10,7 +10,9 @@
 //!   rotated in a new key), at most once per minimum interval, and only one
 //!   fetch runs at a time: a flood of made-up `kid`s costs the AS one
 //!   request per interval.
-//! - When a fetch fails, the cached keys stay in use. A removed key stops
+//! - When a fetch fails (or yields no usable key), the cached keys stay in
+//!   use, for at most the maximum staleness (default 24 h) since the last
+//!   successful fetch; after that tokens get 503. A removed key stops
 //!   working at the next successful refresh, including for tokens already in
 //!   the verified-token cache (it is cleared when a key disappears).
 
@@ -29,6 +31,8 @@ use super::fetch::{FetchError, Fetcher};
 
 /// Default age after which keys are refreshed.
 pub const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// Default longest time cached keys are used without a successful refresh.
+pub const DEFAULT_JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 /// Default shortest time between two fetches (or fetch attempts).
 pub const DEFAULT_JWKS_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -43,6 +47,7 @@ pub(crate) enum JwksLocation {
 pub(crate) struct RefreshTiming {
     pub(crate) interval: Duration,
     pub(crate) min_interval: Duration,
+    pub(crate) max_stale: Duration,
 }
 
 struct KeyState {
@@ -104,8 +109,14 @@ impl RemoteJwks {
         if state.fetched_at.is_none() {
             state = self.refresh(state.generation).await?;
         }
-        if state.fetched_at.is_none() {
-            return Err(Error::TokenVerifierUnavailable);
+        match state.fetched_at {
+            None => return Err(Error::TokenVerifierUnavailable),
+            // Keys the AS has not confirmed for too long (it has been
+            // unreachable): a key it withdrew meanwhile must not live on.
+            Some(at) if at.elapsed() > self.timing.max_stale => {
+                return Err(Error::TokenVerifierUnavailable);
+            }
+            Some(_) => {}
         }
         match rules.verify_jwt(token, &state.keys) {
             Err(Error::TokenUnknownKey) => {
@@ -180,11 +191,34 @@ impl RemoteJwks {
         {
             return;
         }
-        let result = self.fetch().await;
+        // Note the attempt before awaiting: a request cancelled mid-fetch
+        // must not let the next one fetch again at once.
+        if let Ok(mut slot) = self.state.write() {
+            *slot = Arc::new(KeyState {
+                keys: state.keys.clone(),
+                generation: state.generation,
+                fetched_at: state.fetched_at,
+                attempted_at: Some(Instant::now()),
+                last_failed: state.last_failed,
+            });
+        }
+        let result = self.fetch().await.and_then(|keys| {
+            if keys.is_empty() {
+                Err(FetchError::NoUsableKey)
+            } else {
+                Ok(keys)
+            }
+        });
         let now = Instant::now();
+        let mut removed = false;
         let next = match result {
             Ok(keys) => {
-                self.note_removed_keys(&state.keys, &keys);
+                let kept: HashSet<&str> = keys.keys().iter().map(|k| k.thumbprint()).collect();
+                removed = state
+                    .keys
+                    .keys()
+                    .iter()
+                    .any(|k| !kept.contains(k.thumbprint()));
                 tracing::info!(
                     target: "senderbound::keys",
                     issuer = %self.issuer,
@@ -219,6 +253,11 @@ impl RemoteJwks {
         if let Ok(mut slot) = self.state.write() {
             *slot = Arc::new(next);
         }
+        // Only after the new keys are in place: a token verified with the
+        // old set is not cached after this (see `TokenCache::epoch`).
+        if removed && let Some(cache) = &self.token_cache {
+            cache.invalidate_all();
+        }
     }
 
     async fn fetch(&self) -> Result<JwkSet, FetchError> {
@@ -234,15 +273,5 @@ impl RemoteJwks {
         let body = self.fetcher.get_json(&url).await?;
         let text = std::str::from_utf8(&body).map_err(|_| FetchError::Malformed)?;
         JwkSet::from_json(text).map_err(|_| FetchError::Malformed)
-    }
-
-    /// A key that disappeared must stop vouching for cached tokens too.
-    fn note_removed_keys(&self, old: &JwkSet, new: &JwkSet) {
-        let kept: HashSet<&str> = new.keys().iter().map(|k| k.thumbprint()).collect();
-        if old.keys().iter().any(|k| !kept.contains(k.thumbprint()))
-            && let Some(cache) = &self.token_cache
-        {
-            cache.invalidate_all();
-        }
     }
 }
