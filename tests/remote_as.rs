@@ -393,3 +393,24 @@ async fn cached_keys_are_not_used_forever_while_the_as_is_unreachable() {
     }
     assert_eq!(r.status, 200, "recovers once the AS answers: {r:?}");
 }
+
+#[tokio::test]
+async fn opaque_bearer_tokens_are_not_introspected_when_bearer_is_not_accepted() {
+    let mock = MockAs::start().await;
+    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer).introspection(
+            endpoint,
+            ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
+        )
+    });
+    mock.register_opaque("opaque-1", opaque_answer(&h, true));
+    for _ in 0..5 {
+        let r = h
+            .send("GET", "/whoami", Some("Bearer opaque-1"), None)
+            .await;
+        assert_eq!(r.status, 401, "{r:?}");
+        assert_eq!(r.error(), None, "unsupported scheme: a bare challenge");
+    }
+    assert_eq!(mock.introspections(), 0, "the AS was never asked");
+}

@@ -19,7 +19,7 @@ use http::request::Parts;
 use pin_project_lite::pin_project;
 use senderbound_core::authorization::Scheme;
 use senderbound_core::proof::{ProofPolicy, RequestFacts};
-use senderbound_core::token::{AccessToken, Binding, TokenRules};
+use senderbound_core::token::{AccessToken, Binding, TokenRules, looks_like_jwt};
 use senderbound_core::{Clock, Error, token_hash};
 use tower_service::Service;
 
@@ -150,6 +150,14 @@ impl Shared {
             }
             Scheme::Bearer => {
                 record.class = "bearer";
+                // Refused whatever it is; verify only what costs the AS
+                // nothing (a JWT, to tell a downgrade), never introspect.
+                if !self.accept_bearer
+                    && !looks_like_jwt(token)
+                    && self.token_cache.get(&hash).is_none()
+                {
+                    return Err(fail(Error::BearerNotAccepted));
+                }
                 let token = self.token(token, &hash, now, record).await.map_err(fail)?;
                 match &token.binding {
                     Binding::Dpop { .. } => Err(fail(Error::TokenDowngrade)),
