@@ -202,6 +202,19 @@ async fn a_fixed_jwks_uri_skips_discovery() {
     assert_eq!((mock.metadata_fetches(), mock.jwks_fetches()), (0, 1));
 }
 
+/// Introspection at the mock's endpoint with `client_secret_basic` and `secret`.
+fn introspecting(
+    mock: &MockAs,
+    secret: &str,
+    configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
+) -> Harness {
+    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let auth = ClientAuth::client_secret_basic(RS_CLIENT_ID, secret);
+    Harness::with_issuer(mock.signer(), |b| {
+        configure(b.issuer(issuer).introspection(endpoint, auth))
+    })
+}
+
 fn opaque_answer(h: &Harness, active: bool) -> serde_json::Value {
     let mut claims = h.claims();
     claims["active"] = json!(active);
@@ -213,13 +226,7 @@ fn opaque_answer(h: &Harness, active: bool) -> serde_json::Value {
 #[tokio::test]
 async fn opaque_tokens_are_introspected_with_client_secret_basic() {
     let mock = MockAs::start().await;
-    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
-    let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer).introspection(
-            endpoint,
-            ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
-        )
-    });
+    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| b);
     mock.register_opaque("opaque-1", opaque_answer(&h, true));
     let r = h.get_with("/api/read", "opaque-1").await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -261,13 +268,7 @@ async fn introspection_with_client_secret_post_at_the_discovered_endpoint() {
 #[tokio::test]
 async fn wrong_introspection_credentials_are_the_servers_problem_503() {
     let mock = MockAs::start().await;
-    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
-    let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer).introspection(
-            endpoint,
-            ClientAuth::client_secret_basic(RS_CLIENT_ID, "wrong"),
-        )
-    });
+    let h = introspecting(&mock, "wrong", |b| b);
     mock.register_opaque("opaque-1", opaque_answer(&h, true));
     let r = h.get_with("/whoami", "opaque-1").await;
     assert_eq!(r.status, 503, "{r:?}");
@@ -277,14 +278,8 @@ async fn wrong_introspection_credentials_are_the_servers_problem_503() {
 #[tokio::test]
 async fn introspection_answers_are_cached_no_longer_than_configured() {
     let mock = MockAs::start().await;
-    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
-    let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer)
-            .introspection(
-                endpoint,
-                ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
-            )
-            .introspection_cache_ttl(Duration::ZERO)
+    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| {
+        b.introspection_cache_ttl(Duration::ZERO)
     });
     mock.register_opaque("opaque-1", opaque_answer(&h, true));
     assert_eq!(h.get_with("/whoami", "opaque-1").await.status, 200);
@@ -298,14 +293,8 @@ async fn introspection_answers_are_cached_no_longer_than_configured() {
 #[tokio::test]
 async fn introspect_format_sends_jwts_to_the_as_too() {
     let mock = MockAs::start().await;
-    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
-    let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer)
-            .introspection(
-                endpoint,
-                ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
-            )
-            .token_format(TokenFormat::Introspect)
+    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| {
+        b.token_format(TokenFormat::Introspect)
     });
     let jwt = h.token();
     // The AS does not know this JWT: inactive, although its signature is good.
@@ -397,13 +386,7 @@ async fn cached_keys_are_not_used_forever_while_the_as_is_unreachable() {
 #[tokio::test]
 async fn opaque_bearer_tokens_are_not_introspected_when_bearer_is_not_accepted() {
     let mock = MockAs::start().await;
-    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
-    let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer).introspection(
-            endpoint,
-            ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
-        )
-    });
+    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| b);
     mock.register_opaque("opaque-1", opaque_answer(&h, true));
     for _ in 0..5 {
         let r = h
