@@ -40,6 +40,7 @@
 
 pub mod alg;
 pub mod authorization;
+pub mod cert;
 pub mod clock;
 mod crypto;
 pub mod error;

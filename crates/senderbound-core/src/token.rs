@@ -92,6 +92,20 @@ impl Binding {
             Binding::Unbound => Err(Error::TokenNotBound),
         }
     }
+
+    /// Checks that the token is bound to the client certificate with
+    /// SHA-256 thumbprint `x5t_s256` (RFC 8705 §3), in constant time.
+    pub fn check_mtls(&self, x5t_s256: &str) -> Result<(), Error> {
+        match self {
+            Binding::Mtls { x5t_s256: bound }
+                if bool::from(bound.as_bytes().ct_eq(x5t_s256.as_bytes())) =>
+            {
+                Ok(())
+            }
+            Binding::Dpop { .. } | Binding::Mtls { .. } => Err(Error::TokenBindingMismatch),
+            Binding::Unbound => Err(Error::TokenNotBound),
+        }
+    }
 }
 
 /// The verified claims of an access token that senderbound uses.
@@ -567,6 +581,20 @@ mod tests {
         );
         let t = AccessToken::from_json_claims(claims("").as_bytes()).unwrap();
         assert_eq!(t.binding.check_dpop(JKT), Err(Error::TokenNotBound));
+        let mtls = Binding::Mtls {
+            x5t_s256: JKT.into(),
+        };
+        assert!(mtls.check_mtls(JKT).is_ok());
+        assert_eq!(
+            mtls.check_mtls("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            Err(Error::TokenBindingMismatch)
+        );
+        assert_eq!(mtls.check_dpop(JKT), Err(Error::TokenBindingMismatch));
+        assert_eq!(
+            Binding::Dpop { jkt: JKT.into() }.check_mtls(JKT),
+            Err(Error::TokenBindingMismatch)
+        );
+        assert_eq!(t.binding.check_mtls(JKT), Err(Error::TokenNotBound));
         for cnf in [
             format!(r#","cnf":{{"jkt":"{JKT}","x5t#S256":"{JKT}"}}"#),
             r#","cnf":{"jkt":"short"}"#.to_owned(),
