@@ -136,12 +136,12 @@ impl MockAs {
             .insert(token.to_owned(), answer);
     }
 
-    /// Metadata documents served so far.
+    /// Metadata requests received so far (answered or failed; both locations).
     pub fn metadata_fetches(&self) -> usize {
         self.state.counters.metadata.load(Ordering::SeqCst)
     }
 
-    /// JWKS documents served so far.
+    /// JWKS requests received so far (answered or failed).
     pub fn jwks_fetches(&self) -> usize {
         self.state.counters.jwks.load(Ordering::SeqCst)
     }
@@ -153,7 +153,6 @@ impl MockAs {
 }
 
 fn metadata(state: &AsState) -> Json<Value> {
-    state.counters.metadata.fetch_add(1, Ordering::SeqCst);
     Json(json!({
         "issuer": state.issuer,
         "jwks_uri": format!("{}/jwks", state.issuer),
@@ -163,6 +162,7 @@ fn metadata(state: &AsState) -> Json<Value> {
 }
 
 async fn rfc8414(State(state): State<Arc<AsState>>) -> Response {
+    state.counters.metadata.fetch_add(1, Ordering::SeqCst);
     if state.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -173,6 +173,7 @@ async fn rfc8414(State(state): State<Arc<AsState>>) -> Response {
 }
 
 async fn openid(State(state): State<Arc<AsState>>) -> Response {
+    state.counters.metadata.fetch_add(1, Ordering::SeqCst);
     if state.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
@@ -180,10 +181,10 @@ async fn openid(State(state): State<Arc<AsState>>) -> Response {
 }
 
 async fn jwks(State(state): State<Arc<AsState>>) -> Response {
+    state.counters.jwks.fetch_add(1, Ordering::SeqCst);
     if state.down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    state.counters.jwks.fetch_add(1, Ordering::SeqCst);
     let keys: Vec<Value> = state
         .keys
         .lock()

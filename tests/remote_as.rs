@@ -397,3 +397,37 @@ async fn opaque_bearer_tokens_are_not_introspected_when_bearer_is_not_accepted()
     }
     assert_eq!(mock.introspections(), 0, "the AS was never asked");
 }
+
+#[tokio::test]
+async fn a_failing_discovery_is_retried_at_most_once_per_interval_even_under_concurrency() {
+    let mock = MockAs::start().await;
+    mock.set_down(true);
+    // Opaque tokens at the discovered introspection endpoint: no JWKS
+    // single-flight in front of discovery here. Default minimum interval: 10 s.
+    let issuer = mock.issuer().to_owned();
+    let h = std::sync::Arc::new(Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer)
+            .introspect_with(ClientAuth::client_secret_basic(
+                RS_CLIENT_ID,
+                RS_CLIENT_SECRET,
+            ))
+    }));
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move { h.get_with("/whoami", &format!("opaque-{i}")).await })
+        })
+        .collect();
+    for call in calls {
+        let r = call.await.unwrap();
+        assert_eq!(r.status, 503, "{r:?}");
+        assert_eq!(r.error(), None);
+    }
+    for i in 0..5 {
+        let r = h.get_with("/whoami", &format!("later-{i}")).await;
+        assert_eq!(r.status, 503, "{r:?}");
+    }
+    // One discovery attempt: the RFC 8414 location, then the OpenID one.
+    assert_eq!(mock.metadata_fetches(), 2, "13 requests, one attempt");
+    assert_eq!((mock.jwks_fetches(), mock.introspections()), (0, 0));
+}

@@ -454,10 +454,23 @@ impl TokenRules {
     /// separately ([`AccessToken::check_time`]) because verified tokens are
     /// cached.
     pub fn verify_jwt(&self, token: &str, keys: &JwkSet) -> Result<AccessToken, Error> {
+        self.verify_parsed(&self.parse_jwt(token)?, keys)
+    }
+
+    /// The size and compact-form checks of [`verify_jwt`](Self::verify_jwt):
+    /// split and decode once, then read the issuer
+    /// ([`unverified_issuer_of`]) and verify ([`verify_parsed`](Self::verify_parsed))
+    /// from the same parse.
+    pub fn parse_jwt<'t>(&self, token: &'t str) -> Result<CompactJws<'t>, Error> {
         if token.len() > self.max_token_bytes {
             return Err(Error::TokenTooLarge);
         }
-        let jws = CompactJws::parse(token).map_err(|_| Error::TokenMalformed)?;
+        CompactJws::parse(token).map_err(|_| Error::TokenMalformed)
+    }
+
+    /// [`verify_jwt`](Self::verify_jwt) of a token already split by
+    /// [`parse_jwt`](Self::parse_jwt).
+    pub fn verify_parsed(&self, jws: &CompactJws<'_>, keys: &JwkSet) -> Result<AccessToken, Error> {
         let header: JwtHeader<'_> =
             serde_json::from_slice(&jws.header).map_err(|_| Error::TokenMalformed)?;
         let typ_ok = match (self.typ, header.typ.as_deref()) {
@@ -505,11 +518,15 @@ pub fn looks_like_jwt(token: &str) -> bool {
 /// choose which issuer's keys to verify it with. `Err(TokenMalformed)` if
 /// the token is not a compact JWS; `Ok(None)` if it has no string `iss`.
 pub fn unverified_issuer(token: &str) -> Result<Option<String>, Error> {
+    unverified_issuer_of(&CompactJws::parse(token).map_err(|_| Error::TokenMalformed)?)
+}
+
+/// [`unverified_issuer`] of an already split token.
+pub fn unverified_issuer_of(jws: &CompactJws<'_>) -> Result<Option<String>, Error> {
     #[derive(Deserialize)]
     struct Iss {
         iss: Option<serde_json::Value>,
     }
-    let jws = CompactJws::parse(token).map_err(|_| Error::TokenMalformed)?;
     let claims: Iss = serde_json::from_slice(&jws.payload).map_err(|_| Error::TokenMalformed)?;
     Ok(match claims.iss {
         Some(serde_json::Value::String(iss)) => Some(iss),

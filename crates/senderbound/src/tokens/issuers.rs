@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use senderbound_core::Error;
 use senderbound_core::jwk::{JwkError, JwkSet, PublicJwk};
-use senderbound_core::token::{AccessToken, TokenRules, looks_like_jwt, unverified_issuer};
+use senderbound_core::token::{AccessToken, TokenRules, looks_like_jwt, unverified_issuer_of};
 
 use super::cache::TokenCache;
 use super::discovery::Discovery;
@@ -242,7 +242,10 @@ impl IssuerRouter {
                 None => Err(Error::TokenMalformed),
             };
         }
-        let iss = unverified_issuer(token)?.ok_or(Error::TokenMissingClaim)?;
+        // Split and decode once: the issuer is read from, and the signature
+        // verified on, the same parse.
+        let jws = self.rules.parse_jwt(token)?;
+        let iss = unverified_issuer_of(&jws)?.ok_or(Error::TokenMissingClaim)?;
         let issuer = self
             .issuers
             .iter()
@@ -252,8 +255,8 @@ impl IssuerRouter {
             (_, Some(introspector), TokenFormat::Introspect) | (None, Some(introspector), _) => {
                 introspector.introspect(token).await?
             }
-            (Some(KeySource::Fixed(keys)), _, _) => self.rules.verify_jwt(token, keys)?,
-            (Some(KeySource::Remote(remote)), _, _) => remote.verify(&self.rules, token).await?,
+            (Some(KeySource::Fixed(keys)), _, _) => self.rules.verify_parsed(&jws, keys)?,
+            (Some(KeySource::Remote(remote)), _, _) => remote.verify(&self.rules, &jws).await?,
             (None, None, _) => return Err(Error::TokenVerifierUnavailable),
         };
         // The keys or the endpoint chosen by `iss` vouched for the token:

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use senderbound_core::Error;
 use senderbound_core::jwk::JwkSet;
+use senderbound_core::jws::CompactJws;
 use senderbound_core::token::{AccessToken, TokenRules};
 use url::Url;
 
@@ -103,7 +104,7 @@ impl RemoteJwks {
     pub(crate) async fn verify(
         &self,
         rules: &TokenRules,
-        token: &str,
+        token: &CompactJws<'_>,
     ) -> Result<AccessToken, Error> {
         let mut state = self.current().ok_or(Error::TokenVerifierUnavailable)?;
         if state.fetched_at.is_none() {
@@ -118,10 +119,10 @@ impl RemoteJwks {
             }
             Some(_) => {}
         }
-        match rules.verify_jwt(token, &state.keys) {
+        match rules.verify_parsed(token, &state.keys) {
             Err(Error::TokenUnknownKey) => {
                 let state = self.refresh(state.generation).await?;
-                match rules.verify_jwt(token, &state.keys) {
+                match rules.verify_parsed(token, &state.keys) {
                     // The AS may well have this key: we could not ask it.
                     Err(Error::TokenUnknownKey) if state.last_failed => {
                         Err(Error::TokenVerifierUnavailable)
