@@ -49,6 +49,8 @@ async fn seen_headers(headers: HeaderMap) -> Json<Value> {
     Json(serde_json::json!({
         "authorization": headers.contains_key("authorization"),
         "dpop": headers.contains_key("dpop"),
+        "client_cert": headers.contains_key("client-cert"),
+        "client_cert_chain": headers.contains_key("client-cert-chain"),
     }))
 }
 

@@ -12,6 +12,7 @@
 pub mod capture;
 pub mod harness;
 pub mod mock_as;
+pub mod pki;
 
 use senderbound_client::DpopKey;
 use serde_json::{Value, json};

@@ -1,9 +1,10 @@
 //! The audit trail: one event per decision, with the fields an incident
 //! review needs, the right severity, and never a secret.
 
+use senderbound::mtls::ClientCertificate;
 use senderbound_client::DpopKey;
 use senderbound_suite::capture::Captured;
-use senderbound_suite::harness::{HOST, Harness};
+use senderbound_suite::harness::{AUDIENCE, HOST, Harness};
 
 #[tokio::test]
 async fn one_event_per_decision_with_severity_and_no_secrets() {
@@ -195,5 +196,61 @@ async fn an_unreachable_authorization_server_is_audited_as_infrastructure() {
     assert!(
         !everything.contains(&token),
         "the token leaked into the logs"
+    );
+}
+
+#[tokio::test]
+async fn audit_events_name_the_certificate() {
+    let (captured, _guard) = Captured::install();
+    let h = Harness::new();
+    let cert = |n: u8| ClientCertificate::from_der(vec![0x30, 0x03, 0x02, 0x01, n]);
+    let a = cert(1);
+    let mut claims = h.issuer.claims(AUDIENCE, None, "read", h.now());
+    claims["cnf"] = serde_json::json!({ "x5t#S256": a.x5t_s256() });
+    let token = h.issuer.sign(&claims);
+    let send = |cert: ClientCertificate| {
+        let mut req = http::Request::builder()
+            .uri("/whoami")
+            .header("host", HOST)
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        req.extensions_mut().insert(cert);
+        h.call(req)
+    };
+    assert_eq!(send(a.clone()).await.status, 200);
+    assert_eq!(send(cert(2)).await.status, 401);
+
+    let lines: Vec<String> = captured
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("senderbound::audit"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let (presented, bound) = (cert(2).x5t_s256().to_owned(), a.x5t_s256().to_owned());
+    let allow = &lines[0];
+    for field in [
+        "outcome=\"allow\"".to_owned(),
+        "class=\"mtls\"".to_owned(),
+        "severity=\"routine\"".to_owned(),
+        format!("x5t_s256=\"{bound}\""),
+        format!("cnf_x5t_s256=\"{bound}\""),
+    ] {
+        assert!(allow.contains(&field), "{field} missing in {allow}");
+    }
+    let deny = &lines[1];
+    assert!(deny.contains("WARN"), "{deny}");
+    for field in [
+        "outcome=\"deny\"".to_owned(),
+        "class=\"mtls\"".to_owned(),
+        "severity=\"suspicious\"".to_owned(),
+        format!("x5t_s256=\"{presented}\""),
+        format!("cnf_x5t_s256=\"{bound}\""),
+    ] {
+        assert!(deny.contains(&field), "{field} missing in {deny}");
+    }
+    assert!(
+        !lines.iter().any(|l| l.contains(&token)),
+        "no token in the audit"
     );
 }

@@ -181,6 +181,18 @@ pub enum Error {
     TokenLifetime,
     /// An unbound bearer token was presented, and this resource does not accept them.
     BearerNotAccepted,
+    /// The token is bound to a client certificate (`cnf["x5t#S256"]`) and the
+    /// request came with none (RFC 8705 §3).
+    CertificateMissing,
+    /// The token is bound to a different client certificate than the one the
+    /// request came with (RFC 8705 §3).
+    TokenCertificateMismatch,
+    /// A trusted proxy forwarded a client certificate (RFC 9440) that cannot
+    /// be decoded.
+    CertificateMalformed,
+    /// The token is certificate-bound, and this resource accepts only
+    /// DPoP-bound tokens.
+    CertificateBoundNotAccepted,
 
     // ---- authorization (403 insufficient_scope) ----
     /// The token lacks a scope the route requires.
@@ -268,7 +280,11 @@ impl Error {
             | TokenNotBound
             | TokenInactive
             | TokenRevoked
-            | TokenLifetime => Some(ErrorCode::InvalidToken),
+            | TokenLifetime
+            | CertificateMissing
+            | TokenCertificateMismatch
+            | CertificateMalformed
+            | CertificateBoundNotAccepted => Some(ErrorCode::InvalidToken),
             InsufficientScope => Some(ErrorCode::InsufficientScope),
         }
     }
@@ -324,6 +340,10 @@ impl Error {
             TokenRevoked => "access token has been revoked",
             TokenLifetime => "access token lifetime exceeds the accepted maximum",
             BearerNotAccepted => "bearer tokens are not accepted",
+            CertificateMissing => "access token requires the client certificate it is bound to",
+            TokenCertificateMismatch => "access token is bound to another client certificate",
+            CertificateMalformed => "forwarded client certificate malformed",
+            CertificateBoundNotAccepted => "certificate-bound tokens are not accepted",
             InsufficientScope => "insufficient scope",
             ReplayStoreFull => "temporarily unable to accept requests",
             ReplayStoreUnavailable => "temporarily unable to accept requests",
@@ -335,9 +355,18 @@ impl Error {
     pub const fn severity(self) -> Severity {
         use Error::*;
         match self {
-            ProofSignature | ProofReplayed | ProofKeyPrivate | ProofAthMismatch
-            | TokenSignature | TokenBindingMismatch | TokenDowngrade | TokenAlgorithm
-            | TokenRevoked => Severity::Suspicious,
+            ProofSignature
+            | ProofReplayed
+            | ProofKeyPrivate
+            | ProofAthMismatch
+            | TokenSignature
+            | TokenBindingMismatch
+            | TokenDowngrade
+            | TokenAlgorithm
+            | TokenRevoked
+            | CertificateMissing
+            | TokenCertificateMismatch
+            | CertificateMalformed => Severity::Suspicious,
             ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => {
                 Severity::Infrastructure
             }
@@ -432,6 +461,10 @@ mod tests {
             TokenRevoked,
             TokenLifetime,
             BearerNotAccepted,
+            CertificateMissing,
+            TokenCertificateMismatch,
+            CertificateMalformed,
+            CertificateBoundNotAccepted,
             InsufficientScope,
             ReplayStoreFull,
             ReplayStoreUnavailable,

@@ -102,7 +102,8 @@ impl Binding {
             {
                 Ok(())
             }
-            Binding::Dpop { .. } | Binding::Mtls { .. } => Err(Error::TokenBindingMismatch),
+            Binding::Mtls { .. } => Err(Error::TokenCertificateMismatch),
+            Binding::Dpop { .. } => Err(Error::TokenBindingMismatch),
             Binding::Unbound => Err(Error::TokenNotBound),
         }
     }
@@ -604,7 +605,7 @@ mod tests {
         assert!(mtls.check_mtls(JKT).is_ok());
         assert_eq!(
             mtls.check_mtls("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-            Err(Error::TokenBindingMismatch)
+            Err(Error::TokenCertificateMismatch)
         );
         assert_eq!(mtls.check_dpop(JKT), Err(Error::TokenBindingMismatch));
         assert_eq!(
@@ -616,6 +617,10 @@ mod tests {
             format!(r#","cnf":{{"jkt":"{JKT}","x5t#S256":"{JKT}"}}"#),
             r#","cnf":{"jkt":"short"}"#.to_owned(),
             r#","cnf":{"jkt":5}"#.to_owned(),
+            r#","cnf":{"x5t#S256":"short"}"#.to_owned(),
+            r#","cnf":{"x5t#S256":["a"]}"#.to_owned(),
+            r#","cnf":{"x5t#S256":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"}"#.to_owned(),
+            r#","cnf":{"x5t":"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"}"#.to_owned(),
             r#","cnf":{"jwk":{"kty":"EC"}}"#.to_owned(),
             r#","cnf":{}"#.to_owned(),
         ] {

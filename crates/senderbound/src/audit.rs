@@ -3,14 +3,17 @@
 //!
 //! Each event answers the incident-review questions: which token (issuer,
 //! subject, client, token id), bound to which key (`jkt` of the proof's key,
-//! `cnf_jkt` the token is bound to), for which request (method, path), with
+//! `cnf_jkt` the token is bound to) or certificate (`x5t_s256` of the client
+//! certificate presented, `cnf_x5t_s256` the token is bound to), for which
+//! request (method, path), with
 //! which outcome, error code and severity. Never the token, the proof, a
 //! signature or key material: only public thumbprints and claim values.
 //!
 //! Fields: `decision` (`authenticate` by the Layer, `authorize` by
 //! `RequireScope`), `outcome` (`allow`/`deny`), `status` (of a refusal; 0
-//! when allowed), `class` (`dpop`, `bearer` or `none`), `method`, `path`
-//! (never the query), `jkt`, `cnf_jkt`, `iss`, `sub`, `client_id`, `aud`,
+//! when allowed), `class` (`dpop`, `mtls`, `bearer` or `none`), `method`,
+//! `path` (never the query), `jkt`, `cnf_jkt`, `x5t_s256`, `cnf_x5t_s256`,
+//! `iss`, `sub`, `client_id`, `aud`,
 //! `scopes`, `token_id`, `token_exp`, `error` (the RFC error code),
 //! `reason` (the fixed description) and `severity` (`routine`,
 //! `suspicious`, `infrastructure`). Token fields are filled only once the
@@ -26,18 +29,28 @@ use senderbound_core::{Error, Severity};
 /// The `tracing` target of audit events.
 pub const AUDIT_TARGET: &str = "senderbound::audit";
 
+/// `class` of a request with the `DPoP` scheme.
+pub(crate) const CLASS_DPOP: &str = "dpop";
+/// `class` of a request with a certificate-bound token (RFC 8705).
+pub(crate) const CLASS_MTLS: &str = "mtls";
+/// `class` of any other `Bearer` request.
+pub(crate) const CLASS_BEARER: &str = "bearer";
+
 /// What the Layer learned about a request while deciding, for its audit event.
 #[derive(Debug, Default)]
 pub(crate) struct AuditRecord {
     pub(crate) class: &'static str,
     pub(crate) jkt: Option<String>,
+    pub(crate) x5t_s256: Option<String>,
     pub(crate) token: Option<std::sync::Arc<AccessToken>>,
 }
 
-fn cnf_jkt(token: Option<&AccessToken>) -> &str {
+/// The token's `cnf` thumbprints: (`jkt`, `x5t#S256`).
+fn cnf(token: Option<&AccessToken>) -> (&str, &str) {
     match token.map(|t| &t.binding) {
-        Some(Binding::Dpop { jkt }) => jkt,
-        _ => "",
+        Some(Binding::Dpop { jkt }) => (jkt, ""),
+        Some(Binding::Mtls { x5t_s256 }) => ("", x5t_s256),
+        _ => ("", ""),
     }
 }
 
@@ -71,7 +84,8 @@ pub(crate) fn emit(
     let token_id = token.and_then(|t| t.token_id.as_deref()).unwrap_or("");
     let token_exp = token.map_or(0, |t| t.expires_at);
     let jkt = record.jkt.as_deref().unwrap_or("");
-    let cnf_jkt = cnf_jkt(token);
+    let x5t_s256 = record.x5t_s256.as_deref().unwrap_or("");
+    let (cnf_jkt, cnf_x5t_s256) = cnf(token);
     let class = if record.class.is_empty() {
         "none"
     } else {
@@ -91,6 +105,8 @@ pub(crate) fn emit(
                 path,
                 jkt,
                 cnf_jkt,
+                x5t_s256,
+                cnf_x5t_s256,
                 iss,
                 sub,
                 client_id,

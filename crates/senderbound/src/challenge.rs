@@ -29,6 +29,7 @@ pub struct Rejection {
     error: Error,
     scheme: Option<Scheme>,
     scope: Option<String>,
+    certificate_bound: bool,
     config: std::sync::Arc<ChallengeConfig>,
 }
 
@@ -42,8 +43,16 @@ impl Rejection {
             error,
             scheme,
             scope: None,
+            certificate_bound: false,
             config,
         }
+    }
+
+    /// The request's token is certificate-bound (RFC 8705): it was rightly
+    /// sent as `Bearer`, so the error goes on a `Bearer` challenge.
+    pub(crate) fn certificate_bound(mut self, yes: bool) -> Self {
+        self.certificate_bound = yes;
+        self
     }
 
     /// Adds the `scope` parameter of an `insufficient_scope` challenge.
@@ -64,9 +73,11 @@ impl Rejection {
         }
         let code = self.error.code();
         // The error belongs on the challenge of the scheme the client used,
-        // if this resource accepts that scheme; otherwise on DPoP's.
+        // if this resource accepts that scheme (as it does for certificate-
+        // bound tokens); otherwise on DPoP's.
+        let bearer_accepted = self.config.accept_bearer || self.certificate_bound;
         let error_on_bearer =
-            code.is_some() && self.config.accept_bearer && self.scheme == Some(Scheme::Bearer);
+            code.is_some() && bearer_accepted && self.scheme == Some(Scheme::Bearer);
         let mut dpop = String::from("DPoP");
         let mut params = Vec::new();
         if let Some(realm) = &self.config.realm {
@@ -91,7 +102,7 @@ impl Rejection {
         dpop.push(' ');
         dpop.push_str(&dpop_params.join(", "));
         let mut out = vec![dpop];
-        if self.config.accept_bearer {
+        if bearer_accepted {
             let mut bearer_params = params;
             if error_on_bearer {
                 bearer_params.extend(error_params);

@@ -11,6 +11,7 @@ use senderbound_core::{Algorithm, AlgorithmSet, Clock, SystemClock};
 use tower_layer::Layer;
 
 use crate::challenge::ChallengeConfig;
+use crate::mtls::{ClientCertSource, ConnectionCert, ForwardedClientCert, TrustedProxies};
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::revocation::RevocationCheck;
 use crate::service::{SenderBoundService, Shared};
@@ -57,6 +58,7 @@ impl fmt::Debug for SenderBound {
             .field("issuers", &self.shared.token_rules.issuers())
             .field("audiences", &self.shared.token_rules.audiences())
             .field("accept_bearer", &self.shared.accept_bearer)
+            .field("accept_mtls_bound", &self.shared.accept_mtls)
             .finish_non_exhaustive()
     }
 }
@@ -248,6 +250,8 @@ pub struct SenderBoundBuilder {
     introspection_cache_ttl: Duration,
     max_concurrent_introspections: usize,
     revocation: Option<Arc<dyn RevocationCheck>>,
+    client_certs: Arc<dyn ClientCertSource>,
+    accept_mtls: bool,
 }
 
 impl Default for SenderBoundBuilder {
@@ -284,6 +288,8 @@ impl Default for SenderBoundBuilder {
             introspection_cache_ttl: DEFAULT_INTROSPECTION_CACHE_TTL,
             max_concurrent_introspections: DEFAULT_MAX_CONCURRENT_INTROSPECTIONS,
             revocation: None,
+            client_certs: Arc::new(ConnectionCert),
+            accept_mtls: true,
         }
     }
 }
@@ -496,8 +502,34 @@ impl SenderBoundBuilder {
         self
     }
 
+    /// Whether tokens bound to a client certificate (`cnf["x5t#S256"]`,
+    /// RFC 8705) are accepted, with the `Bearer` scheme and the certificate
+    /// they are bound to (default: `true`). With `false`, only DPoP-bound
+    /// tokens (and bearer tokens, if allowed) are; certificate-bound ones get
+    /// 401 `invalid_token`.
+    pub fn accept_mtls_bound(mut self, accept: bool) -> Self {
+        self.accept_mtls = accept;
+        self
+    }
+
+    /// Where client certificates come from (default: the TLS connection,
+    /// [`ConnectionCert`](crate::mtls::ConnectionCert)). See [`mtls`](crate::mtls).
+    pub fn client_cert_source(mut self, source: impl ClientCertSource) -> Self {
+        self.client_certs = Arc::new(source);
+        self
+    }
+
+    /// Take client certificates from the RFC 9440 `Client-Cert` header of
+    /// requests that come from these proxies, and from the TLS connection
+    /// for every other peer; the header is removed from everyone else's
+    /// requests. Shorthand for
+    /// [`client_cert_source`](Self::client_cert_source)`(`[`ForwardedClientCert::new`]`(proxies))`.
+    pub fn trust_client_cert_header_from(self, proxies: TrustedProxies) -> Self {
+        self.client_cert_source(ForwardedClientCert::new(proxies))
+    }
+
     /// Also accept unbound bearer tokens with the `Bearer` scheme. Tokens
-    /// bound with `cnf` are still refused as `Bearer` (downgrade).
+    /// bound with `cnf.jkt` are still refused as `Bearer` (downgrade).
     pub fn allow_bearer(mut self) -> Self {
         self.accept_bearer = true;
         self
@@ -686,6 +718,8 @@ impl SenderBoundBuilder {
                 strip_credentials: self.strip_credentials,
                 challenges,
                 revocation: self.revocation,
+                client_certs: self.client_certs,
+                accept_mtls: self.accept_mtls,
             }),
         })
     }

@@ -20,6 +20,12 @@
 //! rotated; opaque tokens are introspected (RFC 7662); see [`tokens`].
 //! Tokens, subjects, clients or keys can be [revoked](Revocations) at run time.
 //!
+//! Tokens bound to a client certificate (`cnf["x5t#S256"]`, RFC 8705) are
+//! accepted with the `Bearer` scheme when the request comes with that
+//! certificate: from the TLS connection (`senderbound::tls::serve`, feature `tls`, puts it
+//! in the request), or from a trusted proxy's RFC 9440 `Client-Cert` header.
+//! DPoP and mTLS clients can share one router; see [`mtls`].
+//!
 //! ```
 //! use axum::{Json, Router, routing::get};
 //! use senderbound::{RequireScope, Sender, SenderBound};
@@ -60,6 +66,8 @@
 //! - `aws-lc-rs` (default): signatures verified with aws-lc-rs.
 //! - `rust-crypto`: pure-Rust verification (p256, p384, ed25519-dalek, rsa),
 //!   for targets that cannot build C. If both are enabled, aws-lc-rs is used.
+//! - `tls`: the `tls` module: serving a router over rustls with client certificates
+//!   (tokio-rustls, hyper-util).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -68,12 +76,15 @@ pub mod audit;
 mod challenge;
 mod credentials;
 mod layer;
+pub mod mtls;
 pub mod replay;
 mod require_scope;
 pub mod revocation;
 mod sender;
 mod service;
 mod target_uri;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod tokens;
 
 pub use challenge::Rejection;

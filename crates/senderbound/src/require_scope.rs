@@ -17,7 +17,7 @@ use tower_service::Service;
 
 use crate::audit::{self, AuditRecord};
 use crate::challenge::Rejection;
-use crate::sender::{MissingSender, Sender};
+use crate::sender::{BindingKind, MissingSender, Sender};
 use crate::service::AuthContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,7 @@ impl RequireScope {
         let record = AuditRecord {
             class: sender.binding().as_str(),
             jkt: sender.jkt().map(str::to_owned),
+            x5t_s256: sender.x5t_s256().map(str::to_owned),
             token: Some(ctx.token.clone()),
         };
         audit::emit(
@@ -105,7 +106,8 @@ impl RequireScope {
             Error::InsufficientScope,
             Some(sender.scheme()),
             ctx.challenges.clone(),
-        );
+        )
+        .certificate_bound(*sender.binding() == BindingKind::Mtls);
         if let Some(scope) = self.challenge_scope() {
             rejection = rejection.with_scope(scope);
         }

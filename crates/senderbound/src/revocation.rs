@@ -1,4 +1,5 @@
-//! Run-time revocation: deny a token id, a subject, a client or a DPoP key
+//! Run-time revocation: deny a token id, a subject, a client, a DPoP key or
+//! a client certificate
 //! from the next request on, including tokens already verified and cached.
 //!
 //! The Layer asks its [`RevocationCheck`] on every request, after the token
@@ -37,6 +38,7 @@ struct Lists {
     subjects: HashSet<String>,
     clients: HashSet<String>,
     keys: HashSet<String>,
+    certificates: HashSet<String>,
 }
 
 /// A shared, in-memory revocation list. Clones share the same list, so
@@ -53,7 +55,8 @@ impl fmt::Debug for Revocations {
             d.field("token_ids", &l.token_ids.len())
                 .field("subjects", &l.subjects.len())
                 .field("clients", &l.clients.len())
-                .field("keys", &l.keys.len());
+                .field("keys", &l.keys.len())
+                .field("certificates", &l.certificates.len());
         }
         d.finish()
     }
@@ -117,6 +120,13 @@ impl Revocations {
         is_key_revoked,
         "DPoP key thumbprint (`jkt`, as bound in `cnf` or signing the proof)"
     );
+    list_methods!(
+        certificates,
+        revoke_certificate,
+        restore_certificate,
+        is_certificate_revoked,
+        "client certificate thumbprint (`x5t#S256`, as bound in `cnf`)"
+    );
 }
 
 impl RevocationCheck for Revocations {
@@ -125,15 +135,17 @@ impl RevocationCheck for Revocations {
             return true;
         };
         let hit = |set: &HashSet<String>, v: Option<&str>| v.is_some_and(|v| set.contains(v));
-        let bound_jkt = match &token.binding {
-            Binding::Dpop { jkt } => Some(jkt.as_str()),
-            _ => None,
+        let (bound_jkt, bound_cert) = match &token.binding {
+            Binding::Dpop { jkt } => (Some(jkt.as_str()), None),
+            Binding::Mtls { x5t_s256 } => (None, Some(x5t_s256.as_str())),
+            Binding::Unbound => (None, None),
         };
         hit(&l.token_ids, token.token_id.as_deref())
             || hit(&l.subjects, token.subject.as_deref())
             || hit(&l.clients, token.client_id.as_deref())
             || hit(&l.keys, bound_jkt)
             || hit(&l.keys, proof_jkt)
+            || hit(&l.certificates, bound_cert)
     }
 }
 
@@ -179,6 +191,23 @@ mod tests {
             assert!(!r.is_revoked(&t, Some("proof-key")));
         }
         r.revoke_subject("bob");
+        assert!(!r.is_revoked(&t, None));
+    }
+
+    #[test]
+    fn certificates_are_revoked_by_thumbprint() {
+        let x5t = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
+        let t = AccessToken::from_json_claims(
+            format!(r#"{{"iss":"https://as","aud":"https://rs","exp":2000,"cnf":{{"x5t#S256":"{x5t}"}}}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        let r = Revocations::new();
+        r.revoke_key(x5t); // a key thumbprint list does not name certificates
+        assert!(!r.is_revoked(&t, None));
+        r.revoke_certificate(x5t);
+        assert!(r.is_revoked(&t, None));
+        r.restore_certificate(x5t);
         assert!(!r.is_revoked(&t, None));
     }
 }

@@ -72,16 +72,23 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// `thumbprint` is the proof key's `jkt` for [`BindingKind::Dpop`], the
+    /// certificate's `x5t#S256` for [`BindingKind::Mtls`].
     pub(crate) fn new(
         token: &AccessToken,
         binding: BindingKind,
-        jkt: Option<String>,
+        thumbprint: Option<String>,
         scheme: Scheme,
     ) -> Self {
+        let (jkt, x5t_s256) = match binding {
+            BindingKind::Dpop => (thumbprint, None),
+            BindingKind::Mtls => (None, thumbprint),
+            BindingKind::Bearer => (None, None),
+        };
         Sender {
             binding,
             jkt,
-            x5t_s256: None,
+            x5t_s256,
             issuer: token.issuer.clone(),
             subject: token.subject.clone(),
             client_id: token.client_id.clone(),

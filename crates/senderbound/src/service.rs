@@ -1,8 +1,11 @@
 //! The request pipeline and the [`SenderBoundService`] that runs it.
 //!
 //! ```text
-//! credentials ─▶ proof checks + signature ─▶ token (cache or verifier) ─▶ time
-//!             ─▶ binding (cnf.jkt) ─▶ replay (jti once) ─▶ Sender ─▶ inner service
+//! DPoP:   credentials ─▶ proof checks + signature ─▶ token (cache or verifier)
+//!         ─▶ time ─▶ binding (cnf.jkt) ─▶ revocation ─▶ replay (jti once) ─▶ Sender
+//! Bearer: credentials ─▶ token ─▶ time ─▶ binding: cnf["x5t#S256"] = client
+//!         certificate (RFC 8705), cnf.jkt = downgrade, none = bearer policy
+//!         ─▶ revocation ─▶ Sender
 //! ```
 
 use std::future::Future;
@@ -26,6 +29,7 @@ use tower_service::Service;
 use crate::audit::{self, AuditRecord};
 use crate::challenge::{ChallengeConfig, Rejection};
 use crate::credentials::{self, DPOP};
+use crate::mtls::{ClientCertSource, ClientCertificate};
 use crate::replay::{ReplayKey, ReplayStore};
 use crate::revocation::RevocationCheck;
 use crate::sender::{BindingKind, Sender};
@@ -53,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) strip_credentials: bool,
     pub(crate) challenges: Arc<ChallengeConfig>,
     pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
+    pub(crate) client_certs: Arc<dyn ClientCertSource>,
+    pub(crate) accept_mtls: bool,
 }
 
 type Denial = (Error, Option<Scheme>);
@@ -61,6 +67,9 @@ impl Shared {
     /// Decides on one request: `Ok` with the parts to hand on (Sender added,
     /// credentials stripped), or the refusal response. Emits the audit event.
     pub(crate) async fn decide(&self, mut parts: Parts) -> Result<Parts, Response> {
+        // Before anything reads the request: drop forwarded certificates
+        // from peers that are not trusted to forward them.
+        self.client_certs.sanitize(&mut parts);
         let mut record = AuditRecord::default();
         let result = self.authenticate(&parts, &mut record).await;
         match result {
@@ -93,7 +102,9 @@ impl Shared {
                     &record,
                     Some(error),
                 );
-                Err(Rejection::new(error, scheme, self.challenges.clone()).into_response())
+                Err(Rejection::new(error, scheme, self.challenges.clone())
+                    .certificate_bound(record.class == audit::CLASS_MTLS)
+                    .into_response())
             }
         }
     }
@@ -118,7 +129,7 @@ impl Shared {
 
         match scheme {
             Scheme::DPoP => {
-                record.class = "dpop";
+                record.class = audit::CLASS_DPOP;
                 let proof = presented.proof.ok_or(fail(Error::ProofMissing))?;
                 let htu = self.origin.htu(parts).map_err(fail)?;
                 let facts = RequestFacts {
@@ -149,21 +160,50 @@ impl Shared {
                 ))
             }
             Scheme::Bearer => {
-                record.class = "bearer";
-                // Refused whatever it is; verify only what costs the AS
-                // nothing (a JWT, to tell a downgrade), never introspect.
+                record.class = audit::CLASS_BEARER;
+                // Looked up at most once, and only when a token may need it.
+                let mut cert = None;
+                // An opaque token that only introspection could tell apart is
+                // introspected only if it could be accepted: bearer tokens
+                // are, or a client certificate came that it may be bound to.
+                // Otherwise it is refused without costing the AS anything.
                 if !self.accept_bearer
                     && !looks_like_jwt(token)
                     && self.token_cache.get(&hash).is_none()
                 {
-                    return Err(fail(Error::BearerNotAccepted));
+                    let presented = match self.accept_mtls {
+                        true => self.client_certificate(parts).map_err(fail)?,
+                        false => None,
+                    };
+                    if presented.is_none() {
+                        return Err(fail(Error::BearerNotAccepted));
+                    }
+                    cert = Some(presented);
                 }
                 let token = self.token(token, &hash, now, record).await.map_err(fail)?;
                 match &token.binding {
                     Binding::Dpop { .. } => Err(fail(Error::TokenDowngrade)),
-                    // Certificate-bound tokens need the client certificate,
-                    // which this Layer does not see yet: refuse.
-                    Binding::Mtls { .. } => Err(fail(Error::TokenBindingMismatch)),
+                    Binding::Mtls { .. } => {
+                        // RFC 8705 §3: the Bearer scheme, with the certificate.
+                        record.class = audit::CLASS_MTLS;
+                        if !self.accept_mtls {
+                            return Err(fail(Error::CertificateBoundNotAccepted));
+                        }
+                        let cert = match cert {
+                            Some(cert) => cert,
+                            None => self.client_certificate(parts).map_err(fail)?,
+                        }
+                        .ok_or(fail(Error::CertificateMissing))?;
+                        record.x5t_s256 = Some(cert.x5t_s256().to_owned());
+                        token.binding.check_mtls(cert.x5t_s256()).map_err(fail)?;
+                        self.check_revocation(&token, None).map_err(fail)?;
+                        Ok(Sender::new(
+                            &token,
+                            BindingKind::Mtls,
+                            record.x5t_s256.clone(),
+                            Scheme::Bearer,
+                        ))
+                    }
                     Binding::Unbound if self.accept_bearer => {
                         self.check_revocation(&token, None).map_err(fail)?;
                         Ok(Sender::new(
@@ -177,6 +217,11 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// The request's client certificate, from the configured source.
+    fn client_certificate(&self, parts: &Parts) -> Result<Option<ClientCertificate>, Error> {
+        self.client_certs.client_certificate(parts)
     }
 
     /// Run-time revocation, asked on every request (cached tokens too).

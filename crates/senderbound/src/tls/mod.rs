@@ -1,0 +1,308 @@
+//! Serving an axum router over TLS with client certificates (feature `tls`).
+//!
+//! For mTLS certificate-bound tokens (RFC 8705) the resource server must see
+//! the client's certificate. When your server terminates TLS itself, this
+//! module is the short way: [`server_config`] builds a rustls configuration
+//! that asks clients for a certificate (any issuer, self-signed included,
+//! see [`AnyClientCert`]), and [`serve`] runs the router over it, putting
+//! the peer's [`ClientCertificate`] and its address
+//! ([`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)) into the
+//! extensions of every request. The Layer's default certificate source
+//! reads exactly that.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use senderbound::tls::{self, AnyClientCert};
+//!
+//! # async fn run(app: Router) -> Result<(), Box<dyn std::error::Error>> {
+//! let config = tls::server_config(
+//!     &std::fs::read("server.pem")?,     // certificate chain, PEM
+//!     &std::fs::read("server-key.pem")?, // private key, PEM
+//!     AnyClientCert::optional,           // DPoP clients may come without one
+//! )?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+//! tls::serve(listener, config, app)
+//!     .with_graceful_shutdown(async { tokio::signal::ctrl_c().await.unwrap_or(()) })
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! HTTP/1.1 only (ALPN `http/1.1`), no connection upgrades. Each handshake
+//! must finish within 10 s and each request head arrive within 30 s, so
+//! idle sockets cannot pin tasks forever. Put a proxy in front for HTTP/2,
+//! connection limits or anything fancier, and forward the certificate with
+//! RFC 9440 (see [`mtls`](crate::mtls)).
+
+mod client_auth;
+
+pub use client_auth::AnyClientCert;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+
+use crate::mtls::ClientCertificate;
+
+pub use rustls;
+
+/// How long a client has to finish the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a request head on an open connection.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why [`server_config`] failed. Says which input, never its contents.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TlsConfigError {
+    /// The certificate chain PEM holds no certificate, or cannot be read.
+    Certificates,
+    /// The key PEM holds no private key, or cannot be read.
+    PrivateKey,
+    /// rustls refused the configuration (for example the key does not match
+    /// the certificate).
+    Rustls(rustls::Error),
+}
+
+impl fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsConfigError::Certificates => f.write_str("no usable certificate in the PEM chain"),
+            TlsConfigError::PrivateKey => f.write_str("no usable private key in the key PEM"),
+            TlsConfigError::Rustls(e) => write!(f, "TLS configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsConfigError {}
+
+/// A rustls server configuration from a PEM certificate chain and private
+/// key that asks clients for certificates with `client_auth` (usually
+/// [`AnyClientCert::optional`] or [`AnyClientCert::required`]).
+///
+/// Uses the process-wide rustls crypto provider if one is installed,
+/// aws-lc-rs otherwise; TLS 1.3 and 1.2; ALPN `http/1.1`.
+pub fn server_config<V>(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+    client_auth: impl FnOnce(&CryptoProvider) -> Arc<V>,
+) -> Result<Arc<ServerConfig>, TlsConfigError>
+where
+    V: ClientCertVerifier + 'static,
+{
+    let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| TlsConfigError::Certificates)?;
+    if chain.is_empty() {
+        return Err(TlsConfigError::Certificates);
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| TlsConfigError::PrivateKey)?;
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let verifier = client_auth(&provider);
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(TlsConfigError::Rustls)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(TlsConfigError::Rustls)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Serves `app` over TLS on `listener`; see the [module docs](self).
+///
+/// Await it to run until an I/O error of the listener itself; add
+/// [`with_graceful_shutdown`](Serve::with_graceful_shutdown) to stop on a
+/// signal. Every request carries [`ConnectInfo<SocketAddr>`](ConnectInfo)
+/// and, if the client presented one, its [`ClientCertificate`].
+pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router) -> Serve {
+    Serve {
+        listener,
+        config,
+        app,
+    }
+}
+
+/// The future-to-be of [`serve`].
+#[must_use = "a server does nothing until awaited"]
+pub struct Serve {
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    app: Router,
+}
+
+impl fmt::Debug for Serve {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Serve")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serve {
+    /// Stops accepting connections when `signal` completes, lets open
+    /// connections finish their current request, then returns.
+    pub fn with_graceful_shutdown<F>(self, signal: F) -> WithGracefulShutdown<F>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        WithGracefulShutdown {
+            serve: self,
+            signal,
+        }
+    }
+}
+
+type ServeFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+impl IntoFuture for Serve {
+    type Output = io::Result<()>;
+    type IntoFuture = ServeFuture;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(run(self, std::future::pending()))
+    }
+}
+
+/// [`serve`] with a shutdown signal.
+#[must_use = "a server does nothing until awaited"]
+pub struct WithGracefulShutdown<F> {
+    serve: Serve,
+    signal: F,
+}
+
+impl<F> fmt::Debug for WithGracefulShutdown<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithGracefulShutdown")
+            .field("serve", &self.serve)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> IntoFuture for WithGracefulShutdown<F>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    type Output = io::Result<()>;
+    type IntoFuture = ServeFuture;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(run(self.serve, self.signal))
+    }
+}
+
+async fn run(serve: Serve, signal: impl Future<Output = ()> + Send) -> io::Result<()> {
+    let Serve {
+        listener,
+        config,
+        app,
+    } = serve;
+    let acceptor = TlsAcceptor::from(config);
+    let graceful = GracefulShutdown::new();
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::error!(target: "senderbound::tls", "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let Some((tls, cert)) = handshake(&acceptor, tcp).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(cert) = &cert {
+                    req.extensions_mut().insert(cert.clone());
+                }
+                app.clone().oneshot(req)
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(target: "senderbound::tls", "connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// The TLS handshake, bounded in time, and the client's certificate (its
+/// first, end-entity certificate) if it sent one.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+) -> Option<(
+    tokio_rustls::server::TlsStream<TcpStream>,
+    Option<ClientCertificate>,
+)> {
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(target: "senderbound::tls", "TLS handshake failed: {e}");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!(target: "senderbound::tls", "TLS handshake timed out");
+            return None;
+        }
+    };
+    let cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| ClientCertificate::from_der(leaf.as_ref().to_vec()));
+    Some((tls, cert))
+}
+
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+// `Router` answers every request (`Infallible`): keep it that way, the
+// connection task relies on it.
+const _: fn() = || {
+    fn infallible<S: tower_service::Service<http::Request<Incoming>, Error = Infallible>>() {}
+    infallible::<Router>();
+};
