@@ -2,7 +2,7 @@
 # The one test command for senderbound (CI runs exactly this via .ci/run):
 # formatting, lints with warnings as errors, the whole test suite with each
 # signature backend, the demo (non-zero on any unexpected outcome), and the
-# end-to-end test against a real authorization server (node-oidc-provider,
+# end-to-end tests against a real authorization server (node-oidc-provider,
 # installed here from the npm registry with `npm ci`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,5 +31,5 @@ tail -n 1 target/demo-output.txt
 step "end to end against node-oidc-provider (tests/real_as)"
 command -v node >/dev/null || { echo "Node.js is required for the real-AS test" >&2; exit 1; }
 (cd tests/real_as && npm ci --no-audit --no-fund --loglevel=error)
-cargo build --quiet --example resource_server
+cargo build --quiet --example resource_server --example mtls_server
 cargo test --test real_as -- --ignored

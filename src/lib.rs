@@ -13,6 +13,7 @@ pub mod capture;
 pub mod harness;
 pub mod mock_as;
 pub mod pki;
+pub mod server_cli;
 
 use senderbound_client::DpopKey;
 use serde_json::{Value, json};

@@ -71,12 +71,19 @@ pub enum Present<'a> {
     },
 }
 
-/// An HTTPS client (HTTP/1.1) that trusts only `server`'s certificate and
-/// presents `present`.
-pub fn https_client(server: &Identity, present: Present<'_>) -> reqwest::ClientBuilder {
+/// The DER of the first certificate in `pem`.
+pub fn der_from_pem(pem: &str) -> Vec<u8> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .expect("a PEM certificate")
+        .to_vec()
+}
+
+/// An HTTPS client (HTTP/1.1) that trusts only the server certificate
+/// `server_der` and presents `present`.
+pub fn https_client(server_der: &[u8], present: Present<'_>) -> reqwest::ClientBuilder {
     let mut roots = RootCertStore::empty();
     roots
-        .add(CertificateDer::from(server.der.clone()))
+        .add(CertificateDer::from(server_der.to_vec()))
         .expect("server certificate as root");
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

@@ -98,7 +98,7 @@ impl Server {
 
     /// A client connecting from `from` and presenting `present`.
     fn client(&self, from: &str, present: Present<'_>) -> reqwest::Client {
-        https_client(&self.identity, present)
+        https_client(&self.identity.der, present)
             .local_address(from.parse::<IpAddr>().unwrap())
             .build()
             .unwrap()
@@ -404,7 +404,9 @@ async fn graceful_shutdown_stops_the_server() {
             })
             .into_future(),
     );
-    let client = https_client(&identity, Present::Nothing).build().unwrap();
+    let client = https_client(&identity.der, Present::Nothing)
+        .build()
+        .unwrap();
     let before = client.get(format!("https://{addr}/")).send().await.unwrap();
     assert_eq!(before.status(), 404);
     stop.send(()).unwrap();

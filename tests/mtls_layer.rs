@@ -316,7 +316,7 @@ async fn garbage_or_repeated_forwarded_headers_are_refused() {
     let unpadded = good.trim_end_matches([':', '=']).to_owned() + ":";
     let cases: [&[&str]; 7] = [
         &["garbage"],
-        &[&a.x5t_s256()],
+        &[a.x5t_s256()],
         &[&not_der],
         &[&unpadded],
         &[&huge],

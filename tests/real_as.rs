@@ -1,9 +1,10 @@
 //! End to end against an independent, widely used authorization server:
-//! node-oidc-provider (tests/real_as/as.mjs) issues DPoP-bound JWT and
-//! opaque access tokens; the `resource_server` example, run as its own
-//! process, verifies them. Ignored by plain `cargo test` because it needs
-//! Node.js, `npm ci` in tests/real_as and the built example;
-//! `scripts/test.sh` prepares all three and runs it.
+//! node-oidc-provider (tests/real_as/as.mjs) issues DPoP-bound and
+//! certificate-bound (mTLS) JWT and opaque access tokens; the
+//! `resource_server` and `mtls_server` examples, run as their own
+//! processes, verify them. Ignored by plain `cargo test` because they need
+//! Node.js, `npm ci` in tests/real_as and the built examples;
+//! `scripts/test.sh` prepares all three and runs them.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -73,12 +74,19 @@ fn start_as(port: u16, scratch: &Path, extra: &[&str]) -> Process {
 
 /// Starts the resource_server example; returns it and its base URL.
 fn start_rs(scratch: &Path, name: &str, args: &[&str]) -> (Process, String) {
-    let bin = std::env::var_os("SENDERBOUND_RESOURCE_SERVER")
+    start_example("resource_server", scratch, name, args)
+}
+
+/// Starts example `example` (built beforehand, in target/debug/examples)
+/// listening on a free port; returns it and its base URL.
+fn start_example(example: &str, scratch: &Path, name: &str, args: &[&str]) -> (Process, String) {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/debug/examples/resource_server"));
+        .unwrap_or_else(|| root().join("target"));
+    let bin = target.join("debug/examples").join(example);
     assert!(
         bin.exists(),
-        "{} missing: run `cargo build --example resource_server`",
+        "{} missing: run `cargo build --example {example}`",
         bin.display()
     );
     let mut rs = Command::new(bin);
@@ -395,6 +403,165 @@ async fn resource_server_against_node_oidc_provider() {
         None,
         senderbound::Error::TokenVerifierUnavailable,
     );
+
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// A client_credentials token for the certificate-bound `client`, asked
+/// over the AS's mTLS listener by `http` (which presents the certificate).
+async fn certificate_bound_token(
+    http: &reqwest::Client,
+    mtls_issuer: &str,
+    client: &str,
+    resource: &str,
+) -> String {
+    let response = http
+        .post(format!("{mtls_issuer}/token"))
+        .basic_auth(client, Some(format!("{client}-secret")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&scope=read&resource={}",
+            url::form_urlencoded::byte_serialize(resource.as_bytes()).collect::<String>()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(status, 200, "token request failed: {body}");
+    // RFC 8705 tokens are Bearer tokens; the binding is in `cnf`.
+    assert_eq!(body["token_type"], "Bearer", "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+#[ignore = "needs Node.js, `npm ci` in tests/real_as and the mtls_server example; scripts/test.sh runs it"]
+async fn mtls_server_against_node_oidc_provider() {
+    use base64::Engine as _;
+    use senderbound_suite::pki::{Identity, Present, der_from_pem, https_client};
+
+    let scratch =
+        std::env::temp_dir().join(format!("senderbound-real-as-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    // The AS's TLS certificate: made here, written to the scratch directory.
+    let as_identity = Identity::localhost();
+    std::fs::write(scratch.join("as.pem"), &as_identity.cert_pem).unwrap();
+    std::fs::write(scratch.join("as-key.pem"), &as_identity.key_pem).unwrap();
+    let (port, mtls_port) = (free_port(), free_port());
+    let issuer = format!("http://127.0.0.1:{port}");
+    let mtls_issuer = format!("https://127.0.0.1:{mtls_port}");
+    let _authorization_server = start_as(
+        port,
+        &scratch,
+        &[
+            "--mtls-port",
+            &mtls_port.to_string(),
+            "--tls-cert",
+            scratch.join("as.pem").to_str().unwrap(),
+            "--tls-key",
+            scratch.join("as-key.pem").to_str().unwrap(),
+        ],
+    );
+    let (alice, mallory) = (
+        Identity::self_signed(&["alice"]),
+        Identity::self_signed(&["mallory"]),
+    );
+    let to_as = https_client(&as_identity.der, Present::Cert(&alice))
+        .build()
+        .unwrap();
+
+    // The AS binds the token to Alice's certificate: the thumbprint it
+    // computed (Node) is the one we compute (RFC 8705 §3.1).
+    let jwt = certificate_bound_token(&to_as, &mtls_issuer, "mtls-agent", AUDIENCE).await;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["cnf"]["x5t#S256"], alice.x5t_s256(), "{claims}");
+
+    let rs_cert = scratch.join("rs.pem");
+    let (_rs, rs) = start_example(
+        "mtls_server",
+        &scratch,
+        "mtls-rs",
+        &[
+            "--issuer",
+            &issuer,
+            "--self-signed-cert-out",
+            rs_cert.to_str().unwrap(),
+            "--client-id",
+            "resource-server",
+            "--client-secret",
+            "resource-server-secret",
+        ],
+    );
+    assert!(rs.starts_with("https://"), "{rs}");
+    let rs_der = der_from_pem(&std::fs::read_to_string(&rs_cert).unwrap());
+    let as_alice = https_client(&rs_der, Present::Cert(&alice))
+        .build()
+        .unwrap();
+    let as_mallory = https_client(&rs_der, Present::Cert(&mallory))
+        .build()
+        .unwrap();
+    let without_cert = https_client(&rs_der, Present::Nothing).build().unwrap();
+    let whoami = format!("{rs}/whoami");
+    let bearer = format!("Bearer {jwt}");
+
+    // Alice, with her certificate: accepted as mTLS-bound.
+    let a = send(&as_alice, "GET", &whoami, &bearer, None).await;
+    assert_eq!(a.status, 200, "{} {}", a.www_authenticate, a.body);
+    assert_eq!(a.body["binding"], "mtls");
+    assert_eq!(a.body["x5t#S256"], alice.x5t_s256());
+    assert_eq!(a.body["client_id"], "mtls-agent");
+    assert_eq!(a.body["iss"], issuer.as_str());
+    assert_eq!(
+        send(&as_alice, "GET", &format!("{rs}/api/read"), &bearer, None)
+            .await
+            .status,
+        200
+    );
+    // The token leaked to Mallory, or to someone without a certificate.
+    send(&as_mallory, "GET", &whoami, &bearer, None)
+        .await
+        .refused(
+            401,
+            Some("invalid_token"),
+            senderbound::Error::TokenCertificateMismatch,
+        );
+    send(&without_cert, "GET", &whoami, &bearer, None)
+        .await
+        .refused(
+            401,
+            Some("invalid_token"),
+            senderbound::Error::CertificateMissing,
+        );
+
+    // An opaque certificate-bound token: introspection says `cnf.x5t#S256`.
+    let opaque = certificate_bound_token(&to_as, &mtls_issuer, "mtls-opaque", AUDIENCE).await;
+    assert!(!opaque.contains('.'), "the AS should issue an opaque token");
+    let opaque_bearer = format!("Bearer {opaque}");
+    let a = send(&as_alice, "GET", &whoami, &opaque_bearer, None).await;
+    assert_eq!(a.status, 200, "{} {}", a.www_authenticate, a.body);
+    assert_eq!(a.body["binding"], "mtls");
+    assert_eq!(a.body["client_id"], "mtls-opaque");
+    send(&as_mallory, "GET", &whoami, &opaque_bearer, None)
+        .await
+        .refused(
+            401,
+            Some("invalid_token"),
+            senderbound::Error::TokenCertificateMismatch,
+        );
+
+    // DPoP clients use the same server, without a certificate.
+    let key = DpopKey::generate();
+    let plain = reqwest::Client::new();
+    let dpop_token = token(&plain, &issuer, "agent", &key, AUDIENCE).await;
+    let a = call(&without_cert, "GET", &whoami, &dpop_token, &key).await;
+    assert_eq!(a.status, 200, "{} {}", a.www_authenticate, a.body);
+    assert_eq!(a.body["binding"], "dpop");
 
     let _ = std::fs::remove_dir_all(&scratch);
 }

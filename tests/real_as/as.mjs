@@ -4,17 +4,25 @@
 // are fixed test values.
 //
 //   node as.mjs --port 4000 --keys /tmp/keys.json [--rotate] [--drop-old]
+//               [--mtls-port 4443 --tls-cert as.pem --tls-key as-key.pem]
 //
-// --rotate   adds a new signing key in front (it signs from now on)
-// --drop-old publishes only the newest key
+// --rotate    adds a new signing key in front (it signs from now on)
+// --drop-old  publishes only the newest key
+// --mtls-port also serves the provider over https on this port, asking for
+//             (not verifying) a client certificate: tokens for the mtls-*
+//             clients are requested there and bound to that certificate
 //
 // Clients (client_credentials, client_secret_basic, secret "<id>-secret"):
 //   agent           JWT access tokens, 300 s
 //   agent-short     JWT access tokens, 1 s
 //   agent-opaque    opaque access tokens (introspect them)
 //   resource-server the resource server's introspection credentials
+//   mtls-agent      JWT access tokens bound to the TLS client certificate
+//                   (RFC 8705 cnf.x5t#S256), 300 s
+//   mtls-opaque     the same, opaque (introspect them)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createServer } from 'node:https';
 import Provider from 'oidc-provider';
 
 const argv = process.argv.slice(2);
@@ -22,6 +30,7 @@ const flag = (name) => argv.includes(name);
 const value = (name) => argv[argv.indexOf(name) + 1];
 const port = Number(value('--port'));
 const keysFile = value('--keys');
+const mtlsPort = flag('--mtls-port') ? Number(value('--mtls-port')) : undefined;
 
 function newKey() {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -43,15 +52,31 @@ const client = (id) => ({
   id_token_signed_response_alg: 'ES256',
 });
 
+const certificateBound = (id) => ({ ...client(id), tls_client_certificate_bound_access_tokens: true });
+const clients = [
+  ...['agent', 'agent-short', 'agent-opaque', 'resource-server'].map(client),
+  ...['mtls-agent', 'mtls-opaque'].map(certificateBound),
+];
+
+// The client certificate of the https listener's TLS socket: undefined on
+// the plain http listener, or when the client sent none.
+function getCertificate(ctx) {
+  const socket = ctx.req.socket;
+  if (typeof socket.getPeerCertificate !== 'function') return undefined;
+  const { raw } = socket.getPeerCertificate();
+  return raw ? new X509Certificate(raw) : undefined;
+}
+
 const issuer = `http://127.0.0.1:${port}`;
 const provider = new Provider(issuer, {
-  clients: ['agent', 'agent-short', 'agent-opaque', 'resource-server'].map(client),
+  clients,
   jwks: { keys },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     dPoP: { enabled: true },
+    mTLS: { enabled: true, certificateBoundAccessTokens: true, getCertificate },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => undefined,
@@ -59,7 +84,7 @@ const provider = new Provider(issuer, {
         scope: 'read write',
         audience: resource,
         accessTokenTTL: c.clientId === 'agent-short' ? 1 : 300,
-        accessTokenFormat: c.clientId === 'agent-opaque' ? 'opaque' : 'jwt',
+        accessTokenFormat: c.clientId.endsWith('-opaque') ? 'opaque' : 'jwt',
         jwt: { sign: { alg: 'ES256' } },
       }),
     },
@@ -67,6 +92,16 @@ const provider = new Provider(issuer, {
 });
 provider.proxy = false;
 
-provider.listen(port, '127.0.0.1', () => {
-  console.log(`as ready on ${issuer} signing with ${keys[0].kid}`);
-});
+const listening = (server, at) => new Promise((resolve) => server.listen(at, '127.0.0.1', resolve));
+const servers = [listening(provider, port)];
+if (mtlsPort) {
+  const tls = {
+    cert: readFileSync(value('--tls-cert')),
+    key: readFileSync(value('--tls-key')),
+    requestCert: true, // ask for a client certificate...
+    rejectUnauthorized: false, // ...of any issuer: the binding is the point (RFC 8705 §2.2)
+  };
+  servers.push(listening(createServer(tls, provider.callback()), mtlsPort));
+}
+await Promise.all(servers);
+console.log(`as ready on ${issuer} signing with ${keys[0].kid}`);

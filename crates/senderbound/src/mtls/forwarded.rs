@@ -128,7 +128,7 @@ impl ForwardedClientCert {
         ForwardedClientCert { proxies }
     }
 
-    fn from_trusted_proxy(&self, parts: &Parts) -> bool {
+    fn sent_by_trusted_proxy(&self, parts: &Parts) -> bool {
         match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             Some(ConnectInfo(peer)) => self.proxies.contains(peer.ip()),
             None => {
@@ -143,7 +143,7 @@ impl ClientCertSource for ForwardedClientCert {
     fn sanitize(&self, parts: &mut Parts) {
         let forwarded = parts.headers.contains_key(CLIENT_CERT)
             || parts.headers.contains_key(CLIENT_CERT_CHAIN);
-        if forwarded && !self.from_trusted_proxy(parts) {
+        if forwarded && !self.sent_by_trusted_proxy(parts) {
             parts.headers.remove(CLIENT_CERT);
             parts.headers.remove(CLIENT_CERT_CHAIN);
             tracing::debug!(
@@ -154,7 +154,7 @@ impl ClientCertSource for ForwardedClientCert {
     }
 
     fn client_certificate(&self, parts: &Parts) -> Result<Option<ClientCertificate>, Error> {
-        if !self.from_trusted_proxy(parts) {
+        if !self.sent_by_trusted_proxy(parts) {
             return Ok(parts.extensions.get::<ClientCertificate>().cloned());
         }
         let mut values = parts.headers.get_all(CLIENT_CERT).iter();

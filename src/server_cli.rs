@@ -1,0 +1,181 @@
+//! The command-line flags the example servers share (`resource_server`,
+//! `mtls_server`), and the senderbound configuration they make.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use senderbound::mtls::TrustedProxies;
+use senderbound::{Algorithm, ClientAuth, SenderBound, SenderBoundBuilder, TokenFormat, TypPolicy};
+
+/// Where to listen, which authorization server to trust, and how.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// The trusted issuer (exact `iss`); its metadata is discovered.
+    #[arg(long)]
+    pub issuer: String,
+    /// This resource's identifier, required in `aud` (RFC 8707). Repeatable.
+    #[arg(long, required = true)]
+    pub audience: Vec<String>,
+    /// Fetch keys from this JWKS URL instead of discovering it.
+    #[arg(long)]
+    pub jwks_uri: Option<String>,
+    /// Introspect tokens here (RFC 7662); needs --client-id and --client-secret.
+    #[arg(long, requires_all = ["client_id", "client_secret"])]
+    pub introspection_url: Option<String>,
+    /// Client id for introspection.
+    #[arg(long, requires = "client_secret")]
+    pub client_id: Option<String>,
+    /// Client secret for introspection (or the SENDERBOUND_CLIENT_SECRET variable).
+    #[arg(long, env = "SENDERBOUND_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// How to authenticate to the introspection endpoint.
+    #[arg(long, value_enum, default_value_t = ClientAuthMethod::ClientSecretBasic)]
+    pub client_auth: ClientAuthMethod,
+    /// Introspect every token, JWTs included.
+    #[arg(long)]
+    pub introspect_all: bool,
+    /// Also accept unbound Bearer tokens (DPoP-bound tokens as Bearer stay refused).
+    #[arg(long)]
+    pub allow_bearer: bool,
+    /// Refuse certificate-bound (mTLS, RFC 8705) tokens: DPoP only.
+    #[arg(long)]
+    pub no_mtls: bool,
+    /// Believe the RFC 9440 Client-Cert header from these proxies (IP or
+    /// CIDR, repeatable); it is removed from everyone else's requests.
+    #[arg(long)]
+    pub trusted_proxy: Vec<String>,
+    /// The URL clients address this server by (default SCHEME://LISTEN).
+    #[arg(long)]
+    pub public_base_url: Option<String>,
+    /// DPoP proof algorithms accepted, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ES256,ES384,EdDSA,PS256,RS256"
+    )]
+    pub algs: Vec<String>,
+    /// Accept tokens with `typ` JWT or none (servers without RFC 9068).
+    #[arg(long)]
+    pub allow_jwt_typ: bool,
+    /// Refresh keys once they are this many seconds old.
+    #[arg(long, default_value_t = 300)]
+    pub jwks_refresh_secs: u64,
+    /// Fetch keys at most once per this many seconds.
+    #[arg(long, default_value_t = 10)]
+    pub jwks_min_refresh_secs: u64,
+    /// Cache introspection answers at most this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub introspection_cache_secs: u64,
+    /// Refuse tokens that live longer than this many seconds (exp - iat).
+    #[arg(long)]
+    pub max_token_lifetime_secs: Option<u64>,
+    /// Leeway for token exp/nbf, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub token_leeway_secs: u64,
+    /// Give up on an authorization server fetch after this many seconds.
+    #[arg(long, default_value_t = 5)]
+    pub fetch_timeout_secs: u64,
+}
+
+/// Client authentication at the introspection endpoint.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ClientAuthMethod {
+    /// HTTP Basic.
+    ClientSecretBasic,
+    /// In the form body.
+    ClientSecretPost,
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+impl ServerArgs {
+    /// The public base URL: `--public-base-url`, or `scheme://addr`.
+    pub fn public_base_url(&self, scheme: &str, addr: SocketAddr) -> String {
+        self.public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{addr}"))
+    }
+
+    /// The senderbound configuration these flags describe.
+    pub fn build(&self, public_base_url: &str) -> Result<SenderBound, BoxError> {
+        Ok(self.builder(public_base_url)?.build()?)
+    }
+
+    fn builder(&self, public_base_url: &str) -> Result<SenderBoundBuilder, BoxError> {
+        let algs = self
+            .algs
+            .iter()
+            .map(|name| {
+                Algorithm::from_name(name.trim())
+                    .ok_or_else(|| format!("unsupported algorithm {name}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut builder = SenderBound::builder()
+            .issuer(&self.issuer)
+            .public_base_url(public_base_url)
+            .dpop_algorithms(algs)
+            .fetch_timeout(Duration::from_secs(self.fetch_timeout_secs))
+            .jwks_refresh_interval(Duration::from_secs(self.jwks_refresh_secs))
+            .jwks_min_refresh_interval(Duration::from_secs(self.jwks_min_refresh_secs))
+            .introspection_cache_ttl(Duration::from_secs(self.introspection_cache_secs))
+            .token_leeway(Duration::from_secs(self.token_leeway_secs))
+            .accept_mtls_bound(!self.no_mtls);
+        for audience in &self.audience {
+            builder = builder.audience(audience);
+        }
+        if let Some(uri) = &self.jwks_uri {
+            builder = builder.jwks_uri(uri);
+        }
+        if let (Some(id), Some(secret)) = (&self.client_id, &self.client_secret) {
+            let auth = match self.client_auth {
+                ClientAuthMethod::ClientSecretBasic => ClientAuth::client_secret_basic(id, secret),
+                ClientAuthMethod::ClientSecretPost => ClientAuth::client_secret_post(id, secret),
+            };
+            builder = match &self.introspection_url {
+                Some(url) => builder.introspection(url, auth),
+                None => builder.introspect_with(auth),
+            };
+        }
+        if self.introspect_all {
+            builder = builder.token_format(TokenFormat::Introspect);
+        }
+        if self.allow_bearer {
+            builder = builder.allow_bearer();
+        }
+        if self.allow_jwt_typ {
+            builder = builder.token_typ(TypPolicy::AllowJwt);
+        }
+        if let Some(secs) = self.max_token_lifetime_secs {
+            builder = builder.max_token_lifetime(Duration::from_secs(secs));
+        }
+        if !self.trusted_proxy.is_empty() {
+            builder =
+                builder.trust_client_cert_header_from(TrustedProxies::parse(&self.trusted_proxy)?);
+        }
+        Ok(builder)
+    }
+}
+
+/// Audit events and key-fetch logs to stderr, INFO and above.
+pub fn log_to_stderr() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+}
+
+/// Says `listening on URL` on stdout (what scripts and tests wait for).
+pub fn announce(url: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    println!("listening on {url}");
+    std::io::stdout().flush()
+}
+
+/// Completes on Ctrl-C.
+pub async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
