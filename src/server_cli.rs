@@ -160,10 +160,13 @@ impl ServerArgs {
     }
 }
 
-/// Audit events and key-fetch logs to stderr, INFO and above.
+/// Audit events and key-fetch logs to stderr, INFO and above (colours
+/// only on a terminal).
 pub fn log_to_stderr() {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_max_level(tracing::Level::INFO)
         .init();
 }
