@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod capture;
 pub mod harness;
 pub mod mock_as;

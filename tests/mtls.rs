@@ -17,9 +17,10 @@ use senderbound::tls::{self, AnyClientCert};
 use senderbound::{Error, SenderBound};
 use senderbound_client::DpopKey;
 use senderbound_suite::DemoIssuer;
+use senderbound_suite::answer::Answer;
 use senderbound_suite::harness::routes;
 use senderbound_suite::pki::{Identity, Present, https_client};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::oneshot;
 
 const AUDIENCE: &str = "https://api.example.test";
@@ -105,43 +106,19 @@ impl Server {
     }
 }
 
-struct Answer {
-    status: u16,
-    challenge: String,
-    body: Value,
-}
-
-impl Answer {
-    #[track_caller]
-    fn assert_refused(&self, which: Error) {
-        assert_eq!(self.status, 401, "{}", self.challenge);
-        assert!(
-            self.challenge.contains("error=\"invalid_token\"")
-                && self
-                    .challenge
-                    .contains(&format!("error_description=\"{}\"", which.description())),
-            "expected {which:?}, got {}",
-            self.challenge
-        );
-    }
-}
-
 async fn get(request: reqwest::RequestBuilder) -> Answer {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join(" | ");
-    let body = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
-    Answer {
-        status,
-        challenge,
-        body,
-    }
+    Answer::of(request).await
+}
+
+/// `GET path` as Bearer `token` from a direct client presenting `present`.
+async fn bearer_get(server: &Server, present: Present<'_>, path: &str, token: &str) -> Answer {
+    let client = server.client(DIRECT, present);
+    get(client.get(server.url(path)).bearer_auth(token)).await
+}
+
+#[track_caller]
+fn assert_invalid_token(a: &Answer, which: Error) {
+    a.refused(401, Some("invalid_token"), which);
 }
 
 fn forwarded(cert: &Identity) -> String {
@@ -152,12 +129,14 @@ fn forwarded(cert: &Identity) -> String {
 async fn the_bound_certificate_gets_200() {
     let server = start(false).await;
     let alice = Identity::self_signed(&["alice"]);
-    let client = server.client(DIRECT, Present::Cert(&alice));
-    let a = get(client
-        .get(server.url("/api/read"))
-        .bearer_auth(server.token_for(&alice)))
+    let a = bearer_get(
+        &server,
+        Present::Cert(&alice),
+        "/api/read",
+        &server.token_for(&alice),
+    )
     .await;
-    assert_eq!(a.status, 200, "{}", a.challenge);
+    assert_eq!(a.status, 200, "{}", a.www_authenticate);
     assert_eq!(a.body["binding"], "mtls");
     assert_eq!(a.body["x5t#S256"], alice.x5t_s256());
     assert_eq!(a.body["scopes"], json!(["read"]));
@@ -170,24 +149,18 @@ async fn another_certificate_gets_401() {
         Identity::self_signed(&["alice"]),
         Identity::self_signed(&["mallory"]),
     );
-    let client = server.client(DIRECT, Present::Cert(&mallory));
-    let a = get(client
-        .get(server.url("/api/read"))
-        .bearer_auth(server.token_for(&alice)))
-    .await;
-    a.assert_refused(Error::TokenCertificateMismatch);
+    let token = server.token_for(&alice);
+    let a = bearer_get(&server, Present::Cert(&mallory), "/api/read", &token).await;
+    assert_invalid_token(&a, Error::TokenCertificateMismatch);
 }
 
 #[tokio::test]
 async fn no_certificate_gets_401() {
     let server = start(false).await;
     let alice = Identity::self_signed(&["alice"]);
-    let client = server.client(DIRECT, Present::Nothing);
-    let a = get(client
-        .get(server.url("/api/read"))
-        .bearer_auth(server.token_for(&alice)))
-    .await;
-    a.assert_refused(Error::CertificateMissing);
+    let token = server.token_for(&alice);
+    let a = bearer_get(&server, Present::Nothing, "/api/read", &token).await;
+    assert_invalid_token(&a, Error::CertificateMissing);
 }
 
 #[tokio::test]
@@ -223,7 +196,7 @@ async fn a_trusted_proxy_forwards_the_certificate_and_gets_200() {
         .bearer_auth(server.token_for(&alice))
         .header("client-cert", forwarded(&alice)))
     .await;
-    assert_eq!(a.status, 200, "{}", a.challenge);
+    assert_eq!(a.status, 200, "{}", a.www_authenticate);
     assert_eq!(a.body["x5t#S256"], alice.x5t_s256());
 }
 
@@ -237,7 +210,7 @@ async fn the_same_header_from_an_untrusted_peer_is_ignored_and_gets_401() {
         .bearer_auth(server.token_for(&alice))
         .header("client-cert", forwarded(&alice)))
     .await;
-    a.assert_refused(Error::CertificateMissing);
+    assert_invalid_token(&a, Error::CertificateMissing);
     // And the handler of an otherwise accepted request never sees it.
     let key = DpopKey::generate();
     let token = server.issuer.sign(
@@ -256,7 +229,7 @@ async fn the_same_header_from_an_untrusted_peer_is_ignored_and_gets_401() {
         .header("client-cert", forwarded(&alice))
         .header("client-cert-chain", forwarded(&alice)))
     .await;
-    assert_eq!(a.status, 200, "{}", a.challenge);
+    assert_eq!(a.status, 200, "{}", a.www_authenticate);
     assert_eq!(a.body["client_cert"], false);
     assert_eq!(a.body["client_cert_chain"], false);
 }
@@ -276,7 +249,7 @@ async fn a_garbage_header_from_the_trusted_proxy_gets_401() {
             .bearer_auth(server.token_for(&alice))
             .header("client-cert", garbage))
         .await;
-        a.assert_refused(Error::CertificateMalformed);
+        assert_invalid_token(&a, Error::CertificateMalformed);
     }
 }
 
@@ -306,17 +279,17 @@ async fn dpop_and_mtls_clients_side_by_side() {
                 .header("dpop", proof)),
             get(mtls.get(server.url("/api/read")).bearer_auth(&mtls_token)),
         );
-        assert_eq!(by_key.status, 200, "{}", by_key.challenge);
+        assert_eq!(by_key.status, 200, "{}", by_key.www_authenticate);
         assert_eq!(by_key.body["binding"], "dpop");
         assert_eq!(by_key.body["jkt"], key.jkt());
-        assert_eq!(by_cert.status, 200, "{}", by_cert.challenge);
+        assert_eq!(by_cert.status, 200, "{}", by_cert.www_authenticate);
         assert_eq!(by_cert.body["binding"], "mtls");
     }
     // Each binding is its own: the DPoP token as Bearer over the mTLS
     // connection is a downgrade, the certificate-bound token with DPoP is
     // refused.
     let a = get(mtls.get(server.url("/api/read")).bearer_auth(&dpop_token)).await;
-    a.assert_refused(Error::TokenDowngrade);
+    assert_invalid_token(&a, Error::TokenDowngrade);
     let proof = key
         .proof("GET", &server.url("/api/read"))
         .access_token(&mtls_token)
@@ -326,7 +299,7 @@ async fn dpop_and_mtls_clients_side_by_side() {
         .header("authorization", format!("DPoP {mtls_token}"))
         .header("dpop", proof))
     .await;
-    a.assert_refused(Error::TokenBindingMismatch);
+    assert_invalid_token(&a, Error::TokenBindingMismatch);
 }
 
 #[tokio::test]
@@ -340,7 +313,7 @@ async fn a_server_that_requires_certificates_refuses_handshakes_without_one() {
         .get(server.url("/whoami"))
         .bearer_auth(server.token_for(&alice)))
     .await;
-    assert_eq!(a.status, 200, "{}", a.challenge);
+    assert_eq!(a.status, 200, "{}", a.www_authenticate);
 }
 
 /// The usual deployment of the header: plain HTTP from the proxy, served
@@ -381,7 +354,7 @@ async fn behind_a_proxy_over_plain_http() {
             .bearer_auth(&token)
             .header("client-cert", forwarded(&alice)))
         .await;
-        assert_eq!(a.status, status, "from {from}: {}", a.challenge);
+        assert_eq!(a.status, status, "from {from}: {}", a.www_authenticate);
     }
 }
 

@@ -51,6 +51,23 @@ struct Via<'a> {
     dpop: Option<String>,
 }
 
+/// Over a TLS connection that presented `cert`, directly from the client.
+fn direct(cert: &ClientCertificate) -> Via<'_> {
+    Via {
+        connection: Some(cert),
+        ..Via::default()
+    }
+}
+
+/// From the trusted proxy (192.0.2.10), with these `Client-Cert` values.
+fn proxied<'a>(client_cert: &'a [&'a str]) -> Via<'a> {
+    Via {
+        peer: Some("192.0.2.10"),
+        client_cert,
+        ..Via::default()
+    }
+}
+
 async fn send(h: &Harness, path: &str, token: &str, via: Via<'_>) -> Reply {
     let scheme = via.scheme.unwrap_or("Bearer");
     let mut req = Request::builder()
@@ -85,10 +102,7 @@ fn from_proxy() -> Harness {
 async fn the_bound_certificate_is_accepted_with_the_bearer_scheme() {
     let h = Harness::new();
     let (a, token) = (cert(1), mtls_token(&h, &cert(1)));
-    let via = || Via {
-        connection: Some(&a),
-        ..Via::default()
-    };
+    let via = || direct(&a);
     let r = send(&h, "/whoami", &token, via()).await;
     assert_eq!(r.status, 200, "{r:?}");
     let sender = r.json();
@@ -106,16 +120,7 @@ async fn another_certificate_or_none_is_refused() {
     let h = Harness::new();
     let token = mtls_token(&h, &cert(1));
     let other = cert(2);
-    let r = send(
-        &h,
-        "/whoami",
-        &token,
-        Via {
-            connection: Some(&other),
-            ..Via::default()
-        },
-    )
-    .await;
+    let r = send(&h, "/whoami", &token, direct(&other)).await;
     r.assert_refused(401, "invalid_token", Error::TokenCertificateMismatch);
     // RFC 8705 tokens are Bearer tokens: the error is on a Bearer challenge.
     assert!(
@@ -131,10 +136,7 @@ async fn another_certificate_or_none_is_refused() {
 async fn cnf_of_the_wrong_shape_or_bound_both_ways_is_refused() {
     let h = Harness::new();
     let a = cert(1);
-    let via = || Via {
-        connection: Some(&a),
-        ..Via::default()
-    };
+    let via = || direct(&a);
     for cnf in [
         json!({ "x5t#S256": a.x5t_s256(), "jkt": h.client.jkt() }),
         json!({ "x5t#S256": &a.x5t_s256()[..42] }),
@@ -177,10 +179,7 @@ async fn a_certificate_bound_token_with_a_dpop_proof_is_refused() {
 async fn a_certificate_does_not_stand_in_for_a_dpop_proof_or_a_bearer_policy() {
     let h = Harness::new();
     let a = cert(1);
-    let via = || Via {
-        connection: Some(&a),
-        ..Via::default()
-    };
+    let via = || direct(&a);
     // A DPoP-bound token as Bearer is a downgrade, certificate or not.
     let r = send(&h, "/whoami", &h.token(), via()).await;
     r.assert_refused(401, "invalid_token", Error::TokenDowngrade);
@@ -200,16 +199,7 @@ async fn a_certificate_does_not_stand_in_for_a_dpop_proof_or_a_bearer_policy() {
 async fn certificate_bound_tokens_can_be_turned_off() {
     let h = Harness::with(|b| b.accept_mtls_bound(false));
     let a = cert(1);
-    let r = send(
-        &h,
-        "/whoami",
-        &mtls_token(&h, &a),
-        Via {
-            connection: Some(&a),
-            ..Via::default()
-        },
-    )
-    .await;
+    let r = send(&h, "/whoami", &mtls_token(&h, &a), direct(&a)).await;
     r.assert_refused(401, "invalid_token", Error::CertificateBoundNotAccepted);
     // DPoP is unaffected.
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
@@ -221,17 +211,7 @@ async fn a_trusted_proxy_forwards_the_certificate() {
     let a = cert(1);
     let token = mtls_token(&h, &a);
     let header = forwarded(&a);
-    let r = send(
-        &h,
-        "/whoami",
-        &token,
-        Via {
-            peer: Some("192.0.2.10"),
-            client_cert: &[&header],
-            ..Via::default()
-        },
-    )
-    .await;
+    let r = send(&h, "/whoami", &token, proxied(&[&header])).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["x5t#S256"], a.x5t_s256());
     // IPv4-mapped IPv6 peer (dual-stack listener) is the same proxy.
@@ -249,17 +229,7 @@ async fn a_trusted_proxy_forwards_the_certificate() {
     assert_eq!(r.status, 200, "{r:?}");
     // Another certificate forwarded: refused like a direct one.
     let other = forwarded(&cert(2));
-    let r = send(
-        &h,
-        "/whoami",
-        &token,
-        Via {
-            peer: Some("192.0.2.10"),
-            client_cert: &[&other],
-            ..Via::default()
-        },
-    )
-    .await;
+    let r = send(&h, "/whoami", &token, proxied(&[&other])).await;
     r.assert_refused(401, "invalid_token", Error::TokenCertificateMismatch);
 }
 
@@ -324,17 +294,7 @@ async fn garbage_or_repeated_forwarded_headers_are_refused() {
         &[&format!("{good}, {good}")],
     ];
     for values in cases {
-        let r = send(
-            &h,
-            "/whoami",
-            &token,
-            Via {
-                peer: Some("192.0.2.10"),
-                client_cert: values,
-                ..Via::default()
-            },
-        )
-        .await;
+        let r = send(&h, "/whoami", &token, proxied(values)).await;
         r.assert_refused(401, "invalid_token", Error::CertificateMalformed);
     }
 }
@@ -382,10 +342,7 @@ async fn scope_refusals_and_revocation_apply_to_certificate_bound_tokens() {
     });
     let a = cert(1);
     let token = mtls_token(&h, &a);
-    let via = || Via {
-        connection: Some(&a),
-        ..Via::default()
-    };
+    let via = || direct(&a);
     // `/api/write` is POST-only with scope `write`; use a GET route that
     // requires `read` on a token without it.
     let mut claims = mtls_claims(&h, &a);
@@ -422,28 +379,10 @@ async fn opaque_certificate_bound_tokens_are_introspected_only_with_a_certificat
     assert_eq!(r.status, 401, "{r:?}");
     assert_eq!(mock.introspections(), 0);
 
-    let r = send(
-        &h,
-        "/whoami",
-        "opaque-mtls",
-        Via {
-            connection: Some(&a),
-            ..Via::default()
-        },
-    )
-    .await;
+    let r = send(&h, "/whoami", "opaque-mtls", direct(&a)).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["binding"], "mtls");
     assert_eq!(mock.introspections(), 1);
-    let r = send(
-        &h,
-        "/whoami",
-        "opaque-mtls",
-        Via {
-            connection: Some(&cert(2)),
-            ..Via::default()
-        },
-    )
-    .await;
+    let r = send(&h, "/whoami", "opaque-mtls", direct(&cert(2))).await;
     r.assert_refused(401, "invalid_token", Error::TokenCertificateMismatch);
 }

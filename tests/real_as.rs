@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use senderbound_client::DpopKey;
+use senderbound_suite::answer::Answer;
 use serde_json::Value;
 
 const AUDIENCE: &str = "https://api.example.test/";
@@ -114,51 +115,36 @@ async fn token(
     resource: &str,
 ) -> String {
     let endpoint = format!("{issuer}/token");
-    let response = http
+    let request = http
         .post(&endpoint)
-        .basic_auth(client, Some(format!("{client}-secret")))
-        .header("dpop", key.proof("POST", &endpoint).sign())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type=client_credentials&scope=read%20write&resource={}",
-            url::form_urlencoded::byte_serialize(resource.as_bytes()).collect::<String>()
-        ))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
-    assert_eq!(status, 200, "token request failed: {body}");
-    assert_eq!(body["token_type"], "DPoP", "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
+        .header("dpop", key.proof("POST", &endpoint).sign());
+    client_credentials(request, client, "read write", resource, "DPoP").await
 }
 
-struct Answer {
-    status: u16,
-    www_authenticate: String,
-    body: Value,
-}
-
-impl Answer {
-    fn refused(&self, status: u16, code: Option<&str>, which: senderbound::Error) {
-        assert_eq!(self.status, status, "{}", self.body);
-        match code {
-            Some(code) => {
-                assert!(
-                    self.www_authenticate.contains(&format!("error=\"{code}\"")),
-                    "{}",
-                    self.www_authenticate
-                );
-                assert_eq!(self.body["error"], code);
-            }
-            None => assert!(
-                !self.www_authenticate.contains("error="),
-                "{}",
-                self.www_authenticate
-            ),
-        }
-        assert_eq!(self.body["error_description"], which.description());
-    }
+/// The access token of a client_credentials `request` by `client` (secret
+/// `<client>-secret`), which must succeed with `token_type`.
+async fn client_credentials(
+    request: reqwest::RequestBuilder,
+    client: &str,
+    scope: &str,
+    resource: &str,
+    token_type: &str,
+) -> String {
+    let form = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let answer = Answer::of(
+        request
+            .basic_auth(client, Some(format!("{client}-secret")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&scope={}&resource={}",
+                form(scope),
+                form(resource)
+            )),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "token request failed: {answer:?}");
+    assert_eq!(answer.body["token_type"], token_type, "{answer:?}");
+    answer.body["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn send(
@@ -174,21 +160,7 @@ async fn send(
     if let Some(proof) = proof {
         request = request.header("dpop", proof);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let www_authenticate = response
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join(" | ");
-    let body = serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
-    Answer {
-        status,
-        www_authenticate,
-        body,
-    }
+    Answer::of(request).await
 }
 
 /// A DPoP call with a fresh proof by `key`.
@@ -409,29 +381,15 @@ async fn resource_server_against_node_oidc_provider() {
 
 /// A client_credentials token for the certificate-bound `client`, asked
 /// over the AS's mTLS listener by `http` (which presents the certificate).
+/// RFC 8705 tokens are Bearer tokens: the binding is in `cnf`.
 async fn certificate_bound_token(
     http: &reqwest::Client,
     mtls_issuer: &str,
     client: &str,
     resource: &str,
 ) -> String {
-    let response = http
-        .post(format!("{mtls_issuer}/token"))
-        .basic_auth(client, Some(format!("{client}-secret")))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type=client_credentials&scope=read&resource={}",
-            url::form_urlencoded::byte_serialize(resource.as_bytes()).collect::<String>()
-        ))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
-    assert_eq!(status, 200, "token request failed: {body}");
-    // RFC 8705 tokens are Bearer tokens; the binding is in `cnf`.
-    assert_eq!(body["token_type"], "Bearer", "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
+    let request = http.post(format!("{mtls_issuer}/token"));
+    client_credentials(request, client, "read", resource, "Bearer").await
 }
 
 #[tokio::test]
@@ -512,7 +470,7 @@ async fn mtls_server_against_node_oidc_provider() {
 
     // Alice, with her certificate: accepted as mTLS-bound.
     let a = send(&as_alice, "GET", &whoami, &bearer, None).await;
-    assert_eq!(a.status, 200, "{} {}", a.www_authenticate, a.body);
+    assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(a.body["binding"], "mtls");
     assert_eq!(a.body["x5t#S256"], alice.x5t_s256());
     assert_eq!(a.body["client_id"], "mtls-agent");
@@ -544,7 +502,7 @@ async fn mtls_server_against_node_oidc_provider() {
     assert!(!opaque.contains('.'), "the AS should issue an opaque token");
     let opaque_bearer = format!("Bearer {opaque}");
     let a = send(&as_alice, "GET", &whoami, &opaque_bearer, None).await;
-    assert_eq!(a.status, 200, "{} {}", a.www_authenticate, a.body);
+    assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(a.body["binding"], "mtls");
     assert_eq!(a.body["client_id"], "mtls-opaque");
     send(&as_mallory, "GET", &whoami, &opaque_bearer, None)
@@ -560,7 +518,7 @@ async fn mtls_server_against_node_oidc_provider() {
     let plain = reqwest::Client::new();
     let dpop_token = token(&plain, &issuer, "agent", &key, AUDIENCE).await;
     let a = call(&without_cert, "GET", &whoami, &dpop_token, &key).await;
-    assert_eq!(a.status, 200, "{} {}", a.www_authenticate, a.body);
+    assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(a.body["binding"], "dpop");
 
     let _ = std::fs::remove_dir_all(&scratch);
