@@ -61,7 +61,9 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // Certificate-bound tokens are what this server is for.
+    args.server.accept_mtls_bound = true;
     log_to_stderr();
 
     let (cert_pem, key_pem) = match (&args.tls_cert, &args.tls_key, &args.self_signed_cert_out) {

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use http::{HeaderMap, Request};
 use http_body_util::BodyExt;
+use senderbound::mtls::ClientCertificate;
 use senderbound::{FixedClock, RequireScope, Sender, SenderBound, SenderBoundBuilder};
 use senderbound_client::DpopKey;
 use serde_json::Value;
@@ -26,7 +27,8 @@ pub const NOW: u64 = 1_700_000_000;
 
 /// The protected routes: `GET /api/read` (scope `read`), `POST /api/write`
 /// (scope `write`), `GET /whoami` (the `Sender` as JSON) and `GET /headers`
-/// (which credential headers reached the handler).
+/// (which credential headers, and which client certificate, reached the
+/// handler).
 pub fn routes() -> Router {
     Router::new()
         .route(
@@ -45,12 +47,18 @@ async fn whoami(sender: Sender) -> Json<Sender> {
     Json(sender)
 }
 
-async fn seen_headers(headers: HeaderMap) -> Json<Value> {
+/// What reached the handler: which credential headers, and the thumbprint
+/// of the client certificate in the extensions (if any).
+async fn seen_headers(
+    headers: HeaderMap,
+    certificate: Option<Extension<ClientCertificate>>,
+) -> Json<Value> {
     Json(serde_json::json!({
         "authorization": headers.contains_key("authorization"),
         "dpop": headers.contains_key("dpop"),
         "client_cert": headers.contains_key("client-cert"),
         "client_cert_chain": headers.contains_key("client-cert-chain"),
+        "certificate": certificate.map(|Extension(c)| c.x5t_s256().to_owned()),
     }))
 }
 

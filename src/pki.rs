@@ -81,12 +81,25 @@ pub fn der_from_pem(pem: &str) -> Vec<u8> {
 /// An HTTPS client (HTTP/1.1) that trusts only the server certificate
 /// `server_der` and presents `present`.
 pub fn https_client(server_der: &[u8], present: Present<'_>) -> reqwest::ClientBuilder {
+    https_client_with_versions(server_der, present, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`https_client`] speaking TLS 1.2 only.
+pub fn https_client_tls12(server_der: &[u8], present: Present<'_>) -> reqwest::ClientBuilder {
+    https_client_with_versions(server_der, present, &[&rustls::version::TLS12])
+}
+
+fn https_client_with_versions(
+    server_der: &[u8],
+    present: Present<'_>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> reqwest::ClientBuilder {
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(server_der.to_vec()))
         .expect("server certificate as root");
     let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .expect("TLS versions")
         .with_root_certificates(roots);
     let config = match present {

@@ -41,11 +41,13 @@ pub struct ServerArgs {
     /// Also accept unbound Bearer tokens (DPoP-bound tokens as Bearer stay refused).
     #[arg(long)]
     pub allow_bearer: bool,
-    /// Refuse certificate-bound (mTLS, RFC 8705) tokens: DPoP only.
+    /// Also accept certificate-bound (mTLS, RFC 8705) tokens, with the
+    /// connection's client certificate (implied by --trusted-proxy).
     #[arg(long)]
-    pub no_mtls: bool,
-    /// Believe the RFC 9440 Client-Cert header from these proxies (IP or
-    /// CIDR, repeatable); it is removed from everyone else's requests.
+    pub accept_mtls_bound: bool,
+    /// Accept certificate-bound tokens with the certificate in the RFC 9440
+    /// Client-Cert header of these proxies (IP or CIDR, repeatable); the
+    /// header is removed from everyone else's requests.
     #[arg(long)]
     pub trusted_proxy: Vec<String>,
     /// The URL clients address this server by (default SCHEME://LISTEN).
@@ -122,8 +124,10 @@ impl ServerArgs {
             .jwks_refresh_interval(Duration::from_secs(self.jwks_refresh_secs))
             .jwks_min_refresh_interval(Duration::from_secs(self.jwks_min_refresh_secs))
             .introspection_cache_ttl(Duration::from_secs(self.introspection_cache_secs))
-            .token_leeway(Duration::from_secs(self.token_leeway_secs))
-            .accept_mtls_bound(!self.no_mtls);
+            .token_leeway(Duration::from_secs(self.token_leeway_secs));
+        if self.accept_mtls_bound {
+            builder = builder.accept_mtls_bound();
+        }
         for audience in &self.audience {
             builder = builder.audience(audience);
         }

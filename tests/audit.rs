@@ -202,7 +202,7 @@ async fn an_unreachable_authorization_server_is_audited_as_infrastructure() {
 #[tokio::test]
 async fn audit_events_name_the_certificate() {
     let (captured, _guard) = Captured::install();
-    let h = Harness::new();
+    let h = Harness::with(|b| b.accept_mtls_bound());
     let cert = |n: u8| ClientCertificate::from_der(vec![0x30, 0x03, 0x02, 0x01, n]);
     let a = cert(1);
     let mut claims = h.issuer.claims(AUDIENCE, None, "read", h.now());

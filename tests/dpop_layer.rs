@@ -990,12 +990,14 @@ async fn credential_headers_are_removed_before_the_handler() {
     let token = h.token();
     let r = h.get_with("/headers", &token).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json(), json!({"authorization": false, "dpop": false}));
+    assert_eq!(r.json()["authorization"], false, "{r:?}");
+    assert_eq!(r.json()["dpop"], false, "{r:?}");
 
     let h = Harness::with(|b| b.keep_credential_headers());
     let token = h.token();
     let r = h.get_with("/headers", &token).await;
-    assert_eq!(r.json(), json!({"authorization": true, "dpop": true}));
+    assert_eq!(r.json()["authorization"], true, "{r:?}");
+    assert_eq!(r.json()["dpop"], true, "{r:?}");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use senderbound_client::DpopKey;
 use senderbound_suite::DemoIssuer;
 use senderbound_suite::answer::Answer;
 use senderbound_suite::harness::routes;
-use senderbound_suite::pki::{Identity, Present, https_client};
+use senderbound_suite::pki::{Identity, Present, https_client, https_client_tls12};
 use serde_json::json;
 use tokio::sync::oneshot;
 
@@ -170,20 +170,46 @@ async fn a_certificate_without_its_private_key_cannot_connect() {
         Identity::self_signed(&["alice"]),
         Identity::self_signed(&["mallory"]),
     );
-    // Mallory knows Alice's (public) certificate and signs with her own key.
-    let client = server.client(
-        DIRECT,
-        Present::CertWithKeyOf {
-            cert: &alice,
-            key: &mallory,
-        },
-    );
-    let result = client
-        .get(server.url("/api/read"))
-        .bearer_auth(server.token_for(&alice))
-        .send()
+    let token = server.token_for(&alice);
+    let mismatched = Present::CertWithKeyOf {
+        cert: &alice,
+        key: &mallory,
+    };
+    // TLS 1.3 and TLS 1.2 (each verifies the handshake signature its own way).
+    for tls12 in [false, true] {
+        let client = |present| {
+            let builder = if tls12 {
+                https_client_tls12(&server.identity.der, present)
+            } else {
+                https_client(&server.identity.der, present)
+            };
+            builder
+                .local_address(DIRECT.parse::<IpAddr>().unwrap())
+                .build()
+                .unwrap()
+        };
+        // Control: the same client with Alice's own key gets through.
+        let a = get(client(Present::Cert(&alice))
+            .get(server.url("/whoami"))
+            .bearer_auth(&token))
         .await;
-    assert!(result.is_err(), "the handshake must fail: {result:?}");
+        assert_eq!(a.status, 200, "tls12={tls12}: {a:?}");
+        // Mallory knows Alice's (public) certificate and signs with her own
+        // key: the server ends the handshake.
+        let error = client(mismatched)
+            .get(server.url("/whoami"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect_err("the handshake must fail");
+        // The server's alert for a bad CertificateVerify signature (in TLS
+        // 1.3 the client learns of it on its first read), not another failure.
+        let chain = format!("{error:?}");
+        assert!(
+            chain.contains("AlertReceived(DecryptError)"),
+            "tls12={tls12}: {chain}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -92,6 +92,11 @@ async fn send(h: &Harness, path: &str, token: &str, via: Via<'_>) -> Reply {
     h.call(req).await
 }
 
+/// Certificate-bound tokens accepted, certificates from the connection.
+fn mtls() -> Harness {
+    Harness::with(|b| b.accept_mtls_bound())
+}
+
 fn from_proxy() -> Harness {
     Harness::with(|b| {
         b.trust_client_cert_header_from(TrustedProxies::parse(["192.0.2.0/24"]).unwrap())
@@ -100,7 +105,7 @@ fn from_proxy() -> Harness {
 
 #[tokio::test]
 async fn the_bound_certificate_is_accepted_with_the_bearer_scheme() {
-    let h = Harness::new();
+    let h = mtls();
     let (a, token) = (cert(1), mtls_token(&h, &cert(1)));
     let via = || direct(&a);
     let r = send(&h, "/whoami", &token, via()).await;
@@ -117,7 +122,7 @@ async fn the_bound_certificate_is_accepted_with_the_bearer_scheme() {
 
 #[tokio::test]
 async fn another_certificate_or_none_is_refused() {
-    let h = Harness::new();
+    let h = mtls();
     let token = mtls_token(&h, &cert(1));
     let other = cert(2);
     let r = send(&h, "/whoami", &token, direct(&other)).await;
@@ -134,7 +139,7 @@ async fn another_certificate_or_none_is_refused() {
 
 #[tokio::test]
 async fn cnf_of_the_wrong_shape_or_bound_both_ways_is_refused() {
-    let h = Harness::new();
+    let h = mtls();
     let a = cert(1);
     let via = || direct(&a);
     for cnf in [
@@ -157,7 +162,7 @@ async fn cnf_of_the_wrong_shape_or_bound_both_ways_is_refused() {
 
 #[tokio::test]
 async fn a_certificate_bound_token_with_a_dpop_proof_is_refused() {
-    let h = Harness::new();
+    let h = mtls();
     let a = cert(1);
     let token = mtls_token(&h, &a);
     let r = send(
@@ -177,7 +182,7 @@ async fn a_certificate_bound_token_with_a_dpop_proof_is_refused() {
 
 #[tokio::test]
 async fn a_certificate_does_not_stand_in_for_a_dpop_proof_or_a_bearer_policy() {
-    let h = Harness::new();
+    let h = mtls();
     let a = cert(1);
     let via = || direct(&a);
     // A DPoP-bound token as Bearer is a downgrade, certificate or not.
@@ -189,15 +194,17 @@ async fn a_certificate_does_not_stand_in_for_a_dpop_proof_or_a_bearer_policy() {
         .sign(&h.issuer.claims(AUDIENCE, None, "read", h.now()));
     let r = send(&h, "/whoami", &unbound, via()).await;
     assert_eq!(r.status, 401, "{r:?}");
-    // Bearer not accepted (RFC 6750 §3.1): no error code, only DPoP offered.
+    // Bearer not accepted (RFC 6750 §3.1): no error code. Both schemes are
+    // offered, Bearer for certificate-bound tokens.
     assert_eq!(r.error(), None, "{r:?}");
-    assert_eq!(r.challenges.len(), 1, "{r:?}");
+    assert_eq!(r.challenges.len(), 2, "{r:?}");
     assert!(r.challenges[0].starts_with("DPoP algs="), "{r:?}");
+    assert_eq!(r.challenges[1], "Bearer", "{r:?}");
 }
 
 #[tokio::test]
-async fn certificate_bound_tokens_can_be_turned_off() {
-    let h = Harness::with(|b| b.accept_mtls_bound(false));
+async fn certificate_bound_tokens_are_refused_unless_accepted() {
+    let h = Harness::new(); // the default: DPoP only
     let a = cert(1);
     let r = send(&h, "/whoami", &mtls_token(&h, &a), direct(&a)).await;
     r.assert_refused(401, "invalid_token", Error::CertificateBoundNotAccepted);
@@ -214,6 +221,15 @@ async fn a_trusted_proxy_forwards_the_certificate() {
     let r = send(&h, "/whoami", &token, proxied(&[&header])).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json()["x5t#S256"], a.x5t_s256());
+    // RFC 8941 §4.2.7: missing padding is accepted.
+    let unpadded = header.trim_end_matches([':', '=']).to_owned() + ":";
+    assert_ne!(unpadded, header);
+    assert_eq!(
+        send(&h, "/whoami", &token, proxied(&[&unpadded]))
+            .await
+            .status,
+        200
+    );
     // IPv4-mapped IPv6 peer (dual-stack listener) is the same proxy.
     let r = send(
         &h,
@@ -283,12 +299,10 @@ async fn garbage_or_repeated_forwarded_headers_are_refused() {
     let good = forwarded(&a);
     let huge = format!(":{}:", "A".repeat(20_000));
     let not_der = format!(":{}:", STANDARD.encode(b"not a certificate"));
-    let unpadded = good.trim_end_matches([':', '=']).to_owned() + ":";
-    let cases: [&[&str]; 7] = [
+    let cases: [&[&str]; 6] = [
         &["garbage"],
         &[a.x5t_s256()],
         &[&not_der],
-        &[&unpadded],
         &[&huge],
         &[&good, &good],
         &[&format!("{good}, {good}")],
@@ -338,7 +352,7 @@ async fn scope_refusals_and_revocation_apply_to_certificate_bound_tokens() {
     let revocations = senderbound::Revocations::new();
     let h = Harness::with({
         let r = revocations.clone();
-        |b| b.revocations(r)
+        |b| b.revocations(r).accept_mtls_bound()
     });
     let a = cert(1);
     let token = mtls_token(&h, &a);
@@ -363,11 +377,7 @@ async fn scope_refusals_and_revocation_apply_to_certificate_bound_tokens() {
 #[tokio::test]
 async fn opaque_certificate_bound_tokens_are_introspected_only_with_a_certificate() {
     let mock = MockAs::start().await;
-    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
-    let auth = senderbound::ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET);
-    let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer).introspection(endpoint, auth)
-    });
+    let h = introspecting(&mock, |b| b.accept_mtls_bound());
     let a = cert(1);
     let mut answer = mtls_claims(&h, &a);
     answer["active"] = json!(true);
@@ -385,4 +395,111 @@ async fn opaque_certificate_bound_tokens_are_introspected_only_with_a_certificat
     assert_eq!(mock.introspections(), 1);
     let r = send(&h, "/whoami", "opaque-mtls", direct(&cert(2))).await;
     r.assert_refused(401, "invalid_token", Error::TokenCertificateMismatch);
+}
+
+#[tokio::test]
+async fn allowing_bearer_tokens_does_not_unbind_certificate_bound_ones() {
+    let h = Harness::with(|b| b.allow_bearer().accept_mtls_bound());
+    let a = cert(1);
+    let token = mtls_token(&h, &a);
+    let r = send(&h, "/whoami", &token, Via::default()).await;
+    r.assert_refused(401, "invalid_token", Error::CertificateMissing);
+    let r = send(&h, "/whoami", &token, direct(&cert(2))).await;
+    r.assert_refused(401, "invalid_token", Error::TokenCertificateMismatch);
+    let r = send(&h, "/whoami", &token, direct(&a)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["binding"], "mtls");
+}
+
+#[tokio::test]
+async fn refusals_of_certificate_bound_tokens_go_on_the_bearer_challenge() {
+    let h = mtls();
+    let a = cert(1);
+    let mut expired = mtls_claims(&h, &a);
+    expired["exp"] = json!(h.now() - 3600);
+    expired["iat"] = json!(h.now() - 7200);
+    let mut elsewhere = mtls_claims(&h, &a);
+    elsewhere["aud"] = json!("https://other.example.test");
+    for (claims, which) in [
+        (expired, Error::TokenExpired),
+        (elsewhere, Error::TokenAudience),
+    ] {
+        let r = send(&h, "/whoami", &h.issuer.sign(&claims), direct(&a)).await;
+        r.assert_refused(401, "invalid_token", which);
+        assert!(r.challenges[0].starts_with("DPoP algs="), "{r:?}");
+        assert!(
+            r.challenges[1].starts_with("Bearer error=\"invalid_token\""),
+            "{r:?}"
+        );
+    }
+    // No credentials: both schemes offered, no error code (RFC 6750 §3.1).
+    let r = h.send("GET", "/whoami", None, None).await;
+    assert_eq!(r.error(), None, "{r:?}");
+    assert_eq!(r.challenges.len(), 2, "{r:?}");
+    assert_eq!(r.challenges[1], "Bearer");
+    // Without mTLS, Bearer is not offered.
+    let r = Harness::new().send("GET", "/whoami", None, None).await;
+    assert_eq!(r.challenges.len(), 1, "{r:?}");
+}
+
+/// An introspecting harness (the mock AS) with `configure` on top.
+fn introspecting(
+    mock: &MockAs,
+    configure: impl FnOnce(senderbound::SenderBoundBuilder) -> senderbound::SenderBoundBuilder,
+) -> Harness {
+    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let auth = senderbound::ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET);
+    Harness::with_issuer(mock.signer(), |b| {
+        configure(b.issuer(issuer).introspection(endpoint, auth))
+    })
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_not_introspected_when_no_certificate_can_count() {
+    let mock = MockAs::start().await;
+    // Certificate-bound tokens not accepted: a certificate changes nothing.
+    let h = introspecting(&mock, |b| b);
+    let r = send(&h, "/whoami", "opaque-x", direct(&cert(1))).await;
+    assert_eq!((r.status, r.error()), (401, None), "{r:?}");
+    // A trusted proxy forwarding garbage: refused before the AS is asked.
+    let h = introspecting(&mock, |b| {
+        b.trust_client_cert_header_from(TrustedProxies::parse(["192.0.2.0/24"]).unwrap())
+    });
+    let r = send(&h, "/whoami", "opaque-x", proxied(&["garbage"])).await;
+    r.assert_refused(401, "invalid_token", Error::CertificateMalformed);
+    assert_eq!(mock.introspections(), 0);
+}
+
+#[tokio::test]
+async fn the_forwarded_certificate_wins_over_the_proxys_own_and_reaches_the_handler() {
+    let h = from_proxy();
+    let (proxy_cert, client_cert) = (cert(9), cert(1));
+    let header = forwarded(&client_cert);
+    let headers = [header.as_str()];
+    let via = || Via {
+        connection: Some(&proxy_cert),
+        ..proxied(&headers)
+    };
+    let token = mtls_token(&h, &client_cert);
+    let r = send(&h, "/whoami", &token, via()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["x5t#S256"], client_cert.x5t_s256());
+    // The handler gets the certificate the token is bound to, never the
+    // proxy's.
+    let r = send(&h, "/headers", &mtls_token(&h, &client_cert), via()).await;
+    assert_eq!(r.json()["certificate"], client_cert.x5t_s256(), "{r:?}");
+    let dpop = h.token();
+    let r = send(
+        &h,
+        "/headers",
+        &dpop,
+        Via {
+            scheme: Some("DPoP"),
+            dpop: Some(h.proof("GET", "/headers", &dpop)),
+            ..via()
+        },
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["certificate"], Value::Null, "{r:?}");
 }

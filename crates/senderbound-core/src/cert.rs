@@ -13,8 +13,18 @@
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::alphabet::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use sha2::{Digest, Sha256};
+
+/// RFC 8941 §4.2.7: standard base64; parsers SHOULD NOT fail on missing
+/// `=` padding or on non-zero pad bits.
+const BYTE_SEQUENCE: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
 
 /// Largest forwarded certificate accepted, in bytes of header value.
 pub const MAX_CLIENT_CERT_HEADER_BYTES: usize = 16 * 1024;
@@ -47,9 +57,11 @@ impl fmt::Display for ClientCertError {
 impl std::error::Error for ClientCertError {}
 
 /// Decodes an RFC 9440 `Client-Cert` header value: an RFC 8941 §3.3.5 byte
-/// sequence (`:` + base64 with padding + `:`) holding the certificate's DER.
-/// Surrounding spaces are allowed (§4.2 of RFC 8941); nothing else is: no
-/// parameters, no list, no whitespace inside, no empty certificate.
+/// sequence (`:` + base64 + `:`) holding the certificate's DER.
+/// Surrounding spaces are allowed, and so are missing padding and non-zero
+/// pad bits (RFC 8941 §4.2.7 asks parsers to accept both); nothing else is:
+/// no parameters, no list, no whitespace inside, no base64url, no empty
+/// certificate.
 pub fn client_cert_header(value: &[u8]) -> Result<Vec<u8>, ClientCertError> {
     if value.len() > MAX_CLIENT_CERT_HEADER_BYTES {
         return Err(ClientCertError::TooLarge);
@@ -59,7 +71,7 @@ pub fn client_cert_header(value: &[u8]) -> Result<Vec<u8>, ClientCertError> {
         .strip_prefix(b":")
         .and_then(|v| v.strip_suffix(b":"))
         .ok_or(ClientCertError::Malformed)?;
-    let der = STANDARD
+    let der = BYTE_SEQUENCE
         .decode(inner)
         .map_err(|_| ClientCertError::Malformed)?;
     // A DER certificate is a SEQUENCE: at least a tag and a length.
@@ -81,10 +93,14 @@ mod tests {
 
     #[test]
     fn header_forms() {
-        assert_eq!(
-            client_cert_header(b"  :MAMCAQE=:  ").unwrap(),
-            b"\x30\x03\x02\x01\x01"
-        );
+        for good in [&b"  :MAMCAQE=:  "[..], b":MAMCAQE:", b":MAMCAQF=:"] {
+            assert_eq!(
+                client_cert_header(good).unwrap(),
+                b"\x30\x03\x02\x01\x01",
+                "{}",
+                String::from_utf8_lossy(good)
+            );
+        }
         for bad in [
             &b"MAMCAQE="[..],
             b":MAMCAQE=",
@@ -93,9 +109,10 @@ mod tests {
             b":MAM CAQE=:",
             b":MAMCAQE=:;a=1",
             b":MAMCAQE=:, :MAMCAQE=:",
-            b":MAMCAQE:",  // missing padding
-            b":MAMC_QE=:", // base64url alphabet, not base64
-            b":AQID:",     // not a DER SEQUENCE
+            b":MAMCAQE==:", // too much padding
+            b":MA=MCAQE:",  // padding inside
+            b":MAMC_QE=:",  // base64url alphabet, not base64
+            b":AQID:",      // not a DER SEQUENCE
             b"",
         ] {
             assert_eq!(

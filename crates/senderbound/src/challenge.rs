@@ -14,8 +14,10 @@ use senderbound_core::{Error, ErrorCode};
 pub(crate) struct ChallengeConfig {
     /// Space-separated DPoP algorithms, for the `algs` parameter.
     pub(crate) algs: String,
-    /// Whether unbound bearer tokens are accepted (then a `Bearer` challenge is sent too).
-    pub(crate) accept_bearer: bool,
+    /// Whether the `Bearer` scheme is accepted (unbound bearer tokens
+    /// allowed, or certificate-bound tokens, RFC 8705): then a `Bearer`
+    /// challenge is sent too.
+    pub(crate) offer_bearer: bool,
     /// Optional `realm`.
     pub(crate) realm: Option<String>,
 }
@@ -29,7 +31,6 @@ pub struct Rejection {
     error: Error,
     scheme: Option<Scheme>,
     scope: Option<String>,
-    certificate_bound: bool,
     config: std::sync::Arc<ChallengeConfig>,
 }
 
@@ -43,16 +44,8 @@ impl Rejection {
             error,
             scheme,
             scope: None,
-            certificate_bound: false,
             config,
         }
-    }
-
-    /// The request's token is certificate-bound (RFC 8705): it was rightly
-    /// sent as `Bearer`, so the error goes on a `Bearer` challenge.
-    pub(crate) fn certificate_bound(mut self, yes: bool) -> Self {
-        self.certificate_bound = yes;
-        self
     }
 
     /// Adds the `scope` parameter of an `insufficient_scope` challenge.
@@ -73,9 +66,8 @@ impl Rejection {
         }
         let code = self.error.code();
         // The error belongs on the challenge of the scheme the client used,
-        // if this resource accepts that scheme (as it does for certificate-
-        // bound tokens); otherwise on DPoP's.
-        let bearer_accepted = self.config.accept_bearer || self.certificate_bound;
+        // if this resource accepts that scheme; otherwise on DPoP's.
+        let bearer_accepted = self.config.offer_bearer;
         let error_on_bearer =
             code.is_some() && bearer_accepted && self.scheme == Some(Scheme::Bearer);
         let mut dpop = String::from("DPoP");
@@ -160,10 +152,10 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn config(accept_bearer: bool) -> Arc<ChallengeConfig> {
+    fn config(offer_bearer: bool) -> Arc<ChallengeConfig> {
         Arc::new(ChallengeConfig {
             algs: "ES256 EdDSA".into(),
-            accept_bearer,
+            offer_bearer,
             realm: None,
         })
     }

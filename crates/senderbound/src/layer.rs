@@ -289,7 +289,7 @@ impl Default for SenderBoundBuilder {
             max_concurrent_introspections: DEFAULT_MAX_CONCURRENT_INTROSPECTIONS,
             revocation: None,
             client_certs: Arc::new(ConnectionCert),
-            accept_mtls: true,
+            accept_mtls: false,
         }
     }
 }
@@ -502,27 +502,31 @@ impl SenderBoundBuilder {
         self
     }
 
-    /// Whether tokens bound to a client certificate (`cnf["x5t#S256"]`,
-    /// RFC 8705) are accepted, with the `Bearer` scheme and the certificate
-    /// they are bound to (default: `true`). With `false`, only DPoP-bound
-    /// tokens (and bearer tokens, if allowed) are; certificate-bound ones get
-    /// 401 `invalid_token`.
-    pub fn accept_mtls_bound(mut self, accept: bool) -> Self {
-        self.accept_mtls = accept;
+    /// Also accept tokens bound to a client certificate (`cnf["x5t#S256"]`,
+    /// RFC 8705): with the `Bearer` scheme, over a connection that presents
+    /// the certificate they name. The certificate is the one the TLS server
+    /// put into the request (`senderbound::tls::serve` does); behind a
+    /// TLS-terminating proxy use
+    /// [`trust_client_cert_header_from`](Self::trust_client_cert_header_from)
+    /// instead. Challenges then offer `Bearer` too. Without it (the default)
+    /// certificate-bound tokens get 401 `invalid_token`. See [`mtls`](crate::mtls).
+    pub fn accept_mtls_bound(mut self) -> Self {
+        self.accept_mtls = true;
         self
     }
 
-    /// Where client certificates come from (default: the TLS connection,
-    /// [`ConnectionCert`](crate::mtls::ConnectionCert)). See [`mtls`](crate::mtls).
+    /// Accept certificate-bound tokens, with client certificates from
+    /// `source` instead of the TLS connection
+    /// ([`ConnectionCert`](crate::mtls::ConnectionCert)).
     pub fn client_cert_source(mut self, source: impl ClientCertSource) -> Self {
         self.client_certs = Arc::new(source);
-        self
+        self.accept_mtls_bound()
     }
 
-    /// Take client certificates from the RFC 9440 `Client-Cert` header of
-    /// requests that come from these proxies, and from the TLS connection
-    /// for every other peer; the header is removed from everyone else's
-    /// requests. Shorthand for
+    /// Accept certificate-bound tokens, with client certificates from the
+    /// RFC 9440 `Client-Cert` header of requests that come from these
+    /// proxies, and from the TLS connection for every other peer; the
+    /// header is removed from everyone else's requests. Shorthand for
     /// [`client_cert_source`](Self::client_cert_source)`(`[`ForwardedClientCert::new`]`(proxies))`.
     pub fn trust_client_cert_header_from(self, proxies: TrustedProxies) -> Self {
         self.client_cert_source(ForwardedClientCert::new(proxies))
@@ -699,7 +703,7 @@ impl SenderBoundBuilder {
         };
         let challenges = Arc::new(ChallengeConfig {
             algs: self.proof_policy.accepted_algorithms().to_space_separated(),
-            accept_bearer: self.accept_bearer,
+            offer_bearer: self.accept_bearer || self.accept_mtls,
             realm: self.realm,
         });
         let replay = self

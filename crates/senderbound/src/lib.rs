@@ -20,9 +20,10 @@
 //! rotated; opaque tokens are introspected (RFC 7662); see [`tokens`].
 //! Tokens, subjects, clients or keys can be [revoked](Revocations) at run time.
 //!
-//! Tokens bound to a client certificate (`cnf["x5t#S256"]`, RFC 8705) are
-//! accepted with the `Bearer` scheme when the request comes with that
-//! certificate: from the TLS connection (`senderbound::tls::serve`, feature `tls`, puts it
+//! With [`accept_mtls_bound`](SenderBoundBuilder::accept_mtls_bound), tokens
+//! bound to a client certificate (`cnf["x5t#S256"]`, RFC 8705) are accepted
+//! with the `Bearer` scheme when the request comes with that certificate:
+//! from the TLS connection (`senderbound::tls::serve`, feature `tls`, puts it
 //! in the request), or from a trusted proxy's RFC 9440 `Client-Cert` header.
 //! DPoP and mTLS clients can share one router; see [`mtls`].
 //!
@@ -67,7 +68,9 @@
 //! - `rust-crypto`: pure-Rust verification (p256, p384, ed25519-dalek, rsa),
 //!   for targets that cannot build C. If both are enabled, aws-lc-rs is used.
 //! - `tls`: the `tls` module: serving a router over rustls with client certificates
-//!   (tokio-rustls, hyper-util).
+//!   (tokio-rustls, hyper-util). TLS runs on aws-lc-rs, as the HTTP client
+//!   for discovery and JWKS already does, whichever backend verifies
+//!   signatures.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

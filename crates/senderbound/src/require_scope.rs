@@ -17,7 +17,7 @@ use tower_service::Service;
 
 use crate::audit::{self, AuditRecord};
 use crate::challenge::Rejection;
-use crate::sender::{BindingKind, MissingSender, Sender};
+use crate::sender::{MissingSender, Sender};
 use crate::service::AuthContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,8 +106,7 @@ impl RequireScope {
             Error::InsufficientScope,
             Some(sender.scheme()),
             ctx.challenges.clone(),
-        )
-        .certificate_bound(*sender.binding() == BindingKind::Mtls);
+        );
         if let Some(scope) = self.challenge_scope() {
             rejection = rejection.with_scope(scope);
         }

@@ -73,7 +73,7 @@ impl Shared {
         let mut record = AuditRecord::default();
         let result = self.authenticate(&parts, &mut record).await;
         match result {
-            Ok(sender) => {
+            Ok((sender, certificate)) => {
                 audit::emit(
                     "authenticate",
                     parts.method.as_str(),
@@ -92,6 +92,11 @@ impl Shared {
                     });
                 }
                 parts.extensions.insert(sender);
+                // The certificate the token is bound to, as verified (behind
+                // a proxy: the forwarded one, decoded).
+                if let Some(certificate) = certificate {
+                    parts.extensions.insert(certificate);
+                }
                 Ok(parts)
             }
             Err((error, scheme)) => {
@@ -102,9 +107,7 @@ impl Shared {
                     &record,
                     Some(error),
                 );
-                Err(Rejection::new(error, scheme, self.challenges.clone())
-                    .certificate_bound(record.class == audit::CLASS_MTLS)
-                    .into_response())
+                Err(Rejection::new(error, scheme, self.challenges.clone()).into_response())
             }
         }
     }
@@ -113,7 +116,7 @@ impl Shared {
         &self,
         parts: &Parts,
         record: &mut AuditRecord,
-    ) -> Result<Sender, Denial> {
+    ) -> Result<(Sender, Option<ClientCertificate>), Denial> {
         let presented = credentials::extract(
             &parts.headers,
             parts.uri.query(),
@@ -152,12 +155,9 @@ impl Shared {
                     .check_and_insert(ReplayKey::new(proof.jkt(), proof.jti()), ttl)
                     .await
                     .map_err(|e| fail(e.into()))?;
-                Ok(Sender::new(
-                    &token,
-                    BindingKind::Dpop,
-                    record.jkt.clone(),
-                    Scheme::DPoP,
-                ))
+                let sender =
+                    Sender::new(&token, BindingKind::Dpop, record.jkt.clone(), Scheme::DPoP);
+                Ok((sender, None))
             }
             Scheme::Bearer => {
                 record.class = audit::CLASS_BEARER;
@@ -197,21 +197,18 @@ impl Shared {
                         record.x5t_s256 = Some(cert.x5t_s256().to_owned());
                         token.binding.check_mtls(cert.x5t_s256()).map_err(fail)?;
                         self.check_revocation(&token, None).map_err(fail)?;
-                        Ok(Sender::new(
+                        let sender = Sender::new(
                             &token,
                             BindingKind::Mtls,
                             record.x5t_s256.clone(),
                             Scheme::Bearer,
-                        ))
+                        );
+                        Ok((sender, Some(cert)))
                     }
                     Binding::Unbound if self.accept_bearer => {
                         self.check_revocation(&token, None).map_err(fail)?;
-                        Ok(Sender::new(
-                            &token,
-                            BindingKind::Bearer,
-                            None,
-                            Scheme::Bearer,
-                        ))
+                        let sender = Sender::new(&token, BindingKind::Bearer, None, Scheme::Bearer);
+                        Ok((sender, None))
                     }
                     Binding::Unbound => Err(fail(Error::BearerNotAccepted)),
                 }

@@ -58,7 +58,8 @@ impl std::error::Error for InvalidProxy {}
 
 impl TrustedProxies {
     /// Parses IP addresses (`192.0.2.7`, `::1`) and CIDR ranges
-    /// (`10.0.0.0/8`, `fd00::/8`).
+    /// (`10.0.0.0/8`, `fd00::/8`). Ranges of prefix length 0 (`0.0.0.0/0`,
+    /// `::/0`), which would trust everyone, are refused.
     pub fn parse<I, S>(entries: I) -> Result<Self, InvalidProxy>
     where
         I: IntoIterator<Item = S>,
@@ -70,7 +71,10 @@ impl TrustedProxies {
                 let entry = entry.as_ref().trim();
                 IpNet::from_str(entry)
                     .or_else(|_| IpAddr::from_str(entry).map(IpNet::from))
-                    .map_err(|_| InvalidProxy(entry.to_owned()))
+                    .ok()
+                    // `/0` would trust every peer: surely a mistake.
+                    .filter(|net| net.prefix_len() > 0)
+                    .ok_or_else(|| InvalidProxy(entry.to_owned()))
             })
             .collect::<Result<_, _>>()?;
         Ok(TrustedProxies { nets })
@@ -106,7 +110,8 @@ impl TrustedProxies {
 ///
 /// - A request from a trusted proxy: its `Client-Cert` header is the
 ///   client's certificate. No header means no certificate (the proxy's own
-///   TLS certificate, if it has one, is never taken for the client's). More
+///   TLS certificate, if it has one, is removed from the request and never
+///   taken for the client's). More
 ///   than one header, or one that is not a byte sequence holding a DER
 ///   certificate, is refused (`invalid_token`, suspicious).
 /// - A request from anyone else: `Client-Cert` and `Client-Cert-Chain` are
@@ -143,7 +148,15 @@ impl ClientCertSource for ForwardedClientCert {
     fn sanitize(&self, parts: &mut Parts) {
         let forwarded = parts.headers.contains_key(CLIENT_CERT)
             || parts.headers.contains_key(CLIENT_CERT_CHAIN);
-        if forwarded && !self.sent_by_trusted_proxy(parts) {
+        let has_connection_cert = parts.extensions.get::<ClientCertificate>().is_some();
+        if !forwarded && !has_connection_cert {
+            return;
+        }
+        if self.sent_by_trusted_proxy(parts) {
+            // The proxy's own TLS certificate is not the client's: nothing
+            // downstream may take it for one.
+            parts.extensions.remove::<ClientCertificate>();
+        } else if forwarded {
             parts.headers.remove(CLIENT_CERT);
             parts.headers.remove(CLIENT_CERT_CHAIN);
             tracing::debug!(
@@ -194,7 +207,15 @@ mod tests {
         for no in ["11.0.0.1", "192.0.2.8", "2001:db9::1", "::ffff:11.0.0.1"] {
             assert!(!p.contains(no.parse().unwrap()), "{no}");
         }
-        for bad in ["", "10.0.0.0/40", "example.com", "10.0.0.1:80", "*"] {
+        for bad in [
+            "",
+            "10.0.0.0/40",
+            "example.com",
+            "10.0.0.1:80",
+            "*",
+            "0.0.0.0/0",
+            "::/0",
+        ] {
             assert_eq!(
                 TrustedProxies::parse([bad]),
                 Err(InvalidProxy(bad.to_owned()))

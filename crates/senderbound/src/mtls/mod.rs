@@ -15,8 +15,15 @@
 //!   honoured only when the TCP peer (axum's
 //!   [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)) is one of the
 //!   [`TrustedProxies`], and removed from every request that comes from
-//!   anyone else, so no handler ever sees a spoofed certificate. See
-//!   [`ForwardedClientCert`].
+//!   anyone else, so no handler behind the Layer ever sees a spoofed
+//!   certificate (routes *outside* the Layer are not covered: apply the
+//!   Layer to the whole router, or have the proxy overwrite the header).
+//!   See [`ForwardedClientCert`].
+//!
+//! After a certificate-bound token is accepted, the certificate it is bound
+//! to is in the request's extensions as a [`ClientCertificate`] (behind a
+//! proxy: the forwarded one), and [`Sender::x5t_s256`](crate::Sender::x5t_s256)
+//! names it.
 //!
 //! ```
 //! use senderbound::SenderBound;
@@ -27,7 +34,8 @@
 //!     .issuer("https://as.example.com")
 //!     .audience("https://api.example.com")
 //!     .public_base_url("https://api.example.com")
-//!     // Certificates from TLS connections, and from this proxy's Client-Cert header:
+//!     // Accept certificate-bound tokens, with certificates from TLS
+//!     // connections and from this proxy's Client-Cert header:
 //!     .trust_client_cert_header_from(TrustedProxies::parse(["10.0.0.0/8", "::1"])?)
 //!     .build()?;
 //! # Ok(()) }
@@ -53,13 +61,14 @@ use senderbound_core::Error;
 ///
 /// Implement it to read certificates from somewhere else (another proxy
 /// header format, a service mesh). Fail closed: a certificate you cannot
-/// decode is an `Err`, never `Ok(None)` or a guess.
+/// decode is an `Err` (use [`Error::CertificateMalformed`]), never
+/// `Ok(None)` or a guess; and strip in `sanitize` whatever a client could
+/// forge, so handlers behind the Layer never see it.
 pub trait ClientCertSource: Send + Sync + 'static {
-    /// Removes anything this source would not trust from the request, so
-    /// that handlers never see it. The default does nothing.
-    fn sanitize(&self, parts: &mut Parts) {
-        let _ = parts;
-    }
+    /// Removes anything this source would not trust from the request (a
+    /// forwarded-certificate header from a peer that is not a trusted
+    /// proxy, say), so that handlers behind the Layer never see it.
+    fn sanitize(&self, parts: &mut Parts);
 
     /// The certificate the client presented, `Ok(None)` if it presented none.
     fn client_certificate(&self, parts: &Parts) -> Result<Option<ClientCertificate>, Error>;
@@ -71,6 +80,9 @@ pub trait ClientCertSource: Send + Sync + 'static {
 pub struct ConnectionCert;
 
 impl ClientCertSource for ConnectionCert {
+    /// Nothing to remove: a request cannot forge its extensions.
+    fn sanitize(&self, _: &mut Parts) {}
+
     fn client_certificate(&self, parts: &Parts) -> Result<Option<ClientCertificate>, Error> {
         Ok(parts.extensions.get::<ClientCertificate>().cloned())
     }

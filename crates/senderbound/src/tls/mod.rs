@@ -27,7 +27,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! HTTP/1.1 only (ALPN `http/1.1`), no connection upgrades. Each handshake
+//! HTTP/1.1 only (ALPN `http/1.1`; a configuration of your own must not
+//! offer `h2`), no connection upgrades, no connection limit. Each handshake
 //! must finish within 10 s and each request head arrive within 30 s, so
 //! idle sockets cannot pin tasks forever. Put a proxy in front for HTTP/2,
 //! connection limits or anything fancier, and forward the certificate with
