@@ -83,6 +83,8 @@ pub struct Reply {
     pub challenges: Vec<String>,
     /// The body as text.
     pub body: String,
+    /// The `DPoP-Nonce` response header, if any.
+    pub dpop_nonce: Option<String>,
 }
 
 impl Reply {
@@ -243,6 +245,10 @@ impl Harness {
             .iter()
             .map(|v| v.to_str().unwrap_or("<non-ascii>").to_owned())
             .collect();
+        let dpop_nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .map(|v| v.to_str().unwrap_or("<non-ascii>").to_owned());
         let body = response
             .into_body()
             .collect()
@@ -253,6 +259,7 @@ impl Harness {
             status,
             challenges,
             body,
+            dpop_nonce,
         }
     }
 }

@@ -23,6 +23,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod session;
+
+pub use session::{DpopSession, asks_for_nonce};
+
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 

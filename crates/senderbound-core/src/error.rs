@@ -142,6 +142,14 @@ pub enum Error {
     /// This proof (`jkt`, `jti`) was already used inside its window.
     ProofReplayed,
 
+    // ---- server nonce needed (401 use_dpop_nonce, RFC 9449 §9) ----
+    /// The resource requires a server nonce and the proof has none.
+    NonceMissing,
+    /// The proof's nonce is one of ours but too old (or from the future).
+    NonceExpired,
+    /// The proof's nonce was not made by this resource (forged or garbled).
+    NonceInvalid,
+
     // ---- bad access token (401 invalid_token) ----
     /// The `Authorization` header is larger than the configured limit.
     TokenTooLarge,
@@ -286,6 +294,7 @@ impl Error {
             | CertificateMalformed
             | CertificateBoundNotAccepted => Some(ErrorCode::InvalidToken),
             InsufficientScope => Some(ErrorCode::InsufficientScope),
+            NonceMissing | NonceExpired | NonceInvalid => Some(ErrorCode::UseDpopNonce),
         }
     }
 
@@ -321,6 +330,9 @@ impl Error {
             ProofAthMissing => "DPoP proof lacks ath",
             ProofAthMismatch => "DPoP proof ath does not match the access token",
             ProofReplayed => "DPoP proof already used",
+            NonceMissing => "DPoP proof needs a server nonce",
+            NonceExpired => "DPoP proof nonce expired",
+            NonceInvalid => "DPoP proof nonce not issued by this server",
             TokenTooLarge => "access token too large",
             TokenMalformed => "access token malformed",
             TokenType => "access token typ not accepted",
@@ -366,7 +378,8 @@ impl Error {
             | TokenRevoked
             | CertificateMissing
             | TokenCertificateMismatch
-            | CertificateMalformed => Severity::Suspicious,
+            | CertificateMalformed
+            | NonceInvalid => Severity::Suspicious,
             ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => {
                 Severity::Infrastructure
             }
@@ -442,6 +455,9 @@ mod tests {
             ProofAthMissing,
             ProofAthMismatch,
             ProofReplayed,
+            NonceMissing,
+            NonceExpired,
+            NonceInvalid,
             TokenTooLarge,
             TokenMalformed,
             TokenType,

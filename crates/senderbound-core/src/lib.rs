@@ -47,6 +47,7 @@ pub mod error;
 pub mod htu;
 pub mod jwk;
 pub mod jws;
+pub mod nonce;
 mod numeric_date;
 pub mod proof;
 pub mod token;

@@ -23,6 +23,7 @@ use crate::tokens::{
     DEFAULT_MAX_CONCURRENT_INTROSPECTIONS, FetchError, Fetcher, Issuer, IssuerContext,
     IssuerRouter, RefreshTiming, TokenFormat, TokenVerifier, default_client,
 };
+use senderbound_core::nonce::Nonces;
 
 /// A configured sender-constrained token check, shared by every route it
 /// protects. Build one with [`SenderBound::builder`], then wrap a router with
@@ -155,6 +156,8 @@ pub enum BuildError {
     FormatNeedsKeys,
     /// The realm contains characters that cannot be quoted in a challenge.
     InvalidRealm,
+    /// `freshness_from_nonce()` without `require_nonce(..)`.
+    FreshnessWithoutNonce,
 }
 
 impl fmt::Display for BuildError {
@@ -195,6 +198,9 @@ impl fmt::Display for BuildError {
             }
             BuildError::InvalidRealm => {
                 f.write_str("realm must be printable ASCII without quotes or backslashes")
+            }
+            BuildError::FreshnessWithoutNonce => {
+                f.write_str("freshness_from_nonce() needs require_nonce(..)")
             }
         }
     }
@@ -252,6 +258,8 @@ pub struct SenderBoundBuilder {
     revocation: Option<Arc<dyn RevocationCheck>>,
     client_certs: Arc<dyn ClientCertSource>,
     accept_mtls: bool,
+    nonces: Option<Nonces>,
+    freshness_from_nonce: bool,
 }
 
 impl Default for SenderBoundBuilder {
@@ -290,6 +298,8 @@ impl Default for SenderBoundBuilder {
             revocation: None,
             client_certs: Arc::new(ConnectionCert),
             accept_mtls: false,
+            nonces: None,
+            freshness_from_nonce: false,
         }
     }
 }
@@ -502,6 +512,39 @@ impl SenderBoundBuilder {
         self
     }
 
+    /// Require a server nonce (RFC 9449 §8–9) in every DPoP proof, issued
+    /// and checked statelessly by `nonces`: give every server of a fleet the
+    /// same secret and each accepts the others' nonces. A proof without a
+    /// valid nonce gets 401 `use_dpop_nonce` with a fresh `DPoP-Nonce`
+    /// header; an accepted request whose nonce is past its first step gets
+    /// the next nonce in its response's `DPoP-Nonce`.
+    ///
+    /// ```
+    /// use senderbound::core::nonce::Nonces;
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let secret = b"32+ random bytes shared by the fleet"; // from your secret store
+    /// let auth = senderbound::SenderBound::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .audience("https://api.example.com")
+    ///     .public_base_url("https://api.example.com")
+    ///     .require_nonce(Nonces::new(secret)?)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn require_nonce(mut self, nonces: Nonces) -> Self {
+        self.nonces = Some(nonces);
+        self
+    }
+
+    /// With [`require_nonce`](Self::require_nonce): let a proof's freshness
+    /// rest on its nonce, accepting its `iat` for as long as a nonce lives
+    /// (`window × step`) instead of [`proof_max_age`](Self::proof_max_age).
+    /// For clients with poor clocks; `jti`s are then remembered that long.
+    pub fn freshness_from_nonce(mut self) -> Self {
+        self.freshness_from_nonce = true;
+        self
+    }
+
     /// Also accept tokens bound to a client certificate (`cnf["x5t#S256"]`,
     /// RFC 8705): with the `Bearer` scheme, over a connection that presents
     /// the certificate they name. The certificate is the one the TLS server
@@ -624,6 +667,11 @@ impl SenderBoundBuilder {
         if self.proof_policy.accepted_algorithms().is_empty() || self.token_algorithms.is_empty() {
             return Err(BuildError::NoAlgorithms);
         }
+        let proof_policy = match (&self.nonces, self.freshness_from_nonce) {
+            (Some(nonces), true) => self.proof_policy.clone().max_age(nonces.lifetime_secs()),
+            (None, true) => return Err(BuildError::FreshnessWithoutNonce),
+            (_, false) => self.proof_policy.clone(),
+        };
         let quotable = |r: &String| {
             r.chars()
                 .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\')
@@ -711,7 +759,7 @@ impl SenderBoundBuilder {
             .unwrap_or_else(|| Arc::new(MemoryReplayStore::default()));
         Ok(SenderBound {
             shared: Arc::new(Shared {
-                proof_policy: self.proof_policy,
+                proof_policy,
                 token_rules: rules,
                 verifier,
                 token_cache,
@@ -724,6 +772,7 @@ impl SenderBoundBuilder {
                 revocation: self.revocation,
                 client_certs: self.client_certs,
                 accept_mtls: self.accept_mtls,
+                nonces: self.nonces,
             }),
         })
     }

@@ -96,7 +96,7 @@ pub use layer::{BuildError, SenderBound, SenderBoundBuilder, SenderBoundLayer};
 pub use require_scope::{RequireScope, RequireScopeFuture, RequireScopeService};
 pub use revocation::{RevocationCheck, Revocations};
 pub use sender::{BindingKind, MissingSender, Sender};
-pub use service::{ResponseFuture, SenderBoundService};
+pub use service::{DPOP_NONCE, ResponseFuture, SenderBoundService};
 pub use tokens::{ClientAuth, Issuer, TokenFormat};
 
 /// The HTTP client crate used for discovery, JWKS and introspection, for

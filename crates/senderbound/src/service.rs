@@ -21,6 +21,7 @@ use http::Request;
 use http::request::Parts;
 use pin_project_lite::pin_project;
 use senderbound_core::authorization::Scheme;
+use senderbound_core::nonce::{NonceCheck, Nonces};
 use senderbound_core::proof::{ProofPolicy, RequestFacts};
 use senderbound_core::token::{AccessToken, Binding, TokenRules, looks_like_jwt};
 use senderbound_core::{Clock, Error, token_hash};
@@ -59,21 +60,29 @@ pub(crate) struct Shared {
     pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
     pub(crate) client_certs: Arc<dyn ClientCertSource>,
     pub(crate) accept_mtls: bool,
+    pub(crate) nonces: Option<Nonces>,
 }
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+pub const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
+
+/// What passes on to the inner service: the request parts, and a fresh
+/// nonce for the response when the client's is aging.
+pub(crate) type Admitted = (Parts, Option<http::HeaderValue>);
 
 type Denial = (Error, Option<Scheme>);
 
 impl Shared {
     /// Decides on one request: `Ok` with the parts to hand on (Sender added,
     /// credentials stripped), or the refusal response. Emits the audit event.
-    pub(crate) async fn decide(&self, mut parts: Parts) -> Result<Parts, Response> {
+    pub(crate) async fn decide(&self, mut parts: Parts) -> Result<Admitted, Response> {
         // Before anything reads the request: drop forwarded certificates
         // from peers that are not trusted to forward them.
         self.client_certs.sanitize(&mut parts);
         let mut record = AuditRecord::default();
         let result = self.authenticate(&parts, &mut record).await;
         match result {
-            Ok((sender, certificate)) => {
+            Ok((sender, certificate, nonce_aging)) => {
                 audit::emit(
                     "authenticate",
                     parts.method.as_str(),
@@ -97,7 +106,12 @@ impl Shared {
                 if let Some(certificate) = certificate {
                     parts.extensions.insert(certificate);
                 }
-                Ok(parts)
+                let fresh_nonce = if nonce_aging {
+                    self.fresh_nonce()
+                } else {
+                    None
+                };
+                Ok((parts, fresh_nonce))
             }
             Err((error, scheme)) => {
                 audit::emit(
@@ -107,7 +121,15 @@ impl Shared {
                     &record,
                     Some(error),
                 );
-                Err(Rejection::new(error, scheme, self.challenges.clone()).into_response())
+                let mut response =
+                    Rejection::new(error, scheme, self.challenges.clone()).into_response();
+                // RFC 9449 §9: a use_dpop_nonce error comes with the nonce to use.
+                if error.code() == Some(senderbound_core::ErrorCode::UseDpopNonce)
+                    && let Some(nonce) = self.fresh_nonce()
+                {
+                    response.headers_mut().insert(DPOP_NONCE, nonce);
+                }
+                Err(response)
             }
         }
     }
@@ -116,7 +138,7 @@ impl Shared {
         &self,
         parts: &Parts,
         record: &mut AuditRecord,
-    ) -> Result<(Sender, Option<ClientCertificate>), Denial> {
+    ) -> Result<(Sender, Option<ClientCertificate>, bool), Denial> {
         let presented = credentials::extract(
             &parts.headers,
             parts.uri.query(),
@@ -143,6 +165,10 @@ impl Shared {
                 };
                 let proof = self.proof_policy.verify(proof, &facts).map_err(fail)?;
                 record.jkt = Some(proof.jkt().to_owned());
+                let nonce_aging = match &self.nonces {
+                    Some(nonces) => nonces.check(proof.nonce(), now).map_err(fail)?,
+                    None => NonceCheck::Current,
+                } == NonceCheck::Aging;
                 let token = self.token(token, &hash, now, record).await.map_err(fail)?;
                 token.binding.check_dpop(proof.jkt()).map_err(fail)?;
                 self.check_revocation(&token, Some(proof.jkt()))
@@ -157,7 +183,7 @@ impl Shared {
                     .map_err(|e| fail(e.into()))?;
                 let sender =
                     Sender::new(&token, BindingKind::Dpop, record.jkt.clone(), Scheme::DPoP);
-                Ok((sender, None))
+                Ok((sender, None, nonce_aging))
             }
             Scheme::Bearer => {
                 record.class = audit::CLASS_BEARER;
@@ -203,17 +229,23 @@ impl Shared {
                             record.x5t_s256.clone(),
                             Scheme::Bearer,
                         );
-                        Ok((sender, Some(cert)))
+                        Ok((sender, Some(cert), false))
                     }
                     Binding::Unbound if self.accept_bearer => {
                         self.check_revocation(&token, None).map_err(fail)?;
                         let sender = Sender::new(&token, BindingKind::Bearer, None, Scheme::Bearer);
-                        Ok((sender, None))
+                        Ok((sender, None, false))
                     }
                     Binding::Unbound => Err(fail(Error::BearerNotAccepted)),
                 }
             }
         }
+    }
+
+    /// A nonce for now, as a header value (if nonces are required).
+    fn fresh_nonce(&self) -> Option<http::HeaderValue> {
+        let nonces = self.nonces.as_ref()?;
+        http::HeaderValue::from_str(&nonces.issue(self.clock.now())).ok()
     }
 
     /// The request's client certificate, from the configured source.
@@ -290,7 +322,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for SenderBoundService<S> {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Decision = Pin<Box<dyn Future<Output = Result<Parts, Response>> + Send>>;
+type Decision = Pin<Box<dyn Future<Output = Result<Admitted, Response>> + Send>>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SenderBoundService<S>
 where
@@ -347,6 +379,7 @@ pin_project! {
         Calling {
             #[pin]
             future: S::Future,
+            nonce: Option<http::HeaderValue>,
         },
     }
 }
@@ -368,8 +401,8 @@ where
                     body,
                     inner,
                 } => {
-                    let parts = match ready!(decision.as_mut().poll(cx)) {
-                        Ok(parts) => parts,
+                    let (parts, nonce) = match ready!(decision.as_mut().poll(cx)) {
+                        Ok(admitted) => admitted,
                         Err(refusal) => return Poll::Ready(Ok(refusal)),
                     };
                     let (Some(body), Some(mut inner)) = (body.take(), inner.take()) else {
@@ -379,10 +412,14 @@ where
                         ));
                     };
                     let future = inner.call(Request::from_parts(parts, body));
-                    this.state.set(State::Calling { future });
+                    this.state.set(State::Calling { future, nonce });
                 }
-                StateProj::Calling { future } => {
-                    let response = ready!(future.poll(cx))?;
+                StateProj::Calling { future, nonce } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    // The client's nonce is aging: hand it the next one.
+                    if let Some(nonce) = nonce.take() {
+                        response.headers_mut().insert(DPOP_NONCE, nonce);
+                    }
                     return Poll::Ready(Ok(response.map(Body::new)));
                 }
             }

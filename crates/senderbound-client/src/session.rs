@@ -1,0 +1,209 @@
+//! [`DpopSession`]: a key plus the server nonces it was given, per origin,
+//! and the nonce dance of RFC 9449 §8: on `401 use_dpop_nonce` remember the
+//! `DPoP-Nonce` and retry once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::DpopKey;
+
+/// A DPoP key and the latest nonce each server (origin) handed out.
+///
+/// ```
+/// use senderbound_client::{DpopKey, DpopSession, asks_for_nonce};
+///
+/// let session = DpopSession::new(DpopKey::generate());
+/// let url = "https://api.example.com/items";
+/// let first = session.proof("GET", url, Some("token"));
+/// // The server answered 401, `WWW-Authenticate: DPoP error="use_dpop_nonce"`,
+/// // `DPoP-Nonce: n-1`:
+/// assert!(asks_for_nonce(401, ["DPoP error=\"use_dpop_nonce\", algs=\"ES256\""]));
+/// session.remember_nonce(url, "n-1");
+/// assert_eq!(session.nonce_for("https://API.example.com/other"), Some("n-1".into()));
+/// let retry = session.proof("GET", url, Some("token")); // carries "nonce": "n-1"
+/// # let _ = (first, retry);
+/// ```
+#[derive(Debug)]
+pub struct DpopSession {
+    key: DpopKey,
+    nonces: Mutex<HashMap<String, String>>,
+}
+
+impl DpopSession {
+    /// A session for `key`, with no nonces yet.
+    pub fn new(key: DpopKey) -> Self {
+        DpopSession {
+            key,
+            nonces: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The session's key.
+    pub fn key(&self) -> &DpopKey {
+        &self.key
+    }
+
+    /// A signed proof for `method` `url` (with `ath` for `access_token`),
+    /// carrying the nonce `url`'s origin gave last, if any.
+    pub fn proof(&self, method: &str, url: &str, access_token: Option<&str>) -> String {
+        let mut proof = self.key.proof(method, url);
+        if let Some(token) = access_token {
+            proof = proof.access_token(token);
+        }
+        if let Some(nonce) = self.nonce_for(url) {
+            proof = proof.nonce(nonce);
+        }
+        proof.sign()
+    }
+
+    /// Remembers `nonce` (a `DPoP-Nonce` response header) for `url`'s origin.
+    pub fn remember_nonce(&self, url: &str, nonce: &str) {
+        if let (Some(origin), Ok(mut nonces)) = (origin(url), self.nonces.lock()) {
+            nonces.insert(origin, nonce.to_owned());
+        }
+    }
+
+    /// The nonce `url`'s origin gave last.
+    pub fn nonce_for(&self, url: &str) -> Option<String> {
+        let origin = origin(url)?;
+        self.nonces.lock().ok()?.get(&origin).cloned()
+    }
+}
+
+/// `true` if a response says the proof needs a (new) server nonce: status
+/// 401 and a `DPoP` challenge with `error="use_dpop_nonce"`.
+pub fn asks_for_nonce<'a>(
+    status: u16,
+    www_authenticate: impl IntoIterator<Item = &'a str>,
+) -> bool {
+    status == 401
+        && www_authenticate.into_iter().any(|challenge| {
+            challenge
+                .get(..5)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("dpop "))
+                && challenge.contains("error=\"use_dpop_nonce\"")
+        })
+}
+
+/// `scheme://authority`, lower-cased: nonces belong to an origin.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    (!scheme.is_empty() && !authority.is_empty())
+        .then(|| format!("{scheme}://{authority}").to_ascii_lowercase())
+}
+
+#[cfg(feature = "reqwest")]
+mod http {
+    use super::{DpopSession, asks_for_nonce};
+
+    /// `DPoP-Nonce`.
+    const DPOP_NONCE: &str = "dpop-nonce";
+
+    impl DpopSession {
+        /// Sends `request` with `Authorization: DPoP <access_token>` and a
+        /// fresh proof. Any `DPoP-Nonce` in the answer is remembered; if the
+        /// server asks for a nonce (`401 use_dpop_nonce`), the request is
+        /// sent once more with it (unless its body cannot be replayed).
+        pub async fn send(
+            &self,
+            request: reqwest::RequestBuilder,
+            access_token: &str,
+        ) -> reqwest::Result<reqwest::Response> {
+            let (client, request) = request.build_split();
+            let request = request?;
+            let retry = request.try_clone();
+            let response = client
+                .execute(self.authorize(request, access_token))
+                .await?;
+            let asked = self.observe(&response);
+            match retry {
+                Some(retry) if asked => {
+                    let response = client.execute(self.authorize(retry, access_token)).await?;
+                    self.observe(&response);
+                    Ok(response)
+                }
+                _ => Ok(response),
+            }
+        }
+
+        fn authorize(&self, mut request: reqwest::Request, access_token: &str) -> reqwest::Request {
+            let proof = self.proof(
+                request.method().as_str(),
+                request.url().as_str(),
+                Some(access_token),
+            );
+            let headers = request.headers_mut();
+            if let Ok(value) = format!("DPoP {access_token}").parse() {
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+            if let Ok(value) = proof.parse() {
+                headers.insert("dpop", value);
+            }
+            request
+        }
+
+        /// Remembers the response's nonce; `true` if it asks for one.
+        fn observe(&self, response: &reqwest::Response) -> bool {
+            let url = response.url().as_str();
+            if let Some(nonce) = response
+                .headers()
+                .get(DPOP_NONCE)
+                .and_then(|v| v.to_str().ok())
+            {
+                self.remember_nonce(url, nonce);
+            }
+            let challenges = response
+                .headers()
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            asks_for_nonce(response.status().as_u16(), challenges)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin("https://A.example:8443/x?y#z").as_deref(),
+            Some("https://a.example:8443")
+        );
+        assert_eq!(origin("http://h").as_deref(), Some("http://h"));
+        assert_eq!(origin("nonsense"), None);
+        assert_eq!(origin("https:///path"), None);
+    }
+
+    #[test]
+    fn nonce_requests_are_recognised() {
+        assert!(asks_for_nonce(401, ["DPoP error=\"use_dpop_nonce\""]));
+        assert!(asks_for_nonce(
+            401,
+            ["Bearer", "dpop algs=\"ES256\", error=\"use_dpop_nonce\""]
+        ));
+        assert!(!asks_for_nonce(400, ["DPoP error=\"use_dpop_nonce\""]));
+        assert!(!asks_for_nonce(401, ["DPoP error=\"invalid_dpop_proof\""]));
+        assert!(!asks_for_nonce(401, ["Bearer error=\"use_dpop_nonce\""]));
+        assert!(!asks_for_nonce(401, []));
+    }
+
+    #[test]
+    fn nonces_are_kept_per_origin() {
+        let s = DpopSession::new(DpopKey::generate());
+        s.remember_nonce("https://a.example/x", "n-a");
+        s.remember_nonce("https://b.example/x", "n-b");
+        s.remember_nonce("https://a.example/y", "n-a2");
+        assert_eq!(s.nonce_for("https://a.example/z").as_deref(), Some("n-a2"));
+        assert_eq!(s.nonce_for("https://b.example").as_deref(), Some("n-b"));
+        assert_eq!(s.nonce_for("https://c.example"), None);
+        assert_eq!(
+            s.nonce_for("http://a.example"),
+            None,
+            "scheme is part of the origin"
+        );
+    }
+}
