@@ -3,7 +3,9 @@
 # formatting, lints with warnings as errors, the whole test suite with each
 # signature backend, the demo (non-zero on any unexpected outcome), and the
 # end-to-end tests against a real authorization server (node-oidc-provider,
-# installed here from the npm registry with `npm ci`).
+# installed here from the npm registry with `npm ci`), and the Redis replay
+# store against private redis-server instances (installed here with apt-get
+# when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +35,12 @@ command -v node >/dev/null || { echo "Node.js is required for the real-AS test" 
 (cd tests/real_as && npm ci --no-audit --no-fund --loglevel=error)
 cargo build --quiet --example resource_server --example mtls_server
 cargo test --test real_as -- --ignored
+
+step "Redis replay store against private redis-server instances (tests/redis.rs)"
+if ! command -v redis-server >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+cargo test --test redis -- --ignored
+cargo run --quiet --example redis_cost -- --entries 2000 --concurrency 4

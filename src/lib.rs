@@ -14,6 +14,7 @@ pub mod capture;
 pub mod harness;
 pub mod mock_as;
 pub mod pki;
+pub mod redis_server;
 pub mod server_cli;
 
 use senderbound_client::DpopKey;

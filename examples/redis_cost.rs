@@ -1,0 +1,97 @@
+//! Measures what the Redis replay store costs: the round trip per accepted
+//! proof (sequential and with concurrency) and Redis memory per remembered
+//! proof. Starts its own private `redis-server` on a free loopback port.
+//!
+//! ```text
+//! cargo run --release --example redis_cost -- --entries 200000
+//! ```
+//!
+//! Results go in docs/deployment.md ("A fleet of servers").
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use senderbound::replay::{ReplayKey, ReplayStore};
+use senderbound_redis::RedisReplayStore;
+use senderbound_suite::redis_server::RedisServer;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Entries to insert for the memory measurement (and round trips timed).
+    #[arg(long, default_value_t = 100_000)]
+    entries: u64,
+    /// Concurrent tasks for the throughput measurement.
+    #[arg(long, default_value_t = 32)]
+    concurrency: u64,
+}
+
+/// The TTL of a default proof window (60 s + 15 s skew).
+const TTL: Duration = Duration::from_secs(75);
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let redis = RedisServer::start();
+    let store = Arc::new(RedisReplayStore::builder(redis.url()).build().expect("store"));
+    // Warm up the connection.
+    store
+        .check_and_insert(ReplayKey::new("warm", "up"), TTL)
+        .await
+        .expect("Redis answers");
+
+    let before = redis.used_memory();
+    let sequential = args.entries.min(20_000);
+    let mut micros: Vec<u128> = Vec::with_capacity(sequential as usize);
+    for i in 0..sequential {
+        let started = Instant::now();
+        store
+            .check_and_insert(ReplayKey::new("seq", &i.to_string()), TTL)
+            .await
+            .expect("insert");
+        micros.push(started.elapsed().as_micros());
+    }
+    micros.sort_unstable();
+    let pct = |p: f64| micros[((micros.len() as f64 - 1.0) * p) as usize];
+    let mean = micros.iter().sum::<u128>() as f64 / micros.len() as f64;
+    println!(
+        "round trip, sequential ({sequential} inserts): mean {mean:.1} us, p50 {} us, p99 {} us, max {} us",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+
+    let rest = args.entries - sequential;
+    let per_task = rest / args.concurrency.max(1);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    store
+                        .check_and_insert(ReplayKey::new(&format!("task-{t}"), &i.to_string()), TTL)
+                        .await
+                        .expect("insert");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let concurrent = per_task * args.concurrency;
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "throughput, {} tasks on one multiplexed connection: {concurrent} inserts in {elapsed:.2} s = {:.0} inserts/s",
+        args.concurrency,
+        concurrent as f64 / elapsed
+    );
+
+    let entries = sequential + concurrent;
+    let after = redis.used_memory();
+    println!(
+        "memory: {entries} entries, used_memory {before} -> {after} bytes = {:.0} bytes per entry",
+        (after.saturating_sub(before)) as f64 / entries as f64
+    );
+}

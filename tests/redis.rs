@@ -1,0 +1,185 @@
+//! The Redis replay store against real, private Redis servers (started by
+//! the test on free loopback ports): atomicity, a fleet of two resource
+//! servers sharing one Redis and one nonce secret, Redis going away (503,
+//! never 200) and coming back. Ignored by plain `cargo test` because it
+//! needs `redis-server`; `scripts/test.sh` installs it and runs these.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use senderbound::Error;
+use senderbound::core::nonce::Nonces;
+use senderbound::replay::{ReplayError, ReplayKey, ReplayStore};
+use senderbound_client::DpopKey;
+use senderbound_redis::RedisReplayStore;
+use senderbound_suite::DemoIssuer;
+use senderbound_suite::harness::{HOST, Harness, ISSUER, Reply};
+use senderbound_suite::redis_server::RedisServer;
+
+const SECRET: &[u8] = b"fleet nonce secret, 32 bytes+ (test)";
+
+fn store(redis: &RedisServer) -> RedisReplayStore {
+    RedisReplayStore::builder(redis.url()).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn one_of_a_hundred_concurrent_inserts_wins() {
+    let redis = RedisServer::start();
+    let store = Arc::new(store(&redis));
+    let key = ReplayKey::new("some-jkt", "one-jti");
+    let attempts = (0..100).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.check_and_insert(key, Duration::from_secs(60)).await })
+    });
+    let mut wins = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(()) => wins += 1,
+            Err(ReplayError::AlreadySeen) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    // The entry expires with the proof's window, and is namespaced+hashed.
+    let redis_key = store.redis_key(&key);
+    assert!(redis_key.starts_with("senderbound:jti:") && !redis_key.contains("one-jti"));
+    let pttl = redis.command(&format!("PTTL {redis_key}")).unwrap();
+    let pttl: u64 = pttl.trim_start_matches(':').trim().parse().unwrap();
+    assert!((59_000..=60_000).contains(&pttl), "PTTL {pttl}");
+    // Another namespace on the same Redis is independent.
+    let other = RedisReplayStore::builder(redis.url())
+        .namespace("other-api")
+        .build()
+        .unwrap();
+    assert_eq!(
+        other.check_and_insert(key, Duration::from_secs(60)).await,
+        Ok(())
+    );
+}
+
+/// Two resource servers (same issuer, same client key) sharing `redis` and
+/// one nonce secret.
+fn fleet(redis: &RedisServer) -> (Harness, Harness) {
+    let issuer = DemoIssuer::new(ISSUER);
+    let client = DpopKey::generate();
+    let server = || {
+        let jwks = issuer.jwks_json();
+        let replay = store(redis);
+        let nonces = Nonces::new(SECRET).unwrap();
+        Harness {
+            client: client.clone(),
+            ..Harness::with_issuer(issuer.clone(), |b| {
+                b.issuer(ISSUER)
+                    .jwks_json(jwks)
+                    .replay_store(replay)
+                    .require_nonce(nonces)
+            })
+        }
+    };
+    (server(), server())
+}
+
+async fn call(h: &Harness, token: &str, proof: &str) -> Reply {
+    h.send(
+        "GET",
+        "/whoami",
+        Some(&format!("DPoP {token}")),
+        Some(proof),
+    )
+    .await
+}
+
+fn proof(h: &Harness, token: &str, nonce: &str) -> String {
+    h.client
+        .proof("GET", &format!("https://{HOST}/whoami"))
+        .access_token(token)
+        .issued_at(h.now())
+        .nonce(nonce)
+        .sign()
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn a_proof_accepted_by_one_server_is_refused_by_the_other() {
+    let redis = RedisServer::start();
+    let (a, b) = fleet(&redis);
+    let token = a.token();
+    // The nonce comes from A; B accepts it (shared secret, no shared state).
+    let nonce = a
+        .send(
+            "GET",
+            "/whoami",
+            Some(&format!("DPoP {token}")),
+            Some(&a.proof("GET", "/whoami", &token)),
+        )
+        .await
+        .dpop_nonce
+        .expect("A hands out a nonce");
+    let p = proof(&a, &token, &nonce);
+    let r = call(&b, &token, &p).await;
+    assert_eq!(r.status, 200, "B accepts A's nonce: {r:?}");
+    // The same proof replayed to A (another server): refused.
+    call(&a, &token, &p)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofReplayed);
+    call(&b, &token, &p)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofReplayed);
+    // A fresh proof is fine on either.
+    assert_eq!(
+        call(&a, &token, &proof(&a, &token, &nonce)).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn redis_down_is_503_never_200_and_recovery_is_automatic() {
+    let mut redis = RedisServer::start();
+    let (a, _) = fleet(&redis);
+    let token = a.token();
+    let nonce = Nonces::new(SECRET).unwrap().issue(a.now());
+    assert_eq!(
+        call(&a, &token, &proof(&a, &token, &nonce)).await.status,
+        200
+    );
+
+    redis.stop();
+    for _ in 0..5 {
+        let r = call(&a, &token, &proof(&a, &token, &nonce)).await;
+        assert_eq!(r.status, 503, "Redis down must never accept: {r:?}");
+        assert_eq!(r.error(), None, "the client is not blamed: {r:?}");
+    }
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = call(&a, &token, &proof(&a, &token, &nonce)).await;
+    while r.status != 200 && Instant::now() < deadline {
+        assert_eq!(r.status, 503, "only 503 while reconnecting: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r = call(&a, &token, &proof(&a, &token, &nonce)).await;
+    }
+    assert_eq!(r.status, 200, "recovers once Redis is back: {r:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn a_server_started_while_redis_is_down_answers_503_then_recovers() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let (a, _) = fleet(&redis);
+    let token = a.token();
+    let nonce = Nonces::new(SECRET).unwrap().issue(a.now());
+    let r = call(&a, &token, &proof(&a, &token, &nonce)).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = call(&a, &token, &proof(&a, &token, &nonce)).await;
+    while r.status != 200 && Instant::now() < deadline {
+        assert_eq!(r.status, 503, "{r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r = call(&a, &token, &proof(&a, &token, &nonce)).await;
+    }
+    assert_eq!(r.status, 200, "{r:?}");
+}
