@@ -33,7 +33,11 @@ const TTL: Duration = Duration::from_secs(75);
 async fn main() {
     let args = Args::parse();
     let redis = RedisServer::start();
-    let store = Arc::new(RedisReplayStore::builder(redis.url()).build().expect("store"));
+    let store = Arc::new(
+        RedisReplayStore::builder(redis.url())
+            .build()
+            .expect("store"),
+    );
     // Warm up the connection.
     store
         .check_and_insert(ReplayKey::new("warm", "up"), TTL)

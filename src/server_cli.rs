@@ -50,6 +50,21 @@ pub struct ServerArgs {
     /// header is removed from everyone else's requests.
     #[arg(long)]
     pub trusted_proxy: Vec<String>,
+    /// Remember used proofs in this Redis (shared by a fleet of servers)
+    /// instead of in memory.
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Require server nonces made with this secret (32+ bytes, the same on
+    /// every server of the fleet; or the SENDERBOUND_NONCE_SECRET variable).
+    #[arg(long, env = "SENDERBOUND_NONCE_SECRET", hide_env_values = true)]
+    pub nonce_secret: Option<String>,
+    /// Accept nonces made with this previous secret too (rotation).
+    #[arg(
+        long,
+        env = "SENDERBOUND_PREVIOUS_NONCE_SECRET",
+        hide_env_values = true
+    )]
+    pub previous_nonce_secret: Option<String>,
     /// The URL clients address this server by (default SCHEME://LISTEN).
     #[arg(long)]
     pub public_base_url: Option<String>,
@@ -155,6 +170,17 @@ impl ServerArgs {
         }
         if let Some(secs) = self.max_token_lifetime_secs {
             builder = builder.max_token_lifetime(Duration::from_secs(secs));
+        }
+        if let Some(url) = &self.redis_url {
+            builder =
+                builder.replay_store(senderbound_redis::RedisReplayStore::builder(url).build()?);
+        }
+        if let Some(secret) = &self.nonce_secret {
+            let mut nonces = senderbound::core::nonce::Nonces::new(secret.as_bytes())?;
+            if let Some(previous) = &self.previous_nonce_secret {
+                nonces = nonces.previous_secret(previous.as_bytes())?;
+            }
+            builder = builder.require_nonce(nonces);
         }
         if !self.trusted_proxy.is_empty() {
             builder =

@@ -20,6 +20,11 @@
 //! rotated; opaque tokens are introspected (RFC 7662); see [`tokens`].
 //! Tokens, subjects, clients or keys can be [revoked](Revocations) at run time.
 //!
+//! For a fleet of servers: [`require_nonce`](SenderBoundBuilder::require_nonce)
+//! asks for stateless server nonces (RFC 9449 §8–9, `use_dpop_nonce` with a
+//! `DPoP-Nonce`), and the `senderbound-redis` crate remembers used proofs in
+//! Redis, so a proof replayed to another instance is caught.
+//!
 //! With [`accept_mtls_bound`](SenderBoundBuilder::accept_mtls_bound), tokens
 //! bound to a client certificate (`cnf["x5t#S256"]`, RFC 8705) are accepted
 //! with the `Bearer` scheme when the request comes with that certificate:
