@@ -33,8 +33,10 @@ const TTL: Duration = Duration::from_secs(75);
 async fn main() {
     let args = Args::parse();
     let redis = RedisServer::start();
+    // A private, new Redis: no earlier proofs to protect, so no restart guard.
     let store = Arc::new(
         RedisReplayStore::builder(redis.url())
+            .restart_guard(Duration::ZERO)
             .build()
             .expect("store"),
     );

@@ -62,7 +62,8 @@ pub struct ServerArgs {
     #[arg(
         long,
         env = "SENDERBOUND_PREVIOUS_NONCE_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        requires = "nonce_secret"
     )]
     pub previous_nonce_secret: Option<String>,
     /// The URL clients address this server by (default SCHEME://LISTEN).

@@ -18,8 +18,12 @@ use senderbound_suite::redis_server::RedisServer;
 
 const SECRET: &[u8] = b"fleet nonce secret, 32 bytes+ (test)";
 
+/// A store on `redis` without the restart guard (each test's Redis is new).
 fn store(redis: &RedisServer) -> RedisReplayStore {
-    RedisReplayStore::builder(redis.url()).build().unwrap()
+    RedisReplayStore::builder(redis.url())
+        .restart_guard(Duration::ZERO)
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,6 +54,7 @@ async fn one_of_a_hundred_concurrent_inserts_wins() {
     // Another namespace on the same Redis is independent.
     let other = RedisReplayStore::builder(redis.url())
         .namespace("other-api")
+        .restart_guard(Duration::ZERO)
         .build()
         .unwrap();
     assert_eq!(
@@ -130,6 +135,95 @@ async fn a_proof_accepted_by_one_server_is_refused_by_the_other() {
     assert_eq!(
         call(&a, &token, &proof(&a, &token, &nonce)).await.status,
         200
+    );
+    // Every entry lives as long as its proof is accepted anywhere: here
+    // (iat = now) 60 s of iat window + 1 s, plus the 15 s skew as a margin
+    // for servers whose clocks lag (61 s without it).
+    let keys = redis.command("KEYS senderbound:jti:*").unwrap();
+    let key = keys
+        .lines()
+        .find(|l| l.starts_with("senderbound:jti:") && !l.ends_with(":since"))
+        .unwrap();
+    let pttl = redis.command(&format!("PTTL {key}")).unwrap();
+    let pttl: u64 = pttl.trim_start_matches(':').trim().parse().unwrap();
+    assert!((75_000..=76_000).contains(&pttl), "PTTL {pttl}");
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn a_slow_redis_is_503_after_the_operation_timeout() {
+    let redis = RedisServer::start();
+    let (a, _) = fleet(&redis);
+    let token = a.token();
+    let nonce = Nonces::new(SECRET).unwrap().issue(a.now());
+    assert_eq!(
+        call(&a, &token, &proof(&a, &token, &nonce)).await.status,
+        200
+    );
+    redis.pause();
+    let r = call(&a, &token, &proof(&a, &token, &nonce)).await;
+    redis.resume();
+    assert_eq!(r.status, 503, "a frozen Redis must never accept: {r:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn after_redis_loses_its_data_earlier_proofs_are_not_accepted_again() {
+    let mut redis = RedisServer::start();
+    let store = RedisReplayStore::builder(redis.url())
+        .restart_guard(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let key = ReplayKey::new("jkt", "used-before-the-restart");
+    let ttl = Duration::from_secs(90);
+    // Polls while the store answers Unavailable; the first other answer.
+    let settle = |deadline: Instant| {
+        let store = &store;
+        async move {
+            loop {
+                let result = store.check_and_insert(key, ttl).await;
+                if result != Err(ReplayError::Unavailable) || Instant::now() > deadline {
+                    return result;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // A new, empty Redis: the guard holds first.
+    assert_eq!(
+        store.check_and_insert(key, ttl).await,
+        Err(ReplayError::Unavailable)
+    );
+    let started = Instant::now();
+    assert_eq!(
+        settle(Instant::now() + Duration::from_secs(10)).await,
+        Ok(())
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the guard held"
+    );
+    assert_eq!(
+        store.check_and_insert(key, ttl).await,
+        Err(ReplayError::AlreadySeen)
+    );
+    // Redis restarts empty: the proof used before is refused (503) while
+    // the guard holds. Only after the guard (2 s here, shorter than the
+    // proof's 90 s: unsafe, which is why the default is longer than any
+    // replay window) does it pass again.
+    redis.restart();
+    let restarted = Instant::now();
+    assert_eq!(
+        store.check_and_insert(key, ttl).await,
+        Err(ReplayError::Unavailable)
+    );
+    assert_eq!(
+        settle(Instant::now() + Duration::from_secs(10)).await,
+        Ok(())
+    );
+    assert!(
+        restarted.elapsed() >= Duration::from_millis(1500),
+        "the guard held"
     );
 }
 

@@ -71,26 +71,78 @@ impl DpopSession {
 }
 
 /// `true` if a response says the proof needs a (new) server nonce: status
-/// 401 and a `DPoP` challenge with `error="use_dpop_nonce"`.
+/// 401 and a `DPoP` challenge with `error="use_dpop_nonce"` (quoted or not;
+/// several challenges may share one header line, RFC 9110 §11.6.1).
 pub fn asks_for_nonce<'a>(
     status: u16,
     www_authenticate: impl IntoIterator<Item = &'a str>,
 ) -> bool {
     status == 401
-        && www_authenticate.into_iter().any(|challenge| {
-            challenge
-                .get(..5)
-                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("dpop "))
-                && challenge.contains("error=\"use_dpop_nonce\"")
+        && www_authenticate.into_iter().any(|line| {
+            challenges(line).any(|(scheme, params)| {
+                scheme.eq_ignore_ascii_case("dpop")
+                    && params.iter().any(|p| {
+                        p.split_once('=').is_some_and(|(name, value)| {
+                            name.trim().eq_ignore_ascii_case("error")
+                                && value.trim().trim_matches('"') == "use_dpop_nonce"
+                        })
+                    })
+            })
         })
 }
 
-/// `scheme://authority`, lower-cased: nonces belong to an origin.
+/// The challenges of one `WWW-Authenticate` line: (scheme, parameters).
+/// Splits on commas outside quoted strings; an element whose first word has
+/// no `=` starts a new challenge.
+fn challenges(line: &str) -> impl Iterator<Item = (&str, Vec<&str>)> {
+    let mut elements = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                elements.push(line[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    elements.push(line[start..].trim());
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    for element in elements.into_iter().filter(|e| !e.is_empty()) {
+        let (first, rest) = element.split_once(' ').unwrap_or((element, ""));
+        if first.contains('=') {
+            if let Some((_, params)) = out.last_mut() {
+                params.push(element);
+            }
+        } else {
+            let params = if rest.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![rest.trim()]
+            };
+            out.push((first, params));
+        }
+    }
+    out.into_iter()
+}
+
+/// `scheme://host[:port]`, lower-cased, without user information or the
+/// scheme's default port: nonces belong to an origin.
 fn origin(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    (!scheme.is_empty() && !authority.is_empty())
-        .then(|| format!("{scheme}://{authority}").to_ascii_lowercase())
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let scheme = scheme.to_ascii_lowercase();
+    let host_port = host_port.to_ascii_lowercase();
+    let host_port = match scheme.as_str() {
+        "https" => host_port.strip_suffix(":443").unwrap_or(&host_port),
+        "http" => host_port.strip_suffix(":80").unwrap_or(&host_port),
+        _ => &host_port,
+    };
+    (!scheme.is_empty() && !host_port.is_empty()).then(|| format!("{scheme}://{host_port}"))
 }
 
 #[cfg(feature = "reqwest")]
@@ -112,15 +164,18 @@ mod http {
         ) -> reqwest::Result<reqwest::Response> {
             let (client, request) = request.build_split();
             let request = request?;
+            let url = request.url().as_str().to_owned();
             let retry = request.try_clone();
+            let used = self.nonce_for(&url);
             let response = client
                 .execute(self.authorize(request, access_token))
                 .await?;
-            let asked = self.observe(&response);
+            let asked = self.observe(&url, &response);
+            // Retry once, and only with a nonce other than the one refused.
             match retry {
-                Some(retry) if asked => {
+                Some(retry) if asked && self.nonce_for(&url) != used => {
                     let response = client.execute(self.authorize(retry, access_token)).await?;
-                    self.observe(&response);
+                    self.observe(&url, &response);
                     Ok(response)
                 }
                 _ => Ok(response),
@@ -143,9 +198,9 @@ mod http {
             request
         }
 
-        /// Remembers the response's nonce; `true` if it asks for one.
-        fn observe(&self, response: &reqwest::Response) -> bool {
-            let url = response.url().as_str();
+        /// Remembers the response's nonce for the origin the request went
+        /// to (not where redirects ended); `true` if it asks for one.
+        fn observe(&self, url: &str, response: &reqwest::Response) -> bool {
             if let Some(nonce) = response
                 .headers()
                 .get(DPOP_NONCE)
@@ -176,6 +231,18 @@ mod tests {
         assert_eq!(origin("http://h").as_deref(), Some("http://h"));
         assert_eq!(origin("nonsense"), None);
         assert_eq!(origin("https:///path"), None);
+        assert_eq!(
+            origin("HTTPS://u:p@a.example:443/x").as_deref(),
+            Some("https://a.example")
+        );
+        assert_eq!(
+            origin("http://a.example:80").as_deref(),
+            Some("http://a.example")
+        );
+        assert_eq!(
+            origin("http://a.example:443").as_deref(),
+            Some("http://a.example:443")
+        );
     }
 
     #[test]
@@ -188,6 +255,19 @@ mod tests {
         assert!(!asks_for_nonce(400, ["DPoP error=\"use_dpop_nonce\""]));
         assert!(!asks_for_nonce(401, ["DPoP error=\"invalid_dpop_proof\""]));
         assert!(!asks_for_nonce(401, ["Bearer error=\"use_dpop_nonce\""]));
+        assert!(asks_for_nonce(401, ["DPoP error=use_dpop_nonce"]));
+        assert!(asks_for_nonce(
+            401,
+            ["Bearer realm=\"a, b\", DPoP error=\"use_dpop_nonce\", algs=\"ES256\""]
+        ));
+        assert!(!asks_for_nonce(
+            401,
+            ["DPoP algs=\"ES256\", Bearer error=\"use_dpop_nonce\""]
+        ));
+        assert!(!asks_for_nonce(
+            401,
+            ["DPoP error_description=\"error=use_dpop_nonce\""]
+        ));
         assert!(!asks_for_nonce(401, []));
     }
 

@@ -4,10 +4,15 @@
 //! A nonce is `base64url(step ‖ HMAC-SHA256(secret, label ‖ step)[..16])`,
 //! where `step` is the current time divided by the step length. It is
 //! accepted while its step is one of the last `window` steps (so it lives
-//! between `(window - 1) × step` and `window × step` seconds), and only if
-//! its tag verifies under the current secret or the previous one (rotation
-//! without downtime: deploy the new secret as current with the old one as
-//! previous; drop the old one a nonce lifetime later).
+//! between `(window - 1) × step` and `window × step` seconds; a nonce from
+//! the next step is accepted in the last 5 s before it, for servers whose
+//! clocks differ a little), and only if its tag verifies under the current
+//! secret or the previous one.
+//!
+//! Rotating the secret across a fleet without refusing anyone takes three
+//! rolling deploys: (1) everywhere, current = old, previous = new (accepts
+//! nonces under the new secret, still issues old ones); (2) current = new,
+//! previous = old; (3) a nonce lifetime later, current = new alone.
 //!
 //! ```
 //! use senderbound_core::nonce::{NonceCheck, Nonces};
@@ -33,6 +38,9 @@ pub const DEFAULT_STEP_SECS: u64 = 60;
 pub const DEFAULT_WINDOW_STEPS: u64 = 3;
 
 const LABEL: &[u8] = b"senderbound dpop-nonce v1";
+/// A nonce from the next step is accepted this close to its start (clocks
+/// of a fleet differ a little).
+const FUTURE_STEP_TOLERANCE_SECS: u64 = 5;
 const TAG_BYTES: usize = 16;
 const NONCE_BYTES: usize = 8 + TAG_BYTES;
 
@@ -159,8 +167,13 @@ impl Nonces {
         }
         let current = now / self.step_secs;
         if step > current {
-            // Ours, but from the future: a server clock ahead. Refuse.
-            return Err(Error::NonceExpired);
+            // Made by a server whose clock is a little ahead, just past a
+            // step boundary: fine. Further ahead: refuse.
+            let starts = step.saturating_mul(self.step_secs);
+            return match step == current + 1 && starts - now <= FUTURE_STEP_TOLERANCE_SECS {
+                true => Ok(NonceCheck::Current),
+                false => Err(Error::NonceExpired),
+            };
         }
         match current - step {
             0 => Ok(NonceCheck::Current),
@@ -197,7 +210,10 @@ mod tests {
         assert_eq!(n.check(Some(&nonce), T + 60), Ok(NonceCheck::Aging));
         assert_eq!(n.check(Some(&nonce), T + 179), Ok(NonceCheck::Aging));
         assert_eq!(n.check(Some(&nonce), T + 180), Err(Error::NonceExpired));
-        assert_eq!(n.check(Some(&nonce), T - 1), Err(Error::NonceExpired));
+        // From a server up to 5 s ahead, across a step boundary: accepted.
+        assert_eq!(n.check(Some(&nonce), T - 5), Ok(NonceCheck::Current));
+        assert_eq!(n.check(Some(&nonce), T - 6), Err(Error::NonceExpired));
+        assert_eq!(n.check(Some(&nonce), T - 61), Err(Error::NonceExpired));
         assert_eq!(n.lifetime_secs(), 180);
     }
 

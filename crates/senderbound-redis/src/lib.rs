@@ -3,9 +3,10 @@
 //! A [`ReplayStore`] on Redis, for a fleet of resource servers behind a load
 //! balancer: a DPoP proof accepted by one server is refused by every other.
 //!
-//! One round trip per accepted proof: `SET <namespace>:<key> 1 NX PX <ttl>`,
-//! atomic in Redis, so of any number of concurrent requests with the same
-//! proof exactly one wins, whichever servers they reach. Keys are the
+//! One round trip per accepted proof: a small script that does
+//! `SET <namespace>:<key> 1 NX PX <ttl>`, atomic in Redis, so of any number
+//! of concurrent requests with the same proof exactly one wins, whichever
+//! servers they reach. Keys are the
 //! fixed-size SHA-256 [`ReplayKey`] (of the proof key's thumbprint and the
 //! `jti`), base64url-encoded under a namespace; they expire on their own when
 //! the proof's acceptance window ends, so Redis holds at most
@@ -16,6 +17,16 @@
 //! with severity `infrastructure`), never accept it. The connection is
 //! re-established in the background; requests succeed again as soon as
 //! Redis answers.
+//!
+//! **Data loss.** If Redis loses its data (a restart without persistence, a
+//! failover to a replica that missed writes), proofs accepted shortly before
+//! would be accepted again. So the same script keeps a marker key without
+//! expiry: when it is missing, Redis has lost (or never had) this store's
+//! data, and the store refuses requests (503) for the
+//! [`restart_guard`](RedisReplayStoreBuilder::restart_guard) (default 4
+//! minutes), until every proof accepted before has expired. Run Redis with
+//! AOF persistence to avoid that pause after restarts; a new, empty Redis
+//! pauses once too.
 //!
 //! ```no_run
 //! use senderbound::SenderBound;
@@ -50,6 +61,29 @@ use senderbound::replay::{ReplayError, ReplayFuture, ReplayKey, ReplayStore};
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
 /// Default key namespace.
 pub const DEFAULT_NAMESPACE: &str = "senderbound:jti";
+/// Default pause after Redis lost its data: longer than the replay window
+/// with default settings (91 s), and with `freshness_from_nonce` (211 s).
+pub const DEFAULT_RESTART_GUARD: Duration = Duration::from_secs(240);
+
+/// KEYS[1] the proof's key, KEYS[2] the namespace's marker; ARGV[1] the TTL
+/// and ARGV[2] the restart guard, in ms. 1: recorded; 0: already there; -1:
+/// Redis lost its data less than the guard ago.
+const SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local since = redis.call('GET', KEYS[2])
+if not since then
+  redis.call('SET', KEYS[2], now)
+  since = now
+end
+if now - tonumber(since) < tonumber(ARGV[2]) then
+  return -1
+end
+if redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then
+  return 1
+end
+return 0
+";
 
 /// Why a store could not be built.
 #[derive(Debug)]
@@ -78,6 +112,7 @@ pub struct RedisReplayStoreBuilder {
     url: String,
     namespace: String,
     operation_timeout: Duration,
+    restart_guard: Duration,
 }
 
 impl RedisReplayStoreBuilder {
@@ -95,6 +130,16 @@ impl RedisReplayStoreBuilder {
         self
     }
 
+    /// How long to refuse requests after Redis lost its data (or on a new,
+    /// empty Redis): at least the replay window, `proof_max_age + 2 ×
+    /// proof_max_future_skew + 1 s` (91 s by default, 211 s with
+    /// `freshness_from_nonce`). Default 4 minutes. Zero turns the guard off
+    /// and accepts replays of proofs used just before a data loss.
+    pub fn restart_guard(mut self, guard: Duration) -> Self {
+        self.restart_guard = guard;
+        self
+    }
+
     /// Creates the store. Connects lazily, in the background: the server can
     /// start while Redis is down (and answers 503 until it is up). Must be
     /// called inside a tokio runtime.
@@ -109,8 +154,11 @@ impl RedisReplayStoreBuilder {
             .map_err(RedisStoreError::Connection)?;
         Ok(RedisReplayStore {
             connection,
+            marker: format!("{}:since", self.namespace),
             namespace: self.namespace,
             operation_timeout: self.operation_timeout,
+            restart_guard_ms: u64::try_from(self.restart_guard.as_millis()).unwrap_or(u64::MAX),
+            script: redis::Script::new(SCRIPT),
             failing: AtomicBool::new(false),
         })
     }
@@ -121,7 +169,10 @@ impl RedisReplayStoreBuilder {
 pub struct RedisReplayStore {
     connection: ConnectionManager,
     namespace: String,
+    marker: String,
     operation_timeout: Duration,
+    restart_guard_ms: u64,
+    script: redis::Script,
     /// Whether the last check failed: failures are logged when they start
     /// and when they end, not once per request.
     failing: AtomicBool,
@@ -138,12 +189,13 @@ impl fmt::Debug for RedisReplayStore {
 
 impl RedisReplayStore {
     /// Starts a configuration for the Redis at `url`
-    /// (`redis://[:password@]host:port/db`, or `rediss://` for TLS).
+    /// (`redis://[:password@]host:port/db`; TLS to Redis is not built in).
     pub fn builder(url: impl Into<String>) -> RedisReplayStoreBuilder {
         RedisReplayStoreBuilder {
             url: url.into(),
             namespace: DEFAULT_NAMESPACE.to_owned(),
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            restart_guard: DEFAULT_RESTART_GUARD,
         }
     }
 
@@ -160,24 +212,25 @@ impl RedisReplayStore {
         // PX takes whole milliseconds and must be positive.
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut connection = self.connection.clone();
-        let command = redis::cmd("SET")
-            .arg(self.redis_key(&key))
-            .arg(1u8)
-            .arg("NX")
-            .arg("PX")
+        let mut invocation = self.script.key(self.redis_key(&key));
+        invocation
+            .key(&self.marker)
             .arg(ttl_ms)
-            .to_owned();
+            .arg(self.restart_guard_ms);
         let answer = tokio::time::timeout(
             self.operation_timeout,
-            command.query_async::<redis::Value>(&mut connection),
+            invocation.invoke_async::<i64>(&mut connection),
         )
         .await;
         match answer {
-            Ok(Ok(redis::Value::Okay)) => Ok(true),
-            Ok(Ok(redis::Value::SimpleString(s))) if s == "OK" => Ok(true),
-            Ok(Ok(redis::Value::Nil)) => Ok(false),
+            Ok(Ok(1)) => Ok(true),
+            Ok(Ok(0)) => Ok(false),
+            Ok(Ok(-1)) => {
+                self.note_failure("Redis lost its data recently (restart guard)");
+                Err(())
+            }
             Ok(Ok(_)) => {
-                self.note_failure("unexpected answer to SET NX");
+                self.note_failure("unexpected answer from the replay script");
                 Err(())
             }
             Ok(Err(e)) => {

@@ -537,9 +537,12 @@ impl SenderBoundBuilder {
     }
 
     /// With [`require_nonce`](Self::require_nonce): let a proof's freshness
-    /// rest on its nonce, accepting its `iat` for as long as a nonce lives
+    /// rest on its nonce, accepting an `iat` as old as a nonce lives
     /// (`window × step`) instead of [`proof_max_age`](Self::proof_max_age).
-    /// For clients with poor clocks; `jti`s are then remembered that long.
+    /// For clients that sign proofs ahead of use or whose clocks lag; a
+    /// clock running ahead is still limited by
+    /// [`proof_max_future_skew`](Self::proof_max_future_skew). `jti`s are
+    /// remembered correspondingly longer.
     pub fn freshness_from_nonce(mut self) -> Self {
         self.freshness_from_nonce = true;
         self

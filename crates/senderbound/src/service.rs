@@ -174,9 +174,17 @@ impl Shared {
                 self.check_revocation(&token, Some(proof.jkt()))
                     .map_err(fail)?;
                 // Remember the jti for as long as its iat would be accepted,
-                // plus one second for the rounding of whole seconds.
-                let ttl =
-                    Duration::from_secs(proof.accept_until().saturating_sub(now).saturating_add(1));
+                // plus one second for the rounding of whole seconds, plus
+                // the allowed clock skew: another server of a fleet whose
+                // clock lags this one's (by up to that much) accepts the
+                // proof for that much longer.
+                let ttl = Duration::from_secs(
+                    proof
+                        .accept_until()
+                        .saturating_sub(now)
+                        .saturating_add(1)
+                        .saturating_add(self.proof_policy.proof_max_future_skew()),
+                );
                 self.replay
                     .check_and_insert(ReplayKey::new(proof.jkt(), proof.jti()), ttl)
                     .await
