@@ -95,6 +95,18 @@ async fn call(h: &Harness, token: &str, proof: &str) -> Reply {
     .await
 }
 
+/// Fresh proofs get 503 (never anything else) until Redis answers, then 200.
+async fn assert_recovers(h: &Harness, token: &str, nonce: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut r = call(h, token, &proof(h, token, nonce)).await;
+    while r.status != 200 && Instant::now() < deadline {
+        assert_eq!(r.status, 503, "only 503 while reconnecting: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r = call(h, token, &proof(h, token, nonce)).await;
+    }
+    assert_eq!(r.status, 200, "recovers once Redis is back: {r:?}");
+}
+
 fn proof(h: &Harness, token: &str, nonce: &str) -> String {
     h.client
         .proof("GET", &format!("https://{HOST}/whoami"))
@@ -247,14 +259,7 @@ async fn redis_down_is_503_never_200_and_recovery_is_automatic() {
     }
 
     redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut r = call(&a, &token, &proof(&a, &token, &nonce)).await;
-    while r.status != 200 && Instant::now() < deadline {
-        assert_eq!(r.status, 503, "only 503 while reconnecting: {r:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        r = call(&a, &token, &proof(&a, &token, &nonce)).await;
-    }
-    assert_eq!(r.status, 200, "recovers once Redis is back: {r:?}");
+    assert_recovers(&a, &token, &nonce).await;
 }
 
 #[tokio::test]
@@ -268,12 +273,5 @@ async fn a_server_started_while_redis_is_down_answers_503_then_recovers() {
     let r = call(&a, &token, &proof(&a, &token, &nonce)).await;
     assert_eq!(r.status, 503, "{r:?}");
     redis.restart();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut r = call(&a, &token, &proof(&a, &token, &nonce)).await;
-    while r.status != 200 && Instant::now() < deadline {
-        assert_eq!(r.status, 503, "{r:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        r = call(&a, &token, &proof(&a, &token, &nonce)).await;
-    }
-    assert_eq!(r.status, 200, "{r:?}");
+    assert_recovers(&a, &token, &nonce).await;
 }
