@@ -68,6 +68,21 @@ impl Severity {
     }
 }
 
+/// Declares [`Error`] and [`Error::ALL`] from one list, so no variant can be
+/// missing from `ALL` (which the tests go through).
+macro_rules! declare_errors {
+    ($(#[$meta:meta])* pub enum Error { $($(#[$vmeta:meta])* $variant:ident,)* }) => {
+        $(#[$meta])*
+        pub enum Error { $($(#[$vmeta])* $variant,)* }
+
+        impl Error {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [Error] = &[$(Error::$variant),*];
+        }
+    };
+}
+
+declare_errors! {
 /// Every way a request can be refused.
 ///
 /// Each variant maps to exactly one [`status`](Error::status),
@@ -213,6 +228,7 @@ pub enum Error {
     ReplayStoreUnavailable,
     /// The keys or the token service needed to verify the token are unavailable.
     TokenVerifierUnavailable,
+}
 }
 
 impl Error {
@@ -422,71 +438,24 @@ mod tests {
     }
 
     #[test]
+    fn every_error_maps_to_one_of_the_rfc_statuses() {
+        assert_eq!(Error::ALL.first(), Some(&Error::MissingCredentials));
+        assert_eq!(Error::ALL.last(), Some(&Error::TokenVerifierUnavailable));
+        for e in Error::ALL {
+            assert!(matches!(e.status(), 400 | 401 | 403 | 503), "{e:?}");
+            // 503 exactly when the server could not decide; then no error code.
+            assert_eq!(e.status() == 503, e.is_unavailable(), "{e:?}");
+            if e.is_unavailable() {
+                assert_eq!(e.code(), None, "{e:?}");
+            }
+        }
+    }
+
+    #[test]
     fn descriptions_are_safe_to_quote() {
         // Every description goes inside a quoted-string of WWW-Authenticate:
         // no quotes, backslashes or control characters, and short.
-        use Error::*;
-        let all = [
-            MissingCredentials,
-            UnsupportedScheme,
-            MultipleAuthorizationHeaders,
-            MultipleDpopHeaders,
-            MalformedAuthorization,
-            TokenInQuery,
-            ProofWithoutToken,
-            MissingHost,
-            HostNotAllowed,
-            PathNotNormalized,
-            ProofMissing,
-            ProofTooLarge,
-            ProofMalformed,
-            ProofType,
-            ProofAlgorithm,
-            ProofKeyInvalid,
-            ProofKeyPrivate,
-            ProofKeyAlgorithmMismatch,
-            ProofCriticalHeader,
-            ProofMissingClaim,
-            ProofSignature,
-            ProofMethodMismatch,
-            ProofUriMismatch,
-            ProofExpired,
-            ProofIssuedInFuture,
-            ProofAthMissing,
-            ProofAthMismatch,
-            ProofReplayed,
-            NonceMissing,
-            NonceExpired,
-            NonceInvalid,
-            TokenTooLarge,
-            TokenMalformed,
-            TokenType,
-            TokenAlgorithm,
-            TokenUnknownKey,
-            TokenSignature,
-            TokenMissingClaim,
-            TokenIssuer,
-            TokenAudience,
-            TokenExpired,
-            TokenNotYetValid,
-            TokenConfirmationInvalid,
-            TokenBindingMismatch,
-            TokenDowngrade,
-            TokenNotBound,
-            TokenInactive,
-            TokenRevoked,
-            TokenLifetime,
-            BearerNotAccepted,
-            CertificateMissing,
-            TokenCertificateMismatch,
-            CertificateMalformed,
-            CertificateBoundNotAccepted,
-            InsufficientScope,
-            ReplayStoreFull,
-            ReplayStoreUnavailable,
-            TokenVerifierUnavailable,
-        ];
-        for e in all {
+        for e in Error::ALL {
             let d = e.description();
             assert!(!d.is_empty() && d.len() < 80, "{e:?}");
             assert!(
