@@ -72,6 +72,8 @@ pub struct Harness {
     pub clock: Arc<FixedClock>,
     /// The protected app.
     pub app: Router,
+    /// The configuration the app is protected with.
+    pub auth: SenderBound,
 }
 
 /// A response, reduced to what tests look at.
@@ -147,6 +149,17 @@ impl Harness {
         Self::with_issuer(issuer, |b| configure(b.issuer(ISSUER).jwks_json(jwks)))
     }
 
+    /// `routes` behind the Layer, configured as [`with`](Self::with) does.
+    pub fn with_routes(
+        routes: Router,
+        configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
+    ) -> Self {
+        let mut harness = Self::with(configure);
+        let auth = harness.auth.clone();
+        harness.app = routes.layer(auth.layer());
+        harness
+    }
+
     /// An app whose tokens `issuer` signs, trusting what `configure` says
     /// (the builder comes with audience, host and clock only: no issuer).
     pub fn with_issuer(
@@ -166,6 +179,7 @@ impl Harness {
             client: DpopKey::generate(),
             clock,
             app: routes().layer(auth.layer()),
+            auth,
         }
     }
 

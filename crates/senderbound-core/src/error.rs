@@ -118,6 +118,13 @@ pub enum Error {
     /// characters: the URI the proof is checked against would not be the
     /// one the router serves.
     PathNotNormalized,
+    /// A request body that must be read to authorize the request (an MCP
+    /// JSON-RPC message) is larger than the configured limit.
+    RequestBodyTooLarge,
+    /// A request body that must be read to authorize the request is not a
+    /// well-formed JSON-RPC message (or batch) with a string `method`, and a
+    /// string `params.name` for `tools/call`.
+    McpRequestMalformed,
 
     // ---- bad DPoP proof (401 invalid_dpop_proof) ----
     /// `Authorization: DPoP` without a `DPoP` header.
@@ -216,10 +223,16 @@ pub enum Error {
     /// The token is certificate-bound, and this resource accepts only
     /// DPoP-bound tokens.
     CertificateBoundNotAccepted,
+    /// The key (or certificate) the token is bound to was used, within the
+    /// detection window, with a token of another client or subject: keys
+    /// shared across clients are refused (key-sharing detection in reject mode).
+    KeyShared,
 
     // ---- authorization (403 insufficient_scope) ----
     /// The token lacks a scope the route requires.
     InsufficientScope,
+    /// The resource's authorization policy refused the request.
+    PolicyDenied,
 
     // ---- the server could not decide (503, fail closed) ----
     /// The replay store is at capacity; refusing rather than forgetting a live `jti`.
@@ -268,7 +281,9 @@ impl Error {
             | ProofWithoutToken
             | MissingHost
             | HostNotAllowed
-            | PathNotNormalized => Some(ErrorCode::InvalidRequest),
+            | PathNotNormalized
+            | RequestBodyTooLarge
+            | McpRequestMalformed => Some(ErrorCode::InvalidRequest),
             ProofMissing
             | ProofTooLarge
             | ProofMalformed
@@ -308,8 +323,9 @@ impl Error {
             | CertificateMissing
             | TokenCertificateMismatch
             | CertificateMalformed
-            | CertificateBoundNotAccepted => Some(ErrorCode::InvalidToken),
-            InsufficientScope => Some(ErrorCode::InsufficientScope),
+            | CertificateBoundNotAccepted
+            | KeyShared => Some(ErrorCode::InvalidToken),
+            InsufficientScope | PolicyDenied => Some(ErrorCode::InsufficientScope),
             NonceMissing | NonceExpired | NonceInvalid => Some(ErrorCode::UseDpopNonce),
         }
     }
@@ -328,6 +344,8 @@ impl Error {
             MissingHost => "request has no host",
             HostNotAllowed => "request host is not served by this resource",
             PathNotNormalized => "request path is not in normal form",
+            RequestBodyTooLarge => "request body too large to authorize",
+            McpRequestMalformed => "request body is not a well-formed JSON-RPC message",
             ProofMissing => "DPoP proof missing",
             ProofTooLarge => "DPoP proof too large",
             ProofMalformed => "DPoP proof is not a compact JWS",
@@ -372,7 +390,9 @@ impl Error {
             TokenCertificateMismatch => "access token is bound to another client certificate",
             CertificateMalformed => "forwarded client certificate malformed",
             CertificateBoundNotAccepted => "certificate-bound tokens are not accepted",
+            KeyShared => "the key this token is bound to is used by another client",
             InsufficientScope => "insufficient scope",
+            PolicyDenied => "request denied by the resource's policy",
             ReplayStoreFull => "temporarily unable to accept requests",
             ReplayStoreUnavailable => "temporarily unable to accept requests",
             TokenVerifierUnavailable => "temporarily unable to verify tokens",
@@ -395,7 +415,8 @@ impl Error {
             | CertificateMissing
             | TokenCertificateMismatch
             | CertificateMalformed
-            | NonceInvalid => Severity::Suspicious,
+            | NonceInvalid
+            | KeyShared => Severity::Suspicious,
             ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => {
                 Severity::Infrastructure
             }

@@ -9,22 +9,49 @@
 //! which outcome, error code and severity. Never the token, the proof, a
 //! signature or key material: only public thumbprints and claim values.
 //!
-//! Fields: `decision` (`authenticate` by the Layer, `authorize` by
-//! `RequireScope`), `outcome` (`allow`/`deny`), `status` (of a refusal; 0
-//! when allowed), `class` (`dpop`, `mtls`, `bearer` or `none`), `method`,
-//! `path` (never the query), `jkt`, `cnf_jkt`, `x5t_s256`, `cnf_x5t_s256`,
-//! `iss`, `sub`, `client_id`, `aud`,
-//! `scopes`, `token_id`, `token_exp`, `error` (the RFC error code),
-//! `reason` (the fixed description) and `severity` (`routine`,
-//! `suspicious`, `infrastructure`). Token fields are filled only once the
-//! token's signature has been verified: unverified claims are never logged.
+//! Fields:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `decision` | `authenticate` (the Layer), `authorize` ([`RequireScope`](crate::RequireScope), [`Authorize`](crate::authorize::Authorize)) |
+//! | `outcome` | `allow` or `deny` |
+//! | `status` | HTTP status of a refusal; 0 when allowed (the handler decides) |
+//! | `class` | token class: `dpop`, `mtls`, `bearer`, or `none` (no credentials) |
+//! | `method`, `path` | the request (never the query) |
+//! | `jkt`, `x5t_s256` | the proof key's thumbprint / the client certificate's, as presented |
+//! | `cnf_jkt`, `cnf_x5t_s256` | what the token is bound to |
+//! | `iss`, `sub`, `client_id`, `aud`, `scopes`, `token_id` | the token's claims |
+//! | `token_iat`, `token_exp`, `token_lifetime` | when it was issued, when it expires, `exp - iat` (0 if unknown) |
+//! | `mcp_method`, `tool` | the MCP JSON-RPC method and tool name, when [`Authorize`](crate::authorize::Authorize) inspected the call |
+//! | `error`, `reason` | the RFC error code and the fixed description |
+//! | `detail` | a policy's own reason for a denial |
+//! | `finding` | `key_shared` when the key was seen with another identity, whose `other_client_id` / `other_sub` follow |
+//! | `severity` | `routine`, `suspicious` or `infrastructure` |
+//!
+//! Token fields are filled only once the token's signature has been
+//! verified: unverified claims are never logged.
 //!
 //! Events for allowed requests and routine refusals are `INFO`; suspicious
-//! refusals (replay, forged signature, a token with another key's proof,
-//! downgrade) are `WARN`; refusals because a dependency failed are `ERROR`.
+//! ones (replay, forged signature, a token with another key's proof,
+//! downgrade, a shared key) are `WARN`; refusals because a dependency failed
+//! are `ERROR`.
+//!
+//! ## Metrics
+//!
+//! Each event also counts, through the [`metrics`] facade (install any
+//! recorder, such as a Prometheus exporter, to collect them):
+//! - `senderbound_decisions_total{decision, outcome, class, error, severity}`;
+//! - `senderbound_key_sharing_total{class, outcome}`, once per finding.
+//!
+//! Label values are fixed strings, so the number of series is bounded.
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use senderbound_core::token::{AccessToken, Binding};
 use senderbound_core::{Error, Severity};
+
+use crate::key_sharing::Holder;
 
 /// The `tracing` target of audit events.
 pub const AUDIT_TARGET: &str = "senderbound::audit";
@@ -42,8 +69,36 @@ pub(crate) struct AuditRecord {
     pub(crate) class: &'static str,
     pub(crate) jkt: Option<String>,
     pub(crate) x5t_s256: Option<String>,
-    pub(crate) token: Option<std::sync::Arc<AccessToken>>,
+    pub(crate) token: Option<Arc<AccessToken>>,
+    /// The MCP JSON-RPC method and tool, if the request was inspected.
+    pub(crate) mcp_method: Option<String>,
+    pub(crate) tool: Option<String>,
+    /// A policy's reason for its denial.
+    pub(crate) detail: Option<Cow<'static, str>>,
+    /// Overrides the error's severity (a policy may call a denial suspicious).
+    pub(crate) severity: Option<Severity>,
+    /// The identity this request's key was seen with before (key sharing).
+    pub(crate) shared_with: Option<Arc<Holder>>,
 }
+
+impl AuditRecord {
+    /// The record of a request the Layer admitted, for a later decision
+    /// (scope, policy) on it.
+    pub(crate) fn admitted(sender: &crate::Sender, token: Arc<AccessToken>) -> Self {
+        AuditRecord {
+            class: sender.binding().as_str(),
+            jkt: sender.jkt().map(str::to_owned),
+            x5t_s256: sender.x5t_s256().map(str::to_owned),
+            token: Some(token),
+            ..AuditRecord::default()
+        }
+    }
+}
+
+/// Name of the decisions counter.
+pub const DECISIONS_TOTAL: &str = "senderbound_decisions_total";
+/// Name of the key-sharing findings counter.
+pub const KEY_SHARING_TOTAL: &str = "senderbound_key_sharing_total";
 
 /// The token's `cnf` thumbprints: (`jkt`, `x5t#S256`).
 fn cnf(token: Option<&AccessToken>) -> (&str, &str) {
@@ -63,17 +118,23 @@ pub(crate) fn emit(
     error: Option<Error>,
 ) {
     let token = record.token.as_deref();
-    let (outcome, status, code, reason, severity) = match error {
+    let (outcome, status, code, reason) = match error {
         // Allowed: the handler, not the Layer, decides the final status.
-        None => ("allow", 0u16, "", "", "routine"),
+        None => ("allow", 0u16, "", ""),
         Some(e) => (
             "deny",
             e.status(),
             e.code().map_or("", |c| c.as_str()),
             e.description(),
-            e.severity().as_str(),
         ),
     };
+    let level = match (record.severity, error, &record.shared_with) {
+        (Some(severity), _, _) => severity,
+        (None, Some(e), _) => e.severity(),
+        (None, None, Some(_)) => Severity::Suspicious,
+        (None, None, None) => Severity::Routine,
+    };
+    let severity = level.as_str();
     let iss = token.map_or("", |t| t.issuer.as_str());
     let sub = token.and_then(|t| t.subject.as_deref()).unwrap_or("");
     let client_id = token.and_then(|t| t.client_id.as_deref()).unwrap_or("");
@@ -83,6 +144,17 @@ pub(crate) fn emit(
     let scopes = token.map(|t| t.scopes.join(" ")).unwrap_or_default();
     let token_id = token.and_then(|t| t.token_id.as_deref()).unwrap_or("");
     let token_exp = token.map_or(0, |t| t.expires_at);
+    let token_iat = token.and_then(|t| t.issued_at).unwrap_or(0);
+    let token_lifetime = token
+        .and_then(|t| t.issued_at.map(|iat| t.expires_at.saturating_sub(iat)))
+        .unwrap_or(0);
+    let mcp_method = record.mcp_method.as_deref().unwrap_or("");
+    let tool = record.tool.as_deref().unwrap_or("");
+    let detail = record.detail.as_deref().unwrap_or("");
+    let shared = record.shared_with.as_deref();
+    let finding = if shared.is_some() { "key_shared" } else { "" };
+    let other_client_id = shared.and_then(|h| h.client_id.as_deref()).unwrap_or("");
+    let other_sub = shared.and_then(|h| h.subject.as_deref()).unwrap_or("");
     let jkt = record.jkt.as_deref().unwrap_or("");
     let x5t_s256 = record.x5t_s256.as_deref().unwrap_or("");
     let (cnf_jkt, cnf_x5t_s256) = cnf(token);
@@ -91,6 +163,13 @@ pub(crate) fn emit(
     } else {
         record.class
     };
+
+    metrics::counter!(DECISIONS_TOTAL, "decision" => decision, "outcome" => outcome,
+        "class" => class, "error" => code, "severity" => severity)
+    .increment(1);
+    if shared.is_some() {
+        metrics::counter!(KEY_SHARING_TOTAL, "class" => class, "outcome" => outcome).increment(1);
+    }
 
     macro_rules! event {
         ($level:expr) => {
@@ -113,17 +192,25 @@ pub(crate) fn emit(
                 aud = aud.as_str(),
                 scopes = scopes.as_str(),
                 token_id,
+                token_iat,
                 token_exp,
+                token_lifetime,
+                mcp_method,
+                tool,
                 error = code,
                 reason,
+                detail,
+                finding,
+                other_client_id,
+                other_sub,
                 severity,
                 "{decision} {outcome}"
             )
         };
     }
-    match error.map(Error::severity) {
-        None | Some(Severity::Routine) => event!(tracing::Level::INFO),
-        Some(Severity::Suspicious) => event!(tracing::Level::WARN),
-        Some(Severity::Infrastructure) => event!(tracing::Level::ERROR),
+    match level {
+        Severity::Routine => event!(tracing::Level::INFO),
+        Severity::Suspicious => event!(tracing::Level::WARN),
+        Severity::Infrastructure => event!(tracing::Level::ERROR),
     }
 }

@@ -20,6 +20,8 @@ pub(crate) struct ChallengeConfig {
     pub(crate) offer_bearer: bool,
     /// Optional `realm`.
     pub(crate) realm: Option<String>,
+    /// The URL of this resource's metadata (RFC 9728 §5.1), if served.
+    pub(crate) resource_metadata: Option<String>,
 }
 
 /// A refused request, ready to become a response.
@@ -48,9 +50,19 @@ impl Rejection {
         }
     }
 
-    /// Adds the `scope` parameter of an `insufficient_scope` challenge.
-    pub(crate) fn with_scope(mut self, scope: String) -> Self {
-        self.scope = Some(scope);
+    /// Adds the `scope` parameter of an `insufficient_scope` challenge: the
+    /// scopes needed, if each is a valid scope token (RFC 6749 §3.3) and so
+    /// safe to quote; otherwise the parameter is left out.
+    pub(crate) fn with_scopes<'a>(mut self, scopes: impl IntoIterator<Item = &'a str>) -> Self {
+        let scopes: Vec<&str> = scopes.into_iter().collect();
+        let valid = |s: &&str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        };
+        if !scopes.is_empty() && scopes.iter().all(valid) {
+            self.scope = Some(scopes.join(" "));
+        }
         self
     }
 
@@ -74,6 +86,9 @@ impl Rejection {
         let mut params = Vec::new();
         if let Some(realm) = &self.config.realm {
             params.push(format!("realm=\"{realm}\""));
+        }
+        if let Some(url) = &self.config.resource_metadata {
+            params.push(format!("resource_metadata=\"{url}\""));
         }
         let mut error_params = Vec::new();
         if let Some(code) = code {
@@ -157,7 +172,26 @@ mod tests {
             algs: "ES256 EdDSA".into(),
             offer_bearer,
             realm: None,
+            resource_metadata: None,
         })
+    }
+
+    #[test]
+    fn every_challenge_points_at_the_resource_metadata() {
+        let config = Arc::new(ChallengeConfig {
+            algs: "ES256".into(),
+            offer_bearer: true,
+            realm: None,
+            resource_metadata: Some("https://rs/.well-known/oauth-protected-resource".into()),
+        });
+        let r = Rejection::new(Error::TokenExpired, Some(Scheme::DPoP), config);
+        assert_eq!(
+            r.challenges(),
+            [
+                "DPoP resource_metadata=\"https://rs/.well-known/oauth-protected-resource\", error=\"invalid_token\", error_description=\"access token expired\", algs=\"ES256\"",
+                "Bearer resource_metadata=\"https://rs/.well-known/oauth-protected-resource\""
+            ]
+        );
     }
 
     #[test]
@@ -190,7 +224,7 @@ mod tests {
     #[test]
     fn insufficient_scope_names_the_scope() {
         let r = Rejection::new(Error::InsufficientScope, Some(Scheme::DPoP), config(false))
-            .with_scope("write admin".into());
+            .with_scopes(["write", "admin"]);
         assert_eq!(
             r.challenges(),
             [

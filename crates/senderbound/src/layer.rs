@@ -11,6 +11,8 @@ use senderbound_core::{Algorithm, AlgorithmSet, Clock, SystemClock};
 use tower_layer::Layer;
 
 use crate::challenge::ChallengeConfig;
+use crate::key_sharing::{Detector, KeySharing};
+use crate::metadata::{Facts, ResourceMetadata, ServedMetadata};
 use crate::mtls::{ClientCertSource, ConnectionCert, ForwardedClientCert, TrustedProxies};
 use crate::replay::{MemoryReplayStore, ReplayStore};
 use crate::revocation::RevocationCheck;
@@ -80,6 +82,13 @@ impl SenderBound {
     /// The DPoP algorithms accepted (what the `algs` challenge parameter lists).
     pub fn dpop_algorithms(&self) -> AlgorithmSet {
         self.shared.proof_policy.accepted_algorithms()
+    }
+
+    /// Where the Layer serves this resource's RFC 9728 metadata (and what
+    /// its challenges name in `resource_metadata`), if
+    /// [`resource_metadata`](SenderBoundBuilder::resource_metadata) was set.
+    pub fn resource_metadata_url(&self) -> Option<&str> {
+        self.shared.metadata.as_ref().map(|m| m.url.as_str())
     }
 }
 
@@ -158,6 +167,11 @@ pub enum BuildError {
     InvalidRealm,
     /// `freshness_from_nonce()` without `require_nonce(..)`.
     FreshnessWithoutNonce,
+    /// The resource metadata (RFC 9728) cannot describe this resource: its
+    /// `resource` must be one of the audiences and an `https` URL (`http`
+    /// only on loopback) without query or fragment, and its documentation,
+    /// policy and terms links absolute http(s) URLs.
+    InvalidResourceMetadata,
 }
 
 impl fmt::Display for BuildError {
@@ -202,6 +216,9 @@ impl fmt::Display for BuildError {
             BuildError::FreshnessWithoutNonce => {
                 f.write_str("freshness_from_nonce() needs require_nonce(..)")
             }
+            BuildError::InvalidResourceMetadata => f.write_str(
+                "resource metadata: the resource must be an audience and an https URL (http only on loopback) without query or fragment; links must be http(s) URLs",
+            ),
         }
     }
 }
@@ -260,6 +277,8 @@ pub struct SenderBoundBuilder {
     accept_mtls: bool,
     nonces: Option<Nonces>,
     freshness_from_nonce: bool,
+    resource_metadata: Option<ResourceMetadata>,
+    key_sharing: Option<KeySharing>,
 }
 
 impl Default for SenderBoundBuilder {
@@ -300,6 +319,8 @@ impl Default for SenderBoundBuilder {
             accept_mtls: false,
             nonces: None,
             freshness_from_nonce: false,
+            resource_metadata: None,
+            key_sharing: None,
         }
     }
 }
@@ -654,6 +675,24 @@ impl SenderBoundBuilder {
         self
     }
 
+    /// Serve this resource's OAuth 2.0 Protected Resource Metadata (RFC
+    /// 9728) at its well-known URL, built from this configuration plus
+    /// `metadata`, and name that URL in every challenge
+    /// (`resource_metadata="…"`), so clients such as MCP clients can
+    /// discover the authorization server. See [`metadata`](crate::metadata).
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        self.resource_metadata = Some(metadata);
+        self
+    }
+
+    /// Watch for one key (or client certificate) used with tokens of
+    /// different clients or subjects, and audit it as suspicious (or refuse
+    /// it). See [`key_sharing`](crate::key_sharing).
+    pub fn detect_key_sharing(mut self, config: KeySharing) -> Self {
+        self.key_sharing = Some(config);
+        self
+    }
+
     /// Checks the configuration and builds it. Nothing is fetched yet:
     /// discovery and keys are fetched on first use, so a server can start
     /// while its authorization server is still coming up (answering 503).
@@ -752,10 +791,32 @@ impl SenderBoundBuilder {
                 (None, false) => return Err(BuildError::NoPublicOrigin),
             },
         };
+        let metadata = match self.resource_metadata {
+            Some(config) => Some(
+                ServedMetadata::build(
+                    config,
+                    Facts {
+                        audiences: rules.audiences(),
+                        issuers: rules.issuers().to_vec(),
+                        dpop_algorithms: self
+                            .proof_policy
+                            .accepted_algorithms()
+                            .iter()
+                            .map(|a| a.as_str())
+                            .collect(),
+                        accept_bearer: self.accept_bearer,
+                        accept_mtls: self.accept_mtls,
+                    },
+                )
+                .map_err(|_| BuildError::InvalidResourceMetadata)?,
+            ),
+            None => None,
+        };
         let challenges = Arc::new(ChallengeConfig {
             algs: self.proof_policy.accepted_algorithms().to_space_separated(),
             offer_bearer: self.accept_bearer || self.accept_mtls,
             realm: self.realm,
+            resource_metadata: metadata.as_ref().map(|m| m.url.clone()),
         });
         let replay = self
             .replay
@@ -776,6 +837,8 @@ impl SenderBoundBuilder {
                 client_certs: self.client_certs,
                 accept_mtls: self.accept_mtls,
                 nonces: self.nonces,
+                metadata,
+                key_sharing: self.key_sharing.as_ref().map(Detector::new),
             }),
         })
     }

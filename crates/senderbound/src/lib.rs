@@ -81,9 +81,12 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod authorize;
 mod challenge;
 mod credentials;
+pub mod key_sharing;
 mod layer;
+pub mod metadata;
 pub mod mtls;
 pub mod replay;
 mod require_scope;

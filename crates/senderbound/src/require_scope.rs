@@ -71,17 +71,6 @@ impl RequireScope {
         }
     }
 
-    /// The `scope` challenge parameter: the required scopes, if each is a
-    /// valid scope token (RFC 6749 §3.3) and so safe to quote.
-    fn challenge_scope(&self) -> Option<String> {
-        let valid = |s: &String| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-        };
-        self.scopes.iter().all(valid).then(|| self.scopes.join(" "))
-    }
-
     fn refuse(&self, parts: &http::request::Parts) -> Response {
         let (Some(sender), Some(ctx)) = (
             parts.extensions.get::<Sender>(),
@@ -89,12 +78,7 @@ impl RequireScope {
         ) else {
             return MissingSender.into_response();
         };
-        let record = AuditRecord {
-            class: sender.binding().as_str(),
-            jkt: sender.jkt().map(str::to_owned),
-            x5t_s256: sender.x5t_s256().map(str::to_owned),
-            token: Some(ctx.token.clone()),
-        };
+        let record = AuditRecord::admitted(sender, ctx.token.clone());
         audit::emit(
             "authorize",
             parts.method.as_str(),
@@ -102,15 +86,13 @@ impl RequireScope {
             &record,
             Some(Error::InsufficientScope),
         );
-        let mut rejection = Rejection::new(
+        Rejection::new(
             Error::InsufficientScope,
             Some(sender.scheme()),
             ctx.challenges.clone(),
-        );
-        if let Some(scope) = self.challenge_scope() {
-            rejection = rejection.with_scope(scope);
-        }
-        rejection.into_response()
+        )
+        .with_scopes(self.scopes.iter().map(String::as_str))
+        .into_response()
     }
 }
 

@@ -30,6 +30,8 @@ use tower_service::Service;
 use crate::audit::{self, AuditRecord};
 use crate::challenge::{ChallengeConfig, Rejection};
 use crate::credentials::{self, DPOP};
+use crate::key_sharing::Detector;
+use crate::metadata::ServedMetadata;
 use crate::mtls::{ClientCertSource, ClientCertificate};
 use crate::replay::{ReplayKey, ReplayStore};
 use crate::revocation::RevocationCheck;
@@ -61,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) client_certs: Arc<dyn ClientCertSource>,
     pub(crate) accept_mtls: bool,
     pub(crate) nonces: Option<Nonces>,
+    pub(crate) metadata: Option<ServedMetadata>,
+    pub(crate) key_sharing: Option<Detector>,
 }
 
 /// The `DPoP-Nonce` response header (RFC 9449 §8.1).
@@ -173,6 +177,8 @@ impl Shared {
                 token.binding.check_dpop(proof.jkt()).map_err(fail)?;
                 self.check_revocation(&token, Some(proof.jkt()))
                     .map_err(fail)?;
+                self.check_key_sharing("dpop", proof.jkt(), &token, record)
+                    .map_err(fail)?;
                 // Remember the jti for as long as its iat would be accepted,
                 // plus one second for the rounding of whole seconds, plus
                 // the allowed clock skew: another server of a fleet whose
@@ -231,6 +237,8 @@ impl Shared {
                         record.x5t_s256 = Some(cert.x5t_s256().to_owned());
                         token.binding.check_mtls(cert.x5t_s256()).map_err(fail)?;
                         self.check_revocation(&token, None).map_err(fail)?;
+                        self.check_key_sharing("mtls", cert.x5t_s256(), &token, record)
+                            .map_err(fail)?;
                         let sender = Sender::new(
                             &token,
                             BindingKind::Mtls,
@@ -259,6 +267,25 @@ impl Shared {
     /// The request's client certificate, from the configured source.
     fn client_certificate(&self, parts: &Parts) -> Result<Option<ClientCertificate>, Error> {
         self.client_certs.client_certificate(parts)
+    }
+
+    /// Key-sharing detection: notes (in the audit record) a key seen with
+    /// another identity, and refuses it in reject mode.
+    fn check_key_sharing(
+        &self,
+        kind: &str,
+        thumbprint: &str,
+        token: &AccessToken,
+        record: &mut AuditRecord,
+    ) -> Result<(), Error> {
+        let Some(detector) = &self.key_sharing else {
+            return Ok(());
+        };
+        record.shared_with = detector.observe(format!("{kind}:{thumbprint}"), token);
+        match record.shared_with {
+            Some(_) if detector.reject => Err(Error::KeyShared),
+            _ => Ok(()),
+        }
     }
 
     /// Run-time revocation, asked on every request (cached tokens too).
@@ -347,6 +374,21 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // RFC 9728 metadata is public: answered here, before any check.
+        if let Some(metadata) = &self.shared.metadata
+            && let Some(response) = metadata.answer(
+                req.method(),
+                req.extensions()
+                    .get::<axum::extract::OriginalUri>()
+                    .map_or_else(|| req.uri().path(), |o| o.0.path()),
+            )
+        {
+            return ResponseFuture {
+                state: State::Answered {
+                    response: Some(response),
+                },
+            };
+        }
         // Use the service that was polled ready, leave a fresh clone behind.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -389,6 +431,9 @@ pin_project! {
             future: S::Future,
             nonce: Option<http::HeaderValue>,
         },
+        Answered {
+            response: Option<Response>,
+        },
     }
 }
 
@@ -429,6 +474,11 @@ where
                         response.headers_mut().insert(DPOP_NONCE, nonce);
                     }
                     return Poll::Ready(Ok(response.map(Body::new)));
+                }
+                StateProj::Answered { response } => {
+                    return Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                        http::StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    })));
                 }
             }
         }

@@ -1,0 +1,510 @@
+//! [`Authorize`]: an async policy hook after authentication: it sees the
+//! verified [`Sender`], the request (method, path, headers) and, for MCP,
+//! the JSON-RPC method and tool being called, and may refuse with `403`.
+//!
+//! Scopes say what a token may do in general; a policy is the place for the
+//! rules that depend on the request: which client may call which tool,
+//! which tools need a human approval on record, which tenants may touch
+//! which paths. Every decision (allowed or not) is one audit event
+//! (`decision="authorize"`) that names the tool, so an incident review can
+//! tie the token and its key to the action taken.
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use senderbound::authorize::{Authorize, Denied, PolicyRequest};
+//!
+//! // A synchronous rule is a closure; implement `Policy` for async ones.
+//! let policy = |req: &PolicyRequest| match req.tool() {
+//!     Some("delete_note") if !req.sender().has_scope("notes:admin") => {
+//!         Err(Denied::new("delete_note needs notes:admin").needs_scopes(["notes:admin"]))
+//!     }
+//!     _ => Ok(()),
+//! };
+//! let app: Router = Router::new()
+//!     .route("/mcp", post(|| async { "…" }))
+//!     // Read the JSON-RPC body so the policy sees MCP tool names.
+//!     .route_layer(Authorize::new(policy).inspect_mcp_calls());
+//! // … then `.layer(auth.layer())` around it, so a `Sender` is present.
+//! ```
+//!
+//! Put it *inside* the [`SenderBoundLayer`](crate::SenderBoundLayer): a
+//! request without a `Sender` is a misconfiguration and gets `500`, never
+//! passes. A denial is `403` with `error="insufficient_scope"` and a fixed
+//! description; the policy's own reason goes to the audit event only
+//! (`detail`), and [`Denied::needs_scopes`] adds the `scope` parameter a
+//! client can use to step up (as MCP clients do).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::OriginalUri;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, Method, Request, Uri};
+use http_body_util::{BodyExt, Limited};
+use senderbound_core::{Error, Severity};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::audit::{self, AuditRecord};
+use crate::challenge::Rejection;
+use crate::sender::{MissingSender, Sender};
+use crate::service::AuthContext;
+
+/// Default [`Authorize::max_body_bytes`]: 4 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+
+/// What a policy is asked about.
+#[derive(Debug, Clone)]
+pub struct PolicyRequest {
+    sender: Sender,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    mcp: Option<McpCall>,
+}
+
+impl PolicyRequest {
+    /// The verified sender: binding, issuer, subject, client, scopes, …
+    pub fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
+    /// The HTTP method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The request path as the client sent it (before any router nesting).
+    pub fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    /// The request URI as the client sent it (path and query).
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The request headers (without `Authorization` and `DPoP`, unless the
+    /// Layer was told to keep them).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The MCP message being authorized, when the body was inspected
+    /// ([`Authorize::inspect_mcp_calls`]) and the request carries one.
+    pub fn mcp(&self) -> Option<&McpCall> {
+        self.mcp.as_ref()
+    }
+
+    /// The MCP tool being called (`tools/call`'s `params.name`), if any.
+    pub fn tool(&self) -> Option<&str> {
+        self.mcp.as_ref().and_then(McpCall::tool)
+    }
+}
+
+/// One MCP (JSON-RPC 2.0) message of a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpCall {
+    method: Option<String>,
+    tool: Option<String>,
+}
+
+impl McpCall {
+    /// The JSON-RPC `method` (`tools/call`, `tools/list`, `initialize`, …);
+    /// `None` for a response to a server request.
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
+    /// The tool name, for `tools/call`.
+    pub fn tool(&self) -> Option<&str> {
+        self.tool.as_deref()
+    }
+}
+
+/// A policy's refusal.
+#[derive(Debug, Clone)]
+pub struct Denied {
+    reason: Cow<'static, str>,
+    severity: Severity,
+    scopes: Vec<String>,
+}
+
+impl Denied {
+    /// A refusal; `reason` is recorded in the audit event (`detail`), never
+    /// sent to the client.
+    pub fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+        Denied {
+            reason: reason.into(),
+            severity: Severity::Routine,
+            scopes: Vec::new(),
+        }
+    }
+
+    /// Audit the refusal as suspicious (`WARN`), not routine.
+    pub fn suspicious(mut self) -> Self {
+        self.severity = Severity::Suspicious;
+        self
+    }
+
+    /// The scopes that would allow the request: sent as the challenge's
+    /// `scope` parameter so the client can ask for them.
+    pub fn needs_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The policy's reason.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// An authorization policy: decides on each request the Layer admitted.
+///
+/// Any `Fn(&PolicyRequest) -> Result<(), Denied>` closure is a policy; for
+/// one that needs to wait (ask a database, an approval service), implement
+/// the trait:
+///
+/// ```
+/// use senderbound::authorize::{Denied, Policy, PolicyRequest};
+///
+/// struct Approvals; // e.g. a client for an approval service
+///
+/// impl Policy for Approvals {
+///     async fn check(&self, req: &PolicyRequest) -> Result<(), Denied> {
+///         let approved = async { req.tool() != Some("send_payment") }.await;
+///         if approved { Ok(()) } else { Err(Denied::new("no approval on record")) }
+///     }
+/// }
+/// ```
+pub trait Policy: Send + Sync + 'static {
+    /// `Ok(())` lets the request through; `Err` refuses it with `403`.
+    fn check(&self, request: &PolicyRequest) -> impl Future<Output = Result<(), Denied>> + Send;
+}
+
+impl<F> Policy for F
+where
+    F: Fn(&PolicyRequest) -> Result<(), Denied> + Send + Sync + 'static,
+{
+    fn check(&self, request: &PolicyRequest) -> impl Future<Output = Result<(), Denied>> + Send {
+        std::future::ready(self(request))
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`Policy`] as a trait object.
+trait DynPolicy: Send + Sync + 'static {
+    fn check_boxed<'a>(&'a self, request: &'a PolicyRequest) -> BoxFuture<'a, Result<(), Denied>>;
+}
+
+impl<P: Policy> DynPolicy for P {
+    fn check_boxed<'a>(&'a self, request: &'a PolicyRequest) -> BoxFuture<'a, Result<(), Denied>> {
+        Box::pin(self.check(request))
+    }
+}
+
+/// A route layer that asks a [`Policy`] about every request; see the
+/// [module](self) docs.
+#[derive(Clone)]
+pub struct Authorize {
+    policy: Arc<dyn DynPolicy>,
+    inspect_mcp: bool,
+    max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for Authorize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorize")
+            .field("inspect_mcp", &self.inspect_mcp)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authorize {
+    /// Asks `policy` about every request.
+    pub fn new(policy: impl Policy) -> Self {
+        Authorize {
+            policy: Arc::new(policy),
+            inspect_mcp: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// Read the body of `POST` requests as MCP JSON-RPC (a message or a
+    /// batch) so the policy sees the method and tool of each message; the
+    /// policy is asked once per message, and one refusal refuses the request.
+    /// A body that is not strict JSON-RPC (a non-string `method`, a
+    /// `tools/call` without a string `params.name`, duplicate members) gets
+    /// `400 invalid_request` rather than a guess: the MCP server must not
+    /// read a tool the policy did not see.
+    pub fn inspect_mcp_calls(mut self) -> Self {
+        self.inspect_mcp = true;
+        self
+    }
+
+    /// Refuse (`400`) bodies larger than this when inspecting them
+    /// (default [`DEFAULT_MAX_BODY_BYTES`]).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+}
+
+impl<S> Layer<S> for Authorize {
+    type Service = AuthorizeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthorizeService {
+            inner,
+            config: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`Authorize`].
+#[derive(Debug, Clone)]
+pub struct AuthorizeService<S> {
+    inner: S,
+    config: Authorize,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Response future of [`AuthorizeService`].
+pub type AuthorizeFuture<E> = BoxFuture<'static, Result<Response, E>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthorizeService<S>
+where
+    S: Service<Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    ReqBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = AuthorizeFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // Use the service that was polled ready, leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            match config.decide(&parts, body).await {
+                Ok(body) => {
+                    let response = inner.call(Request::from_parts(parts, body)).await?;
+                    Ok(response.map(Body::new))
+                }
+                Err(refusal) => Ok(refusal),
+            }
+        })
+    }
+}
+
+impl Authorize {
+    /// The body to hand on, or the refusal. Emits the audit event(s).
+    async fn decide<B>(&self, parts: &Parts, body: B) -> Result<Body, Response>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (Some(sender), Some(ctx)) = (
+            parts.extensions.get::<Sender>(),
+            parts.extensions.get::<AuthContext>(),
+        ) else {
+            return Err(MissingSender.into_response());
+        };
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let path = uri.path().to_owned();
+        let refuse = |record: AuditRecord, error: Error, scopes: &[String]| {
+            audit::emit(
+                "authorize",
+                parts.method.as_str(),
+                &path,
+                &record,
+                Some(error),
+            );
+            Rejection::new(error, Some(sender.scheme()), ctx.challenges.clone())
+                .with_scopes(scopes.iter().map(String::as_str))
+                .into_response()
+        };
+        let record = || AuditRecord::admitted(sender, ctx.token.clone());
+
+        let (body, calls) = if self.inspect_mcp && parts.method == Method::POST {
+            let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err(refuse(record(), Error::RequestBodyTooLarge, &[]));
+                }
+                Err(_) => return Err(refuse(record(), Error::McpRequestMalformed, &[])),
+            };
+            let Some(calls) = parse_mcp(&bytes) else {
+                return Err(refuse(record(), Error::McpRequestMalformed, &[]));
+            };
+            (Body::from(bytes), calls.into_iter().map(Some).collect())
+        } else {
+            (Body::new(body), vec![None])
+        };
+
+        let mut request = PolicyRequest {
+            sender: sender.clone(),
+            method: parts.method.clone(),
+            uri,
+            headers: parts.headers.clone(),
+            mcp: None,
+        };
+        for call in calls {
+            request.mcp = call;
+            let mut record = record();
+            record.mcp_method = request.mcp().and_then(|c| c.method.clone());
+            record.tool = request.tool().map(str::to_owned);
+            match self.policy.check_boxed(&request).await {
+                Ok(()) => audit::emit("authorize", parts.method.as_str(), &path, &record, None),
+                Err(denied) => {
+                    record.detail = Some(denied.reason);
+                    record.severity = Some(denied.severity);
+                    return Err(refuse(record, Error::PolicyDenied, &denied.scopes));
+                }
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// A JSON-RPC message, strictly: duplicate members are an error (serde's
+/// derive refuses them), so no two readers can disagree on `method`.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallParams<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+/// The messages of an MCP request body, or `None` if it is not strict
+/// JSON-RPC (a message object or a non-empty batch of them).
+fn parse_mcp(body: &[u8]) -> Option<Vec<McpCall>> {
+    let body = std::str::from_utf8(body).ok()?;
+    let messages: Vec<Message<'_>> = if body.trim_start().starts_with('[') {
+        let batch: Vec<&RawValue> = serde_json::from_str(body).ok()?;
+        batch
+            .into_iter()
+            .map(|m| object(m.get()))
+            .collect::<Option<_>>()?
+    } else {
+        vec![object(body)?]
+    };
+    if messages.is_empty() {
+        return None;
+    }
+    messages
+        .into_iter()
+        .map(|m| {
+            let tool = match (m.method.as_deref(), m.params) {
+                (Some("tools/call"), Some(params)) => Some(
+                    object::<ToolCallParams<'_>>(params.get())?
+                        .name
+                        .into_owned(),
+                ),
+                (Some("tools/call"), None) => return None,
+                _ => None,
+            };
+            Some(McpCall {
+                method: m.method.map(Cow::into_owned),
+                tool,
+            })
+        })
+        .collect()
+}
+
+/// `T` from a JSON *object* only: serde's derive would also read an array
+/// positionally, in its own field order, which another reader may not share.
+fn object<'a, T: Deserialize<'a>>(json: &'a str) -> Option<T> {
+    if !json.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str(json).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(method: &str, tool: Option<&str>) -> McpCall {
+        McpCall {
+            method: Some(method.into()),
+            tool: tool.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn tool_calls_are_read_strictly() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_note","arguments":{"text":"hi"}}}"#;
+        assert_eq!(
+            parse_mcp(body),
+            Some(vec![call("tools/call", Some("write_note"))])
+        );
+        assert_eq!(
+            parse_mcp(
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"a\u0062"}}"#
+            ),
+            Some(vec![call("tools/call", Some("ab"))])
+        );
+        assert_eq!(
+            parse_mcp(br#"[{"method":"tools/list","id":1},{"method":"tools/call","id":2,"params":{"name":"x"}}]"#),
+            Some(vec![call("tools/list", None), call("tools/call", Some("x"))])
+        );
+        assert_eq!(
+            parse_mcp(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            Some(vec![McpCall {
+                method: None,
+                tool: None
+            }])
+        );
+        for bad in [
+            &br#"{"method":"ping","method":"tools/call","params":{"name":"x"}}"#[..],
+            br#"{"method":"tools/call","params":{"name":"x","name":"y"}}"#,
+            br#"{"method":"tools/call"}"#,
+            br#"{"method":"tools/call","params":{"name":7}}"#,
+            br#"{"method":"tools/call","params":["x"]}"#,
+            br#"{"method":5}"#,
+            br#"[]"#,
+            br#"[1]"#,
+            br#"[["tools/call",{"name":"x"}]]"#,
+            br#"["tools/call",{"name":"x"}]"#,
+            b"",
+            b"not json",
+            br#"{"method":"tools/list"} trailing"#,
+        ] {
+            assert_eq!(parse_mcp(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

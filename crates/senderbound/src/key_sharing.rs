@@ -1,0 +1,203 @@
+//! Key-sharing detection: one DPoP key (or client certificate) used with
+//! tokens of different clients or subjects.
+//!
+//! Sender constraint limits a leaked token to whoever holds the key. When
+//! every tool container, browser session and connector of an agent
+//! platform signs with the *same* key, that holder is everyone: the binding
+//! has become shared ambient authority. Tokens of two different clients (or
+//! users) bound to one key are the visible sign of it, and only the
+//! resource server sees both.
+//!
+//! With [`detect_key_sharing`](crate::SenderBoundBuilder::detect_key_sharing)
+//! the Layer remembers, per key thumbprint (`jkt`, or `x5t#S256` for
+//! certificate-bound tokens), the issuer, `client_id` and `sub` of the first
+//! accepted token, for a sliding window. A later token with the same key and
+//! another identity gets a *suspicious* audit event (`finding="key_shared"`,
+//! with both identities), and is refused with `401 invalid_token` in
+//! [`reject`](KeySharing::reject) mode.
+//!
+//! ```
+//! use std::time::Duration;
+//! use senderbound::{SenderBound, key_sharing::KeySharing};
+//!
+//! # fn main() -> Result<(), senderbound::BuildError> {
+//! let auth = SenderBound::builder()
+//!     .issuer("https://login.example.com")
+//!     .audience("https://api.example.com")
+//!     .public_base_url("https://api.example.com")
+//!     .detect_key_sharing(KeySharing::new().window(Duration::from_secs(3600)).reject())
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+//!
+//! The memory is per server process and bounded
+//! ([`capacity`](KeySharing::capacity)); across a fleet, each instance
+//! detects what it sees.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use senderbound_core::token::AccessToken;
+
+/// Default [`KeySharing::window`]: one hour.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+/// Default [`KeySharing::capacity`]: keys remembered at most.
+pub const DEFAULT_CAPACITY: u64 = 100_000;
+
+/// Configuration of key-sharing detection; see the [module](self) docs.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct KeySharing {
+    window: Duration,
+    capacity: u64,
+    reject: bool,
+    subjects: bool,
+}
+
+impl Default for KeySharing {
+    fn default() -> Self {
+        KeySharing {
+            window: DEFAULT_WINDOW,
+            capacity: DEFAULT_CAPACITY,
+            reject: false,
+            subjects: true,
+        }
+    }
+}
+
+impl KeySharing {
+    /// Detect (audit) only; a one-hour window; different clients *or*
+    /// subjects count.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A key's identity is remembered for this long after its last use.
+    pub fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Remember at most this many keys (least recently used go first).
+    pub fn capacity(mut self, keys: u64) -> Self {
+        self.capacity = keys;
+        self
+    }
+
+    /// Refuse the request (`401 invalid_token`) instead of only auditing it.
+    /// The identity seen first keeps working; the other gets the refusal
+    /// until the window passes without the key being used.
+    pub fn reject(mut self) -> Self {
+        self.reject = true;
+        self
+    }
+
+    /// Count only different clients (issuer + `client_id`), not different
+    /// subjects: for a backend that legitimately acts for many users with
+    /// one key.
+    pub fn ignore_subjects(mut self) -> Self {
+        self.subjects = false;
+        self
+    }
+}
+
+/// Who a key was first seen with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub(crate) issuer: String,
+    pub(crate) client_id: Option<String>,
+    pub(crate) subject: Option<String>,
+}
+
+impl Holder {
+    fn of(token: &AccessToken, subjects: bool) -> Self {
+        Holder {
+            issuer: token.issuer.clone(),
+            client_id: token.client_id.clone(),
+            subject: if subjects {
+                token.subject.clone()
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// The detector: thumbprint → first identity.
+pub(crate) struct Detector {
+    holders: Cache<String, Arc<Holder>>,
+    pub(crate) reject: bool,
+    subjects: bool,
+}
+
+impl Detector {
+    pub(crate) fn new(config: &KeySharing) -> Self {
+        Detector {
+            holders: Cache::builder()
+                .max_capacity(config.capacity)
+                .time_to_idle(config.window)
+                .build(),
+            reject: config.reject,
+            subjects: config.subjects,
+        }
+    }
+
+    /// Records that `thumbprint` (prefixed by its kind) was used with
+    /// `token`; returns the other identity if the key was already used with
+    /// a different one.
+    pub(crate) fn observe(&self, thumbprint: String, token: &AccessToken) -> Option<Arc<Holder>> {
+        let holder = Holder::of(token, self.subjects);
+        let entry = self
+            .holders
+            .entry(thumbprint)
+            .or_insert_with(|| Arc::new(holder.clone()));
+        if entry.is_fresh() || **entry.value() == holder {
+            None
+        } else {
+            Some(entry.into_value())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use senderbound_core::token::{Audience, Binding};
+
+    fn token(client: &str, sub: &str) -> AccessToken {
+        AccessToken {
+            issuer: "https://as".into(),
+            subject: Some(sub.into()),
+            client_id: Some(client.into()),
+            audience: Audience::from(vec!["https://rs".to_owned()]),
+            scopes: vec![],
+            expires_at: 0,
+            not_before: None,
+            issued_at: None,
+            token_id: None,
+            binding: Binding::Unbound,
+        }
+    }
+
+    #[test]
+    fn a_second_identity_on_one_key_is_reported_with_the_first() {
+        let d = Detector::new(&KeySharing::new());
+        assert_eq!(d.observe("dpop:k1".into(), &token("a", "u1")), None);
+        assert_eq!(d.observe("dpop:k1".into(), &token("a", "u1")), None);
+        let other = d.observe("dpop:k1".into(), &token("b", "u1")).unwrap();
+        assert_eq!(other.client_id.as_deref(), Some("a"));
+        assert!(d.observe("dpop:k1".into(), &token("a", "u2")).is_some());
+        // Another key is independent; the first identity still passes.
+        assert_eq!(d.observe("dpop:k2".into(), &token("b", "u1")), None);
+        assert_eq!(d.observe("dpop:k1".into(), &token("a", "u1")), None);
+    }
+
+    #[test]
+    fn subjects_can_be_ignored() {
+        let d = Detector::new(&KeySharing::new().ignore_subjects());
+        assert_eq!(d.observe("dpop:k".into(), &token("a", "u1")), None);
+        assert_eq!(d.observe("dpop:k".into(), &token("a", "u2")), None);
+        assert!(d.observe("dpop:k".into(), &token("b", "u1")).is_some());
+    }
+}
