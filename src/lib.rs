@@ -11,6 +11,7 @@
 
 pub mod answer;
 pub mod capture;
+pub mod dev_as;
 pub mod harness;
 pub mod mock_as;
 pub mod pki;

@@ -23,9 +23,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "rmcp")]
+pub mod mcp;
 mod session;
+mod tasks;
+#[cfg(feature = "reqwest")]
+mod token_request;
 
 pub use session::{DpopSession, asks_for_nonce};
+pub use tasks::TaskKeys;
+#[cfg(feature = "reqwest")]
+pub use token_request::{TokenError, TokenRequest, TokenResponse};
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

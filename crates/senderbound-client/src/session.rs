@@ -3,7 +3,7 @@
 //! `DPoP-Nonce` and retry once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use crate::DpopKey;
 
@@ -23,10 +23,20 @@ use crate::DpopKey;
 /// let retry = session.proof("GET", url, Some("token")); // carries "nonce": "n-1"
 /// # let _ = (first, retry);
 /// ```
-#[derive(Debug)]
 pub struct DpopSession {
     key: DpopKey,
     nonces: Mutex<HashMap<String, String>>,
+    access_token: RwLock<Option<String>>,
+}
+
+impl std::fmt::Debug for DpopSession {
+    // Never the token: only the key's public thumbprint.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopSession")
+            .field("jkt", &self.key.jkt())
+            .field("holds_token", &self.access_token().is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DpopSession {
@@ -35,7 +45,21 @@ impl DpopSession {
         DpopSession {
             key,
             nonces: Mutex::new(HashMap::new()),
+            access_token: RwLock::new(None),
         }
+    }
+
+    /// Holds `token` (an access token bound to this session's key) with the
+    /// key, for [`send_with_token`](Self::send_with_token) and its kin.
+    pub fn hold_token(&self, token: impl Into<String>) {
+        if let Ok(mut held) = self.access_token.write() {
+            *held = Some(token.into());
+        }
+    }
+
+    /// The access token held with the key, if any.
+    pub fn access_token(&self) -> Option<String> {
+        self.access_token.read().ok()?.clone()
     }
 
     /// The session's key.
@@ -182,14 +206,28 @@ mod http {
             }
         }
 
+        /// [`send`](Self::send) with the token held with the key
+        /// ([`hold_token`](Self::hold_token)); without one, the request
+        /// goes out with a proof but no `Authorization`, and the server
+        /// will refuse it.
+        pub async fn send_with_token(
+            &self,
+            request: reqwest::RequestBuilder,
+        ) -> reqwest::Result<reqwest::Response> {
+            let token = self.access_token().unwrap_or_default();
+            self.send(request, &token).await
+        }
+
         fn authorize(&self, mut request: reqwest::Request, access_token: &str) -> reqwest::Request {
             let proof = self.proof(
                 request.method().as_str(),
                 request.url().as_str(),
-                Some(access_token),
+                (!access_token.is_empty()).then_some(access_token),
             );
             let headers = request.headers_mut();
-            if let Ok(value) = format!("DPoP {access_token}").parse() {
+            if !access_token.is_empty()
+                && let Ok(value) = format!("DPoP {access_token}").parse()
+            {
                 headers.insert(reqwest::header::AUTHORIZATION, value);
             }
             if let Ok(value) = proof.parse() {
