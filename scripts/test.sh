@@ -30,6 +30,21 @@ step "demo"
 cargo run --quiet --example demo > target/demo-output.txt
 tail -n 1 target/demo-output.txt
 
+step "MCP: the example server, called by the example agent"
+cargo build --quiet --example mcp_server --example mcp_agent
+bin="${CARGO_TARGET_DIR:-target}/debug/examples"
+"$bin/mcp_server" --listen 127.0.0.1:0 --dev-as-listen 127.0.0.1:0 \
+  > target/mcp-server.out 2> target/mcp-server.log &
+mcp_pid=$!
+for _ in $(seq 1 100); do grep -q '^listening on ' target/mcp-server.out && break; sleep 0.1; done
+mcp_url=$(sed -n 's/^listening on //p' target/mcp-server.out)
+agent_status=0
+"$bin/mcp_agent" --server "$mcp_url" > target/mcp-agent.out || agent_status=$?
+kill "$mcp_pid" 2>/dev/null || true
+wait "$mcp_pid" 2>/dev/null || true
+tail -n 1 target/mcp-agent.out
+if [ "$agent_status" != 0 ]; then cat target/mcp-agent.out; exit "$agent_status"; fi
+
 step "end to end against node-oidc-provider (tests/real_as)"
 command -v node >/dev/null || { echo "Node.js is required for the real-AS test" >&2; exit 1; }
 (cd tests/real_as && npm ci --no-audit --no-fund --loglevel=error)
