@@ -254,3 +254,171 @@ async fn audit_events_name_the_certificate() {
         "no token in the audit"
     );
 }
+
+/// Every kind of decision (authentication, policy with MCP tool calls, key
+/// sharing, nonces, replay, downgrade, a stolen token) is on record with the
+/// fields an incident review needs, and nothing secret is: no token, proof,
+/// signature, key coordinate or private key, nor the tool's arguments.
+#[tokio::test]
+async fn agent_decisions_are_on_record_without_secrets() {
+    use axum::routing::{get, post};
+    use senderbound::authorize::{Authorize, Denied, PolicyRequest};
+    use senderbound::core::nonce::Nonces;
+    use senderbound::key_sharing::KeySharing;
+    use serde_json::json;
+
+    let (captured, _guard) = Captured::install();
+    let policy = |req: &PolicyRequest| match req.tool() {
+        Some("wire_money") => Err(Denied::new("wire_money is not for agents").suspicious()),
+        _ => Ok(()),
+    };
+    let routes = axum::Router::new()
+        .route("/mcp", post(|| async { "{}" }))
+        .route_layer(Authorize::new(policy).inspect_mcp_calls())
+        .route("/whoami", get(|| async { "me" }));
+    let secret = [42u8; 32];
+    let mut h = senderbound_suite::harness::Harness::with_routes(routes, |b| {
+        b.detect_key_sharing(KeySharing::new())
+    });
+    h.client = DpopKey::from_secret_bytes(&secret).unwrap();
+    let token = h.token();
+    let auth = format!("DPoP {token}");
+
+    // Allowed, with the token's lifetime on record.
+    let proof = h.proof("GET", "/whoami", &token);
+    assert_eq!(
+        h.send("GET", "/whoami", Some(&auth), Some(&proof))
+            .await
+            .status,
+        200
+    );
+    // Replayed.
+    assert_eq!(
+        h.send("GET", "/whoami", Some(&auth), Some(&proof))
+            .await
+            .status,
+        401
+    );
+    // Downgraded.
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        h.send("GET", "/whoami", Some(&bearer), None).await.status,
+        401
+    );
+    // Tool calls: allowed and denied, with arguments that must not be logged.
+    let call = |tool: &str| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": tool, "arguments": {"iban": "DE89370400440532013000"}}})
+        .to_string()
+    };
+    let mut proofs = vec![proof.clone()];
+    for (tool, status) in [("read_note", 200), ("wire_money", 403)] {
+        let proof = h.proof("POST", "/mcp", &token);
+        proofs.push(proof.clone());
+        let req = http::Request::post("/mcp")
+            .header("host", HOST)
+            .header("authorization", &auth)
+            .header("dpop", &proof)
+            .body(axum::body::Body::from(call(tool)))
+            .unwrap();
+        assert_eq!(h.call(req).await.status, status, "{tool}");
+    }
+    // The same key with another client's token.
+    let mut claims = h.claims();
+    claims["client_id"] = json!("other-agent");
+    let other = h.issuer.sign(&claims);
+    let other_proof = h.proof("GET", "/whoami", &other);
+    proofs.push(other_proof.clone());
+    let other_auth = format!("DPoP {other}");
+    assert_eq!(
+        h.send("GET", "/whoami", Some(&other_auth), Some(&other_proof))
+            .await
+            .status,
+        200
+    );
+    // A stolen token with the thief's proof.
+    let thief = DpopKey::generate();
+    let stolen = thief
+        .proof("GET", &format!("https://{HOST}/whoami"))
+        .access_token(&token)
+        .issued_at(h.now())
+        .sign();
+    proofs.push(stolen.clone());
+    assert_eq!(
+        h.send("GET", "/whoami", Some(&auth), Some(&stolen))
+            .await
+            .status,
+        401
+    );
+    // A server that wants a nonce.
+    let n = senderbound_suite::harness::Harness::with(|b| {
+        b.require_nonce(Nonces::new(&[9u8; 32]).unwrap())
+    });
+    let n_token = n.token();
+    let n_proof = n.proof("GET", "/whoami", &n_token);
+    proofs.push(n_proof.clone());
+    let asked = n
+        .send(
+            "GET",
+            "/whoami",
+            Some(&format!("DPoP {n_token}")),
+            Some(&n_proof),
+        )
+        .await;
+    assert_eq!(asked.error().as_deref(), Some("use_dpop_nonce"));
+
+    let lines = captured.lines();
+    let audit: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("senderbound::audit"))
+        .collect();
+    // 7 authentications on h (incl. the two MCP posts), 2 authorizations, 1 on n.
+    assert_eq!(audit.len(), 10, "{audit:#?}");
+    let first = audit[0];
+    assert!(
+        first.contains(&format!("token_iat={}", h.now()))
+            && first.contains(&format!("token_exp={}", h.now() + 300))
+            && first.contains("token_lifetime=300")
+            && first.contains("aud=\"https://api.example.test\""),
+        "{first}"
+    );
+    let severities = |needle: &str| {
+        audit
+            .iter()
+            .filter(|l| l.contains(needle))
+            .map(|l| {
+                let s = l.split("severity=\"").nth(1).unwrap_or("");
+                s.split('"').next().unwrap_or("").to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(severities("already used"), ["suspicious"]);
+    assert_eq!(severities("presented as a bearer token"), ["suspicious"]);
+    assert_eq!(severities("finding=\"key_shared\""), ["suspicious"]);
+    assert_eq!(severities("tool=\"wire_money\""), ["suspicious"]);
+    assert_eq!(severities("tool=\"read_note\""), ["routine"]);
+    assert_eq!(severities("needs a server nonce"), ["routine"]);
+
+    // Nothing secret, anywhere in the output.
+    let everything = lines.join("\n");
+    let mut secrets = vec![token.clone(), other.clone(), n_token.clone()];
+    for jws in proofs.iter().chain([&token, &other, &n_token]) {
+        secrets.push(jws.clone());
+        secrets.extend(jws.split('.').map(str::to_owned));
+    }
+    for key in [&h.client, &thief, &n.client] {
+        let jwk = key.public_jwk();
+        secrets.push(jwk["x"].as_str().unwrap().to_owned());
+        secrets.push(jwk["y"].as_str().unwrap().to_owned());
+    }
+    use base64::Engine as _;
+    secrets.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+    secrets.push(secret.iter().map(|b| format!("{b:02x}")).collect());
+    secrets.push("DE89370400440532013000".to_owned());
+    for s in &secrets {
+        assert!(
+            !everything.contains(s.as_str()),
+            "secret material in the log: {s:.12}…"
+        );
+    }
+}
