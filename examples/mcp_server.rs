@@ -17,7 +17,8 @@
 //! - The Layer serves the RFC 9728 metadata at
 //!   `/.well-known/oauth-protected-resource/mcp`, and every `401` points at
 //!   it, so MCP clients find the authorization server.
-//! - One key used by two clients is refused (key-sharing detection).
+//! - One key used by two clients is refused (key-sharing detection), and an
+//!   MCP session id only works with the key that opened the session.
 //! - Without `--issuer`, a **demo-only** authorization server runs on
 //!   `--dev-as-listen`, issuing DPoP-bound tokens to the client
 //!   `notes-agent` / `notes-agent-secret` (scopes `notes:read notes:write`).
@@ -144,6 +145,38 @@ impl NotesServer {
     }
 }
 
+/// MCP session ids bound to the key that first used them: a session id
+/// leaked to another client (with a valid token of its own) is useless.
+/// (An example: a real server would bound this map or keep it in rmcp's
+/// session store.)
+#[derive(Clone, Default)]
+struct SessionOwners(Arc<Mutex<std::collections::HashMap<String, String>>>);
+
+impl SessionOwners {
+    fn check(&self, req: &PolicyRequest) -> Result<(), Denied> {
+        let (Some(session), Some(jkt)) = (
+            req.headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok()),
+            req.sender().jkt(),
+        ) else {
+            return Ok(());
+        };
+        let mut owners = self
+            .0
+            .lock()
+            .map_err(|_| Denied::new("session table unavailable"))?;
+        let owner = owners
+            .entry(session.to_owned())
+            .or_insert_with(|| jkt.to_owned());
+        if owner == jkt {
+            Ok(())
+        } else {
+            Err(Denied::new("MCP session used with another key").suspicious())
+        }
+    }
+}
+
 /// Per-tool scopes: `add_note` needs `notes:write`, every other MCP
 /// message `notes:read`.
 fn tool_scopes(req: &PolicyRequest) -> Result<(), Denied> {
@@ -193,6 +226,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let auth = builder.build()?;
 
     let notes = Arc::new(Mutex::new(Vec::new()));
+    let sessions = SessionOwners::default();
     let mcp = StreamableHttpService::new(
         move || {
             Ok(NotesServer {
@@ -204,7 +238,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let app = Router::new()
         .route_service("/mcp", mcp)
-        .route_layer(Authorize::new(tool_scopes).inspect_mcp_calls())
+        .route_layer(
+            Authorize::new(move |req: &PolicyRequest| {
+                sessions.check(req)?;
+                tool_scopes(req)
+            })
+            .inspect_mcp_calls(),
+        )
         .layer(auth.layer());
 
     if let Some((as_listener, dev)) = dev_as {

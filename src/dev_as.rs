@@ -22,8 +22,8 @@ use crate::DemoIssuer;
 /// Lifetime of the tokens issued, in seconds.
 pub const TOKEN_LIFETIME: u64 = 300;
 
-/// A client the demo AS knows.
-#[derive(Debug, Clone)]
+/// A client the demo AS knows (no `Debug`: it holds the secret).
+#[derive(Clone)]
 pub struct DevClient {
     id: String,
     secret: String,
@@ -60,7 +60,9 @@ impl DevAs {
         }
     }
 
-    /// Registers a client that may ask for (a subset of) `scopes`.
+    /// Registers a client that may ask for (a subset of) `scopes`. Call
+    /// before cloning the `DevAs` (or calling [`router`](Self::router)):
+    /// afterwards it is ignored.
     pub fn client(mut self, id: &str, secret: &str, scopes: &[&str]) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.clients.push(DevClient {

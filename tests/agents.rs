@@ -93,10 +93,20 @@ async fn the_metadata_document_reflects_the_configuration() {
 #[tokio::test]
 async fn a_resource_with_a_path_is_described_at_the_path_suffixed_url_and_the_root() {
     let mcp = format!("{AUDIENCE}/mcp");
+    // The root form is opt-in (RFC 9728 §3.3 clients would discard it).
+    let h = Harness::with(|b| {
+        b.audience(&mcp)
+            .resource_metadata(ResourceMetadata::new().resource(&mcp))
+    });
+    assert_eq!(
+        h.call(get_plain(&format!("{WELL_KNOWN}/mcp"))).await.status,
+        200
+    );
+    assert_eq!(h.call(get_plain(WELL_KNOWN)).await.status, 401);
     let h = Harness::with(|b| {
         b.audience(&mcp)
             .accept_mtls_bound()
-            .resource_metadata(ResourceMetadata::new().resource(&mcp))
+            .resource_metadata(ResourceMetadata::new().resource(&mcp).also_at_root())
     });
     for path in [format!("{WELL_KNOWN}/mcp"), WELL_KNOWN.to_owned()] {
         let reply = h.call(get_plain(&path)).await;
@@ -112,6 +122,42 @@ async fn a_resource_with_a_path_is_described_at_the_path_suffixed_url_and_the_ro
         h.auth.resource_metadata_url(),
         Some(format!("{AUDIENCE}{WELL_KNOWN}/mcp").as_str())
     );
+}
+
+#[tokio::test]
+async fn a_nested_layer_gets_its_metadata_served_at_the_root_by_the_metadata_router() {
+    let resource = format!("{AUDIENCE}/api/mcp");
+    let h = Harness::with(|b| {
+        b.audience(&resource)
+            .resource_metadata(ResourceMetadata::new().resource(&resource))
+    });
+    let api = Router::new()
+        .route("/mcp", get(|| async { "mcp" }))
+        .layer(h.auth.layer());
+    let nested_only = Router::new().nest("/api", api.clone());
+    let path = format!("{WELL_KNOWN}/api/mcp");
+    let call = |app: Router| {
+        let path = path.clone();
+        async move {
+            tower::ServiceExt::oneshot(app, get_plain(&path))
+                .await
+                .unwrap()
+        }
+    };
+    // The request never reaches the nested Layer...
+    assert_eq!(call(nested_only).await.status(), 404);
+    // ...so the metadata router is merged at the root.
+    let app = Router::new()
+        .nest("/api", api)
+        .merge(h.auth.resource_metadata_router());
+    let response = call(app).await;
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["resource"], resource.as_str());
 }
 
 #[test]
@@ -149,6 +195,19 @@ fn metadata_that_cannot_describe_the_resource_is_a_build_error() {
         invalid
     );
     assert_eq!(build(|b| b.audience("urn:example:api")), None);
+    let sharing = Some(senderbound::BuildError::InvalidKeySharing);
+    assert_eq!(
+        build(|b| b
+            .audience(AUDIENCE)
+            .detect_key_sharing(KeySharing::new().capacity(0))),
+        sharing
+    );
+    assert_eq!(
+        build(|b| b
+            .audience(AUDIENCE)
+            .detect_key_sharing(KeySharing::new().window(std::time::Duration::MAX))),
+        sharing
+    );
 }
 
 // ------------------------------------------------------------------ policy
@@ -207,7 +266,8 @@ async fn the_policy_sees_the_tool_and_denies_with_403_and_the_scope_to_ask_for()
     assert_eq!(allowed.json()["client_id"], "demo-client");
 
     let denied = post_mcp(&h, &token, &tool_call("delete_note")).await;
-    denied.assert_refused(403, "insufficient_scope", Error::PolicyDenied);
+    // The policy named the scope that would do: a step-up challenge.
+    denied.assert_refused(403, "insufficient_scope", Error::InsufficientScope);
     assert_eq!(denied.param("scope").as_deref(), Some("admin"));
     // The policy's reason is for the audit trail, not the client.
     assert!(!denied.body.contains("needs admin"), "{}", denied.body);
@@ -230,7 +290,7 @@ async fn the_policy_sees_the_tool_and_denies_with_403_and_the_scope_to_ask_for()
     post_mcp(&h, &token, &batch).await.assert_refused(
         403,
         "insufficient_scope",
-        Error::PolicyDenied,
+        Error::InsufficientScope,
     );
 
     let lines = captured.lines();
@@ -238,12 +298,20 @@ async fn the_policy_sees_the_tool_and_denies_with_403_and_the_scope_to_ask_for()
         .iter()
         .filter(|l| l.contains("decision=\"authorize\""))
         .collect();
+    // read_note allowed, delete_note denied, delete_note allowed (admin),
+    // the batch denied: its read_note never ran, so it is not on record.
+    assert_eq!(authorize.len(), 4, "{authorize:#?}");
     let allow = authorize[0];
     assert!(
         allow.contains("outcome=\"allow\"")
             && allow.contains("tool=\"read_note\"")
             && allow.contains("mcp_method=\"tools/call\""),
         "{allow}"
+    );
+    assert!(
+        authorize[3].contains("outcome=\"deny\""),
+        "{}",
+        authorize[3]
     );
     let deny = authorize[1];
     for field in [
@@ -315,10 +383,14 @@ async fn an_async_policy_decides_on_method_and_path() {
     let h = Harness::with_routes(routes, |b| b);
     let token = h.token();
     assert_eq!(h.get_with("/reports", &token).await.status, 200);
-    h.get_with("/admin", &token).await.assert_refused(
-        403,
-        "insufficient_scope",
-        Error::PolicyDenied,
+    // No scope would help: a plain 403, no challenge to step up with.
+    let denied = h.get_with("/admin", &token).await;
+    assert_eq!(denied.status, 403, "{denied:?}");
+    assert!(denied.challenges.is_empty(), "{denied:?}");
+    assert_eq!(denied.json()["error"], "access_denied");
+    assert_eq!(
+        denied.json()["error_description"],
+        Error::PolicyDenied.description()
     );
     let lines = captured.lines();
     let deny = lines

@@ -45,6 +45,19 @@ use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// `uri` without query, fragment and user information.
+fn htu_of(uri: &str) -> String {
+    let uri = &uri[..uri.find(['?', '#']).unwrap_or(uri.len())];
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{}", &rest[authority_end..]),
+        None => uri.to_owned(),
+    }
+}
+
 /// An ES256 key pair used to sign DPoP proofs.
 #[derive(Clone)]
 pub struct DpopKey {
@@ -103,13 +116,13 @@ impl DpopKey {
     }
 
     /// Starts a proof for a request with `method` to `uri`. The query and
-    /// fragment of `uri` are dropped, as RFC 9449 §4.2 requires for `htu`.
+    /// fragment of `uri` are dropped, as RFC 9449 §4.2 requires for `htu`,
+    /// and so is any `user:password@` (never part of the target URI sent).
     pub fn proof(&self, method: &str, uri: &str) -> ProofBuilder<'_> {
-        let end = uri.find(['?', '#']).unwrap_or(uri.len());
         ProofBuilder {
             key: self,
             htm: method.to_owned(),
-            htu: uri[..end].to_owned(),
+            htu: htu_of(uri),
             ath: None,
             nonce: None,
             iat: None,
@@ -230,6 +243,26 @@ mod tests {
         let key = DpopKey::generate();
         let jwk = PublicJwk::from_json(&key.public_jwk().to_string()).unwrap();
         assert_eq!(jwk.thumbprint(), key.jkt());
+    }
+
+    #[test]
+    fn htu_leaves_out_query_fragment_and_credentials() {
+        assert_eq!(
+            htu_of("https://api.example.com/a?x=1#f"),
+            "https://api.example.com/a"
+        );
+        assert_eq!(
+            htu_of("https://u:p@api.example.com/a/b"),
+            "https://api.example.com/a/b"
+        );
+        assert_eq!(
+            htu_of("https://u@api.example.com"),
+            "https://api.example.com"
+        );
+        assert_eq!(
+            htu_of("https://api.example.com/p@th"),
+            "https://api.example.com/p@th"
+        );
     }
 
     #[test]

@@ -23,8 +23,9 @@
 //! ```
 //!
 //! When the server asks for a nonce (`401 use_dpop_nonce`), the rmcp
-//! transport does not hand on the `DPoP-Nonce` header, so the client fetches
-//! one with a `HEAD` request to the same URL and retries once.
+//! transport does not hand on the `DPoP-Nonce` header, so the client learns
+//! the nonce from one `HEAD` request to the same URL (refused, with the
+//! nonce) and retries once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,9 +65,11 @@ impl DpopMcpClient {
         uri: &str,
         mut custom: HashMap<HeaderName, HeaderValue>,
     ) -> HashMap<HeaderName, HeaderValue> {
-        let token = self.session.access_token().unwrap_or_default();
-        let proof = self.session.proof(method, uri, Some(&token));
-        if let Ok(value) = HeaderValue::from_str(&format!("DPoP {token}")) {
+        let token = self.session.access_token();
+        let proof = self.session.proof(method, uri, token.as_deref());
+        if let Some(token) = token
+            && let Ok(value) = HeaderValue::from_str(&format!("DPoP {token}"))
+        {
             custom.insert(reqwest::header::AUTHORIZATION, value);
         }
         if let Ok(value) = HeaderValue::from_str(&proof) {
@@ -88,11 +91,7 @@ impl DpopMcpClient {
         if !asks_for_nonce(401, [e.www_authenticate_header.as_str()]) {
             return false;
         }
-        let before = self.session.nonce_for(uri);
-        let _ = self.session.send_with_token(self.http.head(uri)).await;
-        self.session
-            .nonce_for(uri)
-            .is_some_and(|n| Some(n) != before)
+        self.session.probe_nonce(&self.http, uri).await
     }
 }
 

@@ -7,7 +7,10 @@ use std::sync::{Mutex, RwLock};
 
 use crate::DpopKey;
 
-/// A DPoP key and the latest nonce each server (origin) handed out.
+/// A DPoP key, the latest nonce each server (origin) handed out, and the
+/// access token bound to the key. Nonces are kept per origin: an
+/// authorization server and a resource server on one origin overwrite each
+/// other's, which costs a retry, never a failure.
 ///
 /// ```
 /// use senderbound_client::{DpopKey, DpopSession, asks_for_nonce};
@@ -216,6 +219,20 @@ mod http {
         ) -> reqwest::Result<reqwest::Response> {
             let token = self.access_token().unwrap_or_default();
             self.send(request, &token).await
+        }
+
+        /// Sends one `HEAD url` with the held token and a proof, only to
+        /// learn the server's current nonce; `true` if it gave a new one.
+        pub(crate) async fn probe_nonce(&self, http: &reqwest::Client, url: &str) -> bool {
+            let before = self.nonce_for(url);
+            let token = self.access_token().unwrap_or_default();
+            let Ok(request) = http.head(url).build() else {
+                return false;
+            };
+            if let Ok(response) = http.execute(self.authorize(request, &token)).await {
+                self.observe(url, &response);
+            }
+            self.nonce_for(url).is_some_and(|n| Some(n) != before)
         }
 
         fn authorize(&self, mut request: reqwest::Request, access_token: &str) -> reqwest::Request {

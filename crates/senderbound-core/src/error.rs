@@ -231,7 +231,8 @@ pub enum Error {
     // ---- authorization (403 insufficient_scope) ----
     /// The token lacks a scope the route requires.
     InsufficientScope,
-    /// The resource's authorization policy refused the request.
+    /// The resource's authorization policy refused the request, and no
+    /// other scope would help (403 without an error code or challenge).
     PolicyDenied,
 
     // ---- the server could not decide (503, fail closed) ----
@@ -252,6 +253,7 @@ impl Error {
             Some(ErrorCode::InsufficientScope) => 403,
             Some(_) => 401,
             None if self.is_unavailable() => 503,
+            None if matches!(self, Error::PolicyDenied) => 403,
             None => 401,
         }
     }
@@ -325,7 +327,9 @@ impl Error {
             | CertificateMalformed
             | CertificateBoundNotAccepted
             | KeyShared => Some(ErrorCode::InvalidToken),
-            InsufficientScope | PolicyDenied => Some(ErrorCode::InsufficientScope),
+            InsufficientScope => Some(ErrorCode::InsufficientScope),
+            // A refusal no token would change: no error code, no challenge.
+            PolicyDenied => None,
             NonceMissing | NonceExpired | NonceInvalid => Some(ErrorCode::UseDpopNonce),
         }
     }

@@ -41,7 +41,9 @@
 //! Each event also counts, through the [`metrics`] facade (install any
 //! recorder, such as a Prometheus exporter, to collect them):
 //! - `senderbound_decisions_total{decision, outcome, class, error, severity}`;
-//! - `senderbound_key_sharing_total{class, outcome}`, once per finding.
+//! - `senderbound_key_sharing_total{class, outcome}`, once per finding;
+//! - `senderbound_key_sharing_evictions_total`, keys the detector forgot
+//!   because it was full.
 //!
 //! Label values are fixed strings, so the number of series is bounded.
 

@@ -29,10 +29,12 @@
 //!
 //! Put it *inside* the [`SenderBoundLayer`](crate::SenderBoundLayer): a
 //! request without a `Sender` is a misconfiguration and gets `500`, never
-//! passes. A denial is `403` with `error="insufficient_scope"` and a fixed
-//! description; the policy's own reason goes to the audit event only
-//! (`detail`), and [`Denied::needs_scopes`] adds the `scope` parameter a
-//! client can use to step up (as MCP clients do).
+//! passes. A denial is `403` with a fixed description; the policy's own
+//! reason goes to the audit event only (`detail`). If the policy names the
+//! scopes that would allow the request ([`Denied::needs_scopes`]), the 403
+//! carries `error="insufficient_scope"` and `scope="…"`, which a client can
+//! act on (MCP clients step up); otherwise it is a plain refusal with no
+//! challenge, since no new token would change it.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -60,6 +62,12 @@ use crate::service::AuthContext;
 
 /// Default [`Authorize::max_body_bytes`]: 4 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+/// Most messages in one JSON-RPC batch (MCP removed batches in 2025-06-18;
+/// older clients send few).
+pub const MAX_BATCH: usize = 64;
+/// Longest JSON-RPC `method` or tool name read (MCP names are at most 128
+/// characters).
+pub const MAX_NAME_BYTES: usize = 256;
 
 /// What a policy is asked about.
 #[derive(Debug, Clone)]
@@ -155,8 +163,9 @@ impl Denied {
         self
     }
 
-    /// The scopes that would allow the request: sent as the challenge's
-    /// `scope` parameter so the client can ask for them.
+    /// The scopes that would allow the request: the refusal becomes `403
+    /// insufficient_scope` with them as the challenge's `scope` parameter,
+    /// so the client can ask for them.
     pub fn needs_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
         self.scopes = scopes.into_iter().map(Into::into).collect();
         self
@@ -375,19 +384,32 @@ impl Authorize {
             headers: parts.headers.clone(),
             mcp: None,
         };
+        // Allowed messages are recorded once the whole request is allowed:
+        // a batch refused for one message runs none of them.
+        let mut allowed = Vec::with_capacity(calls.len());
         for call in calls {
             request.mcp = call;
             let mut record = record();
             record.mcp_method = request.mcp().and_then(|c| c.method.clone());
             record.tool = request.tool().map(str::to_owned);
             match self.policy.check_boxed(&request).await {
-                Ok(()) => audit::emit("authorize", parts.method.as_str(), &path, &record, None),
+                Ok(()) => allowed.push(record),
                 Err(denied) => {
                     record.detail = Some(denied.reason);
                     record.severity = Some(denied.severity);
-                    return Err(refuse(record, Error::PolicyDenied, &denied.scopes));
+                    // Naming the scopes that would do makes it a scope
+                    // problem the client can fix (step-up); otherwise a
+                    // plain refusal, which new scopes would not change.
+                    let error = match denied.scopes.is_empty() {
+                        true => Error::PolicyDenied,
+                        false => Error::InsufficientScope,
+                    };
+                    return Err(refuse(record, error, &denied.scopes));
                 }
             }
+        }
+        for record in &allowed {
+            audit::emit("authorize", parts.method.as_str(), &path, record, None);
         }
         Ok(body)
     }
@@ -422,7 +444,7 @@ fn parse_mcp(body: &[u8]) -> Option<Vec<McpCall>> {
     } else {
         vec![object(body)?]
     };
-    if messages.is_empty() {
+    if messages.is_empty() || messages.len() > MAX_BATCH {
         return None;
     }
     messages
@@ -437,6 +459,10 @@ fn parse_mcp(body: &[u8]) -> Option<Vec<McpCall>> {
                 (Some("tools/call"), None) => return None,
                 _ => None,
             };
+            let too_long = |name: Option<&str>| name.is_some_and(|n| n.len() > MAX_NAME_BYTES);
+            if too_long(m.method.as_deref()) || too_long(tool.as_deref()) {
+                return None;
+            }
             Some(McpCall {
                 method: m.method.map(Cow::into_owned),
                 tool,
@@ -465,8 +491,13 @@ mod tests {
         }
     }
 
+    fn tool_call_body(name: &str) -> String {
+        serde_json::json!({"method": "tools/call", "params": {"name": name}}).to_string()
+    }
+
     #[test]
     fn tool_calls_are_read_strictly() {
+        assert!(parse_mcp(tool_call_body(&"x".repeat(MAX_NAME_BYTES)).as_bytes()).is_some());
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_note","arguments":{"text":"hi"}}}"#;
         assert_eq!(
             parse_mcp(body),
@@ -504,6 +535,14 @@ mod tests {
             b"not json",
             br#"{"method":"tools/list"} trailing"#,
         ] {
+            assert_eq!(parse_mcp(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        let long_tool = tool_call_body(&"x".repeat(MAX_NAME_BYTES + 1));
+        let batch = format!(
+            "[{}]",
+            vec![r#"{"method":"ping"}"#; MAX_BATCH + 1].join(",")
+        );
+        for bad in [long_tool.as_bytes(), batch.as_bytes()] {
             assert_eq!(parse_mcp(bad), None, "{}", String::from_utf8_lossy(bad));
         }
     }

@@ -73,7 +73,9 @@ impl Rejection {
 
     /// The `WWW-Authenticate` field values for this refusal, one challenge each.
     pub fn challenges(&self) -> Vec<String> {
-        if self.error.is_unavailable() {
+        // The server's failure, or a refusal no credentials would change:
+        // no challenge (RFC 9110 §15.5.4 does not call for one on a 403).
+        if self.error.is_unavailable() || self.error == Error::PolicyDenied {
             return Vec::new();
         }
         let code = self.error.code();
@@ -135,6 +137,11 @@ impl IntoResponse for Rejection {
             .to_string(),
             None if self.error.is_unavailable() => serde_json::json!({
                 "error": "temporarily_unavailable",
+                "error_description": self.error.description(),
+            })
+            .to_string(),
+            None if self.error == Error::PolicyDenied => serde_json::json!({
+                "error": "access_denied",
                 "error_description": self.error.description(),
             })
             .to_string(),

@@ -45,6 +45,9 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 /// Default [`KeySharing::capacity`]: keys remembered at most.
 pub const DEFAULT_CAPACITY: u64 = 100_000;
 
+/// Name of the counter of keys forgotten because the detector was full.
+pub const EVICTIONS_TOTAL: &str = "senderbound_key_sharing_evictions_total";
+
 /// Configuration of key-sharing detection; see the [module](self) docs.
 #[derive(Debug, Clone)]
 #[must_use]
@@ -79,7 +82,11 @@ impl KeySharing {
         self
     }
 
-    /// Remember at most this many keys (least recently used go first).
+    /// Remember at most this many keys (default 100,000). When full, the
+    /// least recently used key is forgotten (and counted in
+    /// `senderbound_key_sharing_evictions_total`): a forgotten key seen
+    /// again later starts afresh, so size this above the number of keys
+    /// active within one window.
     pub fn capacity(mut self, keys: u64) -> Self {
         self.capacity = keys;
         self
@@ -131,16 +138,33 @@ pub(crate) struct Detector {
     subjects: bool,
 }
 
+/// The longest window accepted: a week, far longer than any access token
+/// should live (moka itself refuses more than 1000 years).
+const MAX_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
 impl Detector {
-    pub(crate) fn new(config: &KeySharing) -> Self {
-        Detector {
+    /// `None` if the configuration cannot work: no capacity, or a window
+    /// of zero or longer than a week.
+    pub(crate) fn new(config: &KeySharing) -> Option<Self> {
+        if config.capacity == 0 || config.window.is_zero() || config.window > MAX_WINDOW {
+            return None;
+        }
+        Some(Detector {
             holders: Cache::builder()
                 .max_capacity(config.capacity)
                 .time_to_idle(config.window)
+                // LRU, not moka's default TinyLFU: TinyLFU may decline to
+                // admit a new key at all, which would silently skip detection.
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
+                .eviction_listener(|_, _, cause| {
+                    if cause == moka::notification::RemovalCause::Size {
+                        metrics::counter!(EVICTIONS_TOTAL).increment(1);
+                    }
+                })
                 .build(),
             reject: config.reject,
             subjects: config.subjects,
-        }
+        })
     }
 
     /// Records that `thumbprint` (prefixed by its kind) was used with
@@ -182,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_second_identity_on_one_key_is_reported_with_the_first() {
-        let d = Detector::new(&KeySharing::new());
+        let d = Detector::new(&KeySharing::new()).unwrap();
         assert_eq!(d.observe("dpop:k1".into(), &token("a", "u1")), None);
         assert_eq!(d.observe("dpop:k1".into(), &token("a", "u1")), None);
         let other = d.observe("dpop:k1".into(), &token("b", "u1")).unwrap();
@@ -194,8 +218,27 @@ mod tests {
     }
 
     #[test]
+    fn unusable_configurations_are_refused() {
+        assert!(Detector::new(&KeySharing::new().capacity(0)).is_none());
+        assert!(Detector::new(&KeySharing::new().window(Duration::ZERO)).is_none());
+        assert!(Detector::new(&KeySharing::new().window(Duration::MAX)).is_none());
+        assert!(Detector::new(&KeySharing::new().window(MAX_WINDOW)).is_some());
+    }
+
+    #[test]
+    fn when_full_the_least_recently_used_key_goes_and_new_keys_are_still_watched() {
+        let d = Detector::new(&KeySharing::new().capacity(2)).unwrap();
+        for key in ["dpop:a", "dpop:b", "dpop:c", "dpop:d"] {
+            assert_eq!(d.observe(key.into(), &token("x", "u")), None);
+            d.holders.run_pending_tasks();
+        }
+        // The newest key is remembered (TinyLFU could have refused it).
+        assert!(d.observe("dpop:d".into(), &token("y", "u")).is_some());
+    }
+
+    #[test]
     fn subjects_can_be_ignored() {
-        let d = Detector::new(&KeySharing::new().ignore_subjects());
+        let d = Detector::new(&KeySharing::new().ignore_subjects()).unwrap();
         assert_eq!(d.observe("dpop:k".into(), &token("a", "u1")), None);
         assert_eq!(d.observe("dpop:k".into(), &token("a", "u2")), None);
         assert!(d.observe("dpop:k".into(), &token("b", "u1")).is_some());

@@ -90,6 +90,54 @@ impl SenderBound {
     pub fn resource_metadata_url(&self) -> Option<&str> {
         self.shared.metadata.as_ref().map(|m| m.url.as_str())
     }
+
+    /// A router that serves only the resource metadata (empty without
+    /// [`resource_metadata`](SenderBoundBuilder::resource_metadata)).
+    ///
+    /// The Layer answers the metadata itself when it wraps the whole server.
+    /// When it does not (it is applied with `route_layer`, or to a router
+    /// nested under a prefix), the well-known URL at the host's root never
+    /// reaches it: merge this router at the root, outside the Layer.
+    ///
+    /// ```
+    /// # use axum::{Router, routing::get};
+    /// # use senderbound::{SenderBound, metadata::ResourceMetadata};
+    /// # fn main() -> Result<(), senderbound::BuildError> {
+    /// let auth = SenderBound::builder()
+    ///     .issuer("https://login.example.com")
+    ///     .audience("https://api.example.com/api/mcp")
+    ///     .public_base_url("https://api.example.com")
+    ///     .resource_metadata(ResourceMetadata::new())
+    ///     .build()?;
+    /// let api = Router::new().route("/mcp", get(|| async { "…" })).layer(auth.layer());
+    /// let app: Router = Router::new()
+    ///     .nest("/api", api)
+    ///     .merge(auth.resource_metadata_router());
+    /// # Ok(()) }
+    /// ```
+    pub fn resource_metadata_router(&self) -> axum::Router {
+        let mut router = axum::Router::new();
+        let Some(metadata) = &self.shared.metadata else {
+            return router;
+        };
+        for path in metadata.paths() {
+            let shared = self.shared.clone();
+            let served = path.clone();
+            router = router.route(
+                path,
+                axum::routing::get(move |method: http::Method| async move {
+                    shared
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.answer(&method, &served))
+                        .unwrap_or_else(|| {
+                            axum::response::IntoResponse::into_response(http::StatusCode::NOT_FOUND)
+                        })
+                }),
+            );
+        }
+        router
+    }
 }
 
 /// A tower [`Layer`] that admits only requests with a valid sender-constrained
@@ -167,6 +215,9 @@ pub enum BuildError {
     InvalidRealm,
     /// `freshness_from_nonce()` without `require_nonce(..)`.
     FreshnessWithoutNonce,
+    /// Key-sharing detection with no capacity, or a window of zero or
+    /// longer than a week.
+    InvalidKeySharing,
     /// The resource metadata (RFC 9728) cannot describe this resource: its
     /// `resource` must be one of the audiences and an `https` URL (`http`
     /// only on loopback) without query or fragment, and its documentation,
@@ -216,6 +267,9 @@ impl fmt::Display for BuildError {
             BuildError::FreshnessWithoutNonce => {
                 f.write_str("freshness_from_nonce() needs require_nonce(..)")
             }
+            BuildError::InvalidKeySharing => f.write_str(
+                "key sharing: capacity must be positive and the window between 1 s and 7 days",
+            ),
             BuildError::InvalidResourceMetadata => f.write_str(
                 "resource metadata: the resource must be an audience and an https URL (http only on loopback) without query or fragment; links must be http(s) URLs",
             ),
@@ -812,6 +866,10 @@ impl SenderBoundBuilder {
             ),
             None => None,
         };
+        let key_sharing = match &self.key_sharing {
+            Some(config) => Some(Detector::new(config).ok_or(BuildError::InvalidKeySharing)?),
+            None => None,
+        };
         let challenges = Arc::new(ChallengeConfig {
             algs: self.proof_policy.accepted_algorithms().to_space_separated(),
             offer_bearer: self.accept_bearer || self.accept_mtls,
@@ -838,7 +896,7 @@ impl SenderBoundBuilder {
                 accept_mtls: self.accept_mtls,
                 nonces: self.nonces,
                 metadata,
-                key_sharing: self.key_sharing.as_ref().map(Detector::new),
+                key_sharing,
             }),
         })
     }

@@ -59,6 +59,7 @@ pub struct ResourceMetadata {
     resource_documentation: Option<String>,
     resource_policy_uri: Option<String>,
     resource_tos_uri: Option<String>,
+    at_root: bool,
 }
 
 impl ResourceMetadata {
@@ -101,6 +102,17 @@ impl ResourceMetadata {
     /// `resource_policy_uri`: a URL of the resource's data-use policy.
     pub fn resource_policy_uri(mut self, url: impl Into<String>) -> Self {
         self.resource_policy_uri = Some(url.into());
+        self
+    }
+
+    /// Also answer at `/.well-known/oauth-protected-resource` when the
+    /// resource has a path (`https://api.example.com/mcp`), for clients
+    /// that only look at the root (MCP clients fall back to it). Off by
+    /// default: RFC 9728 §3.3 has clients discard a document whose
+    /// `resource` is not the URL they built the well-known URL from, and the
+    /// root may belong to another resource on the same host.
+    pub fn also_at_root(mut self) -> Self {
+        self.at_root = true;
         self
     }
 
@@ -178,10 +190,8 @@ impl ServedMetadata {
         let path = format!("{WELL_KNOWN}{suffix}");
         let origin = url.origin().ascii_serialization();
         let metadata_url = format!("{origin}{path}");
-        // Clients that look only at the root (as MCP clients fall back to)
-        // find the same document there.
         let mut paths = vec![path];
-        if !suffix.is_empty() {
+        if config.at_root && !suffix.is_empty() {
             paths.push(WELL_KNOWN.to_owned());
         }
 
@@ -221,6 +231,11 @@ impl ServedMetadata {
             paths,
             document: Bytes::from(Value::Object(doc).to_string()),
         })
+    }
+
+    /// The paths the document is served at.
+    pub(crate) fn paths(&self) -> &[String] {
+        &self.paths
     }
 
     /// The response for a request to the metadata, or `None` if `method` and
@@ -325,7 +340,11 @@ mod tests {
         let path = "/.well-known/oauth-protected-resource/mcp";
         assert!(served.answer(&Method::GET, path).is_some());
         assert!(served.answer(&Method::HEAD, path).is_some());
-        assert!(served.answer(&Method::GET, WELL_KNOWN).is_some());
+        assert!(served.answer(&Method::GET, WELL_KNOWN).is_none());
+        let rooted =
+            ServedMetadata::build(ResourceMetadata::new().also_at_root(), facts(&audiences))
+                .unwrap();
+        assert!(rooted.answer(&Method::GET, WELL_KNOWN).is_some());
         assert!(served.answer(&Method::POST, path).is_none());
         assert!(
             served

@@ -177,8 +177,6 @@ impl Shared {
                 token.binding.check_dpop(proof.jkt()).map_err(fail)?;
                 self.check_revocation(&token, Some(proof.jkt()))
                     .map_err(fail)?;
-                self.check_key_sharing("dpop", proof.jkt(), &token, record)
-                    .map_err(fail)?;
                 // Remember the jti for as long as its iat would be accepted,
                 // plus one second for the rounding of whole seconds, plus
                 // the allowed clock skew: another server of a fleet whose
@@ -195,6 +193,10 @@ impl Shared {
                     .check_and_insert(ReplayKey::new(proof.jkt(), proof.jti()), ttl)
                     .await
                     .map_err(|e| fail(e.into()))?;
+                // After the replay check, so only proofs used for the first
+                // time (by the key's holder) are on record.
+                self.check_key_sharing("dpop", proof.jkt(), &token, record)
+                    .map_err(fail)?;
                 let sender =
                     Sender::new(&token, BindingKind::Dpop, record.jkt.clone(), Scheme::DPoP);
                 Ok((sender, None, nonce_aging))
