@@ -654,3 +654,33 @@ fn decisions_are_counted_by_outcome_class_and_error() {
         "{counts:#?}"
     );
 }
+
+#[tokio::test]
+async fn one_client_certificate_with_two_clients_is_refused_in_reject_mode() {
+    use senderbound::mtls::ClientCertificate;
+    let h = Harness::with(|b| {
+        b.accept_mtls_bound()
+            .detect_key_sharing(KeySharing::new().reject())
+    });
+    let cert = ClientCertificate::from_der(vec![0x30, 0x03, 0x02, 0x01, 0x07]);
+    let token = |client: &str| {
+        let mut claims = h.issuer.claims(AUDIENCE, None, "read", h.now());
+        claims["cnf"] = json!({ "x5t#S256": cert.x5t_s256() });
+        claims["client_id"] = json!(client);
+        h.issuer.sign(&claims)
+    };
+    let send = |token: String| {
+        let mut req = Request::get("/whoami")
+            .header("host", HOST)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut().insert(cert.clone());
+        h.call(req)
+    };
+    assert_eq!(send(token("agent-a")).await.status, 200);
+    send(token("agent-b"))
+        .await
+        .assert_refused(401, "invalid_token", Error::KeyShared);
+    assert_eq!(send(token("agent-a")).await.status, 200);
+}

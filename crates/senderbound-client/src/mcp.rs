@@ -28,6 +28,7 @@
 //! nonce) and retries once.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use futures_core::stream::BoxStream;
@@ -95,6 +96,32 @@ impl DpopMcpClient {
     }
 }
 
+type Failure = StreamableHttpError<reqwest::Error>;
+
+impl DpopMcpClient {
+    /// Runs `send` with signed headers for `method` `uri`; once more with a
+    /// new proof if the server asked for a (new) nonce.
+    async fn signed<T, F, Fut>(
+        &self,
+        method: &str,
+        uri: &str,
+        custom: &HashMap<HeaderName, HeaderValue>,
+        mut send: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnMut(HashMap<HeaderName, HeaderValue>) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let first = send(self.headers(method, uri, custom.clone())).await;
+        match first {
+            Err(e) if self.fresh_nonce(uri, &e).await => {
+                send(self.headers(method, uri, custom.clone())).await
+            }
+            other => other,
+        }
+    }
+}
+
 impl StreamableHttpClient for DpopMcpClient {
     type Error = reqwest::Error;
 
@@ -126,25 +153,17 @@ impl StreamableHttpClient for DpopMcpClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
-        let mut retried = false;
-        loop {
-            let headers = self.headers("POST", &uri, custom_headers.clone());
-            let result = self
-                .http
-                .post_message_with_max_sse_event_size(
-                    uri.clone(),
-                    message.clone(),
-                    session_id.clone(),
-                    None,
-                    headers,
-                    max_sse_event_size,
-                )
-                .await;
-            match result {
-                Err(e) if !retried && self.fresh_nonce(&uri, &e).await => retried = true,
-                other => return other,
-            }
-        }
+        self.signed("POST", &uri, &custom_headers, |headers| {
+            self.http.post_message_with_max_sse_event_size(
+                uri.clone(),
+                message.clone(),
+                session_id.clone(),
+                None,
+                headers,
+                max_sse_event_size,
+            )
+        })
+        .await
     }
 
     async fn delete_session(
@@ -154,10 +173,11 @@ impl StreamableHttpClient for DpopMcpClient {
         _auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<Self::Error>> {
-        let headers = self.headers("DELETE", &uri, custom_headers);
-        self.http
-            .delete_session(uri, session_id, None, headers)
-            .await
+        self.signed("DELETE", &uri, &custom_headers, |headers| {
+            self.http
+                .delete_session(uri.clone(), session_id.clone(), None, headers)
+        })
+        .await
     }
 
     async fn get_stream(
@@ -188,24 +208,16 @@ impl StreamableHttpClient for DpopMcpClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        let mut retried = false;
-        loop {
-            let headers = self.headers("GET", &uri, custom_headers.clone());
-            let result = self
-                .http
-                .get_stream_with_max_sse_event_size(
-                    uri.clone(),
-                    session_id.clone(),
-                    last_event_id.clone(),
-                    None,
-                    headers,
-                    max_sse_event_size,
-                )
-                .await;
-            match result {
-                Err(e) if !retried && self.fresh_nonce(&uri, &e).await => retried = true,
-                other => return other,
-            }
-        }
+        self.signed("GET", &uri, &custom_headers, |headers| {
+            self.http.get_stream_with_max_sse_event_size(
+                uri.clone(),
+                session_id.clone(),
+                last_event_id.clone(),
+                None,
+                headers,
+                max_sse_event_size,
+            )
+        })
+        .await
     }
 }
