@@ -16,6 +16,12 @@
 //! assert_eq!(key.jkt().len(), 43);
 //! ```
 //!
+//! For agents: [`TaskKeys`] gives each task its own key; a [`DpopSession`]
+//! keeps a key's server nonces and the token bound to it, and with feature
+//! `reqwest` asks the authorization server for that token
+//! (`request_token`) and signs requests (`send_with_token`); with feature
+//! `rmcp`, `mcp::DpopMcpClient` signs the requests of rmcp's MCP client.
+//!
 //! Keys are ES256 (P-256), the algorithm every DPoP server must support.
 //! Private key material never leaves the [`DpopKey`]; its `Debug` output
 //! shows only the thumbprint.

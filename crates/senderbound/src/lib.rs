@@ -32,6 +32,12 @@
 //! in the request), or from a trusted proxy's RFC 9440 `Client-Cert` header.
 //! DPoP and mTLS clients can share one router; see [`mtls`].
 //!
+//! For APIs and MCP servers that AI agents call: the Layer serves RFC 9728
+//! protected resource metadata ([`metadata`]), [`authorize::Authorize`]
+//! asks your policy about each request (with the MCP tool being called),
+//! [`key_sharing`] flags one key used by several clients, and every
+//! decision is an audit event plus a `metrics` counter ([`audit`]).
+//!
 //! ```
 //! use axum::{Json, Router, routing::get};
 //! use senderbound::{RequireScope, Sender, SenderBound};
