@@ -43,7 +43,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::OriginalUri;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::request::Parts;
@@ -59,6 +58,7 @@ use crate::audit::{self, AuditRecord};
 use crate::challenge::Rejection;
 use crate::sender::{MissingSender, Sender};
 use crate::service::AuthContext;
+use crate::target_uri::original_uri;
 
 /// Default [`Authorize::max_body_bytes`]: 4 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
@@ -342,10 +342,7 @@ impl Authorize {
         ) else {
             return Err(MissingSender.into_response());
         };
-        let uri = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+        let uri = original_uri(&parts.extensions, &parts.uri).clone();
         let path = uri.path().to_owned();
         let refuse = |record: AuditRecord, error: Error, scopes: &[String]| {
             audit::emit(

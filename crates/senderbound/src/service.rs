@@ -36,7 +36,7 @@ use crate::mtls::{ClientCertSource, ClientCertificate};
 use crate::replay::{ReplayKey, ReplayStore};
 use crate::revocation::RevocationCheck;
 use crate::sender::{BindingKind, Sender};
-use crate::target_uri::{PublicOrigin, request_path};
+use crate::target_uri::{PublicOrigin, original_uri, request_path};
 use crate::tokens::TokenVerifier;
 use crate::tokens::cache::TokenCache;
 
@@ -380,9 +380,7 @@ where
         if let Some(metadata) = &self.shared.metadata
             && let Some(response) = metadata.answer(
                 req.method(),
-                req.extensions()
-                    .get::<axum::extract::OriginalUri>()
-                    .map_or_else(|| req.uri().path(), |o| o.0.path()),
+                original_uri(req.extensions(), req.uri()).path(),
             )
         {
             return ResponseFuture {

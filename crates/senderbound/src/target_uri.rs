@@ -15,10 +15,16 @@ use senderbound_core::{Error, htu};
 /// The request path as the client sent it: inside a nested axum router the
 /// URI has lost its prefix, and the original URI still has it.
 pub(crate) fn request_path(parts: &Parts) -> &str {
-    parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or_else(|| parts.uri.path(), |o| o.0.path())
+    original_uri(&parts.extensions, &parts.uri).path()
+}
+
+/// The request URI as the client sent it: axum's `OriginalUri` if a nested
+/// router recorded one, else `uri`.
+pub(crate) fn original_uri<'a>(
+    extensions: &'a http::Extensions,
+    uri: &'a http::Uri,
+) -> &'a http::Uri {
+    extensions.get::<OriginalUri>().map_or(uri, |o| &o.0)
 }
 
 /// How the public URI of a request is formed.
