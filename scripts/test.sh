@@ -26,6 +26,9 @@ cargo test --workspace
 step "tests, rust-crypto backend (pure Rust)"
 cargo test --workspace --no-default-features --features rust-crypto
 
+step "benches, each run once as a smoke test (timings: cargo bench, docs/benchmarks.md)"
+cargo test --quiet --bench dpop
+
 step "demo"
 cargo run --quiet --example demo > target/demo-output.txt
 tail -n 1 target/demo-output.txt
