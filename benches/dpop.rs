@@ -28,7 +28,7 @@ use http::Request;
 use senderbound::SenderBound;
 use senderbound::core::htu;
 use senderbound::core::proof::{ProofPolicy, RequestFacts};
-use senderbound::replay::MemoryReplayStore;
+use senderbound::replay::{CompactReplayStore, MemoryReplayStore};
 use senderbound_client::DpopKey;
 use senderbound_suite::DemoIssuer;
 use tower::ServiceExt;
@@ -192,6 +192,30 @@ fn es256(c: &mut Criterion) {
             request,
             |req| {
                 let response = runtime.block_on(app.clone().oneshot(req)).unwrap();
+                assert_eq!(response.status(), 200);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // The same with the compact replay store.
+    let compact = SenderBound::builder()
+        .issuer(ISSUER)
+        .jwks_json(issuer.jwks_json())
+        .audience(AUDIENCE)
+        .public_base_url("https://api.example.test")
+        .replay_store(CompactReplayStore::new(20_000_000))
+        .build()
+        .unwrap();
+    let compact: Router = Router::new()
+        .route("/r", get(|| async { "ok" }))
+        .layer(compact.layer());
+    group.bench_function("layer_cached_token_compact_store", |b| {
+        b.iter_batched(
+            request,
+            |req| {
+                let response = runtime.block_on(compact.clone().oneshot(req)).unwrap();
                 assert_eq!(response.status(), 200);
                 response
             },

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use senderbound::Error;
-use senderbound::replay::{MemoryReplayStore, ReplayError, ReplayFuture, ReplayKey, ReplayStore};
+use senderbound::replay::{
+    CompactReplayStore, MemoryReplayStore, ReplayError, ReplayFuture, ReplayKey, ReplayStore,
+};
 use senderbound::tokens::{TokenVerifier, VerifyFuture};
 use senderbound_suite::DemoIssuer;
 use senderbound_suite::harness::{HOST, Harness, ISSUER};
@@ -120,7 +122,43 @@ async fn a_proof_that_failed_another_check_does_not_consume_its_jti() {
 
 #[tokio::test]
 async fn full_replay_store_fails_closed() {
-    let h = Harness::with(|b| b.replay_store(MemoryReplayStore::new(2)));
+    full_store_fails_closed(MemoryReplayStore::new(2)).await;
+    full_store_fails_closed(CompactReplayStore::new(2)).await;
+}
+
+/// Of many concurrent inserts of one key, on a multi-threaded runtime,
+/// exactly one wins: for each in-process store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_many_concurrent_inserts_wins_in_every_store() {
+    let stores: [std::sync::Arc<dyn ReplayStore>; 2] = [
+        std::sync::Arc::new(MemoryReplayStore::new(1000)),
+        std::sync::Arc::new(CompactReplayStore::new(1000)),
+    ];
+    for store in stores {
+        for round in 0..20 {
+            let key = ReplayKey::new("jkt", &format!("jti-{round}"));
+            let tasks: Vec<_> = (0..64)
+                .map(|_| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        store.check_and_insert(key, Duration::from_secs(60)).await
+                    })
+                })
+                .collect();
+            let mut wins = 0;
+            for task in tasks {
+                match task.await.unwrap() {
+                    Ok(()) => wins += 1,
+                    Err(e) => assert_eq!(e, ReplayError::AlreadySeen),
+                }
+            }
+            assert_eq!(wins, 1, "round {round}");
+        }
+    }
+}
+
+async fn full_store_fails_closed(store: impl ReplayStore) {
+    let h = Harness::with(|b| b.replay_store(store));
     let token = h.token();
     let first = h.proof("GET", PATH, &token);
     assert_eq!(

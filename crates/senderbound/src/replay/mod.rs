@@ -6,6 +6,7 @@
 //! answer (full, unreachable) makes the Layer refuse the request with 503:
 //! forgetting a live `jti` would reopen replay.
 
+mod compact;
 mod memory;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+pub use compact::CompactReplayStore;
 pub use memory::{DEFAULT_REPLAY_CAPACITY, MemoryReplayStore};
 
 /// The key under which a proof is remembered: SHA-256 of the key thumbprint
