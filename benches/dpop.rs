@@ -28,7 +28,7 @@ use http::Request;
 use senderbound::SenderBound;
 use senderbound::core::htu;
 use senderbound::core::proof::{ProofPolicy, RequestFacts};
-use senderbound::replay::{CompactReplayStore, MemoryReplayStore};
+use senderbound::replay::{CompactReplayStore, MemoryReplayStore, ReplayStore};
 use senderbound_client::DpopKey;
 use senderbound_suite::DemoIssuer;
 use tower::ServiceExt;
@@ -87,7 +87,7 @@ fn floor_verifier(point: Vec<u8>) -> impl Fn(&[u8], &[u8]) -> bool {
 /// A replay store that remembers nothing: for attributing cost only.
 struct Forgetful;
 
-impl senderbound::replay::ReplayStore for Forgetful {
+impl ReplayStore for Forgetful {
     fn check_and_insert<'a>(
         &'a self,
         _: senderbound::replay::ReplayKey,
@@ -160,18 +160,9 @@ fn es256(c: &mut Criterion) {
         )
     });
 
-    // The whole Layer, the token cached after the first request.
-    let auth = SenderBound::builder()
-        .issuer(ISSUER)
-        .jwks_json(issuer.jwks_json())
-        .audience(AUDIENCE)
-        .public_base_url("https://api.example.test")
-        .replay_store(MemoryReplayStore::new(20_000_000))
-        .build()
-        .unwrap();
-    let app: Router = Router::new()
-        .route("/r", get(|| async { "ok" }))
-        .layer(auth.layer());
+    // The whole Layer, the token cached after the first request: with the
+    // moka store, the compact store (the default), and, for attribution
+    // only, a store that remembers nothing (never for production).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -185,64 +176,47 @@ fn es256(c: &mut Criterion) {
             .body(Body::empty())
             .unwrap()
     };
-    let warm = runtime.block_on(app.clone().oneshot(request())).unwrap();
-    assert_eq!(warm.status(), 200);
-    group.bench_function("layer_cached_token", |b| {
-        b.iter_batched(
-            request,
-            |req| {
-                let response = runtime.block_on(app.clone().oneshot(req)).unwrap();
-                assert_eq!(response.status(), 200);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
-
-    // The same with the compact replay store.
-    let compact = SenderBound::builder()
-        .issuer(ISSUER)
-        .jwks_json(issuer.jwks_json())
-        .audience(AUDIENCE)
-        .public_base_url("https://api.example.test")
-        .replay_store(CompactReplayStore::new(20_000_000))
-        .build()
-        .unwrap();
-    let compact: Router = Router::new()
-        .route("/r", get(|| async { "ok" }))
-        .layer(compact.layer());
-    group.bench_function("layer_cached_token_compact_store", |b| {
-        b.iter_batched(
-            request,
-            |req| {
-                let response = runtime.block_on(compact.clone().oneshot(req)).unwrap();
-                assert_eq!(response.status(), 200);
-                response
-            },
-            BatchSize::SmallInput,
-        )
-    });
-
-    // For attribution: the same Layer with a replay store that remembers
-    // nothing (never for production: replays would pass).
-    let forgetful = SenderBound::builder()
-        .issuer(ISSUER)
-        .jwks_json(issuer.jwks_json())
-        .audience(AUDIENCE)
-        .public_base_url("https://api.example.test")
-        .replay_store(Forgetful)
-        .build()
-        .unwrap();
-    let forgetful: Router = Router::new()
-        .route("/r", get(|| async { "ok" }))
-        .layer(forgetful.layer());
-    group.bench_function("layer_cached_token_store_remembering_nothing", |b| {
-        b.iter_batched(
-            request,
-            |req| runtime.block_on(forgetful.clone().oneshot(req)).unwrap(),
-            BatchSize::SmallInput,
-        )
-    });
+    let stores: [(&str, Arc<dyn ReplayStore>); 3] = [
+        (
+            "layer_cached_token",
+            Arc::new(MemoryReplayStore::new(20_000_000)),
+        ),
+        (
+            "layer_cached_token_compact_store",
+            Arc::new(CompactReplayStore::new(20_000_000)),
+        ),
+        (
+            "layer_cached_token_store_remembering_nothing",
+            Arc::new(Forgetful),
+        ),
+    ];
+    for (name, store) in stores {
+        let auth = SenderBound::builder()
+            .issuer(ISSUER)
+            .jwks_json(issuer.jwks_json())
+            .audience(AUDIENCE)
+            .public_base_url("https://api.example.test")
+            .replay_store(store)
+            .build()
+            .unwrap();
+        let app: Router = Router::new()
+            .route("/r", get(|| async { "ok" }))
+            .layer(auth.layer());
+        // The first request verifies and caches the token.
+        let warm = runtime.block_on(app.clone().oneshot(request())).unwrap();
+        assert_eq!(warm.status(), 200);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                request,
+                |req| {
+                    let response = runtime.block_on(app.clone().oneshot(req)).unwrap();
+                    assert_eq!(response.status(), 200);
+                    response
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
 
     // For attribution: the same router and request without the Layer.
     let bare: Router = Router::new().route("/r", get(|| async { "ok" }));
