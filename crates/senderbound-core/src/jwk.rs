@@ -14,6 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::alg::Algorithm;
+use crate::crypto::VerifyingKey;
 use crate::jws::{b64url_decode, b64url_encode};
 
 /// Smallest RSA modulus accepted, in bits.
@@ -93,7 +94,7 @@ pub struct PublicJwk {
     kid: Option<String>,
     alg: Option<String>,
     use_: Option<String>,
-    decoding_key: jsonwebtoken::DecodingKey,
+    key: crate::crypto::VerifyingKey,
 }
 
 impl fmt::Debug for PublicJwk {
@@ -174,7 +175,7 @@ impl PublicJwk {
             return Err(JwkError::Private);
         }
         let kty = raw.kty.as_deref().ok_or(JwkError::Invalid)?;
-        let (key_type, thumbprint_input, decoding_key) = match kty {
+        let (key_type, thumbprint_input, key) = match kty {
             "EC" => {
                 let (key_type, len) = match raw.crv.as_deref().ok_or(JwkError::Invalid)? {
                     "P-256" => (KeyType::P256, 32),
@@ -194,7 +195,7 @@ impl PublicJwk {
                 (
                     key_type,
                     format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#),
-                    jsonwebtoken::DecodingKey::from_ec_der(&point),
+                    VerifyingKey::ec(&point, len == 48),
                 )
             }
             "OKP" => {
@@ -209,7 +210,7 @@ impl PublicJwk {
                 (
                     KeyType::Ed25519,
                     format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
-                    jsonwebtoken::DecodingKey::from_ed_der(&xb),
+                    VerifyingKey::ed25519(&xb),
                 )
             }
             "RSA" => {
@@ -228,7 +229,7 @@ impl PublicJwk {
                 (
                     KeyType::Rsa { bits },
                     format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
-                    jsonwebtoken::DecodingKey::from_rsa_raw_components(&nb, &eb),
+                    VerifyingKey::rsa(&nb, &eb),
                 )
             }
             "oct" => return Err(JwkError::Private),
@@ -240,7 +241,9 @@ impl PublicJwk {
             kid: raw.kid.map(Cow::into_owned),
             alg: raw.alg.map(Cow::into_owned),
             use_: raw.use_.map(Cow::into_owned),
-            decoding_key,
+            // The backend's own validation: a point off the curve or
+            // inconsistent RSA numbers are not a key.
+            key: key.map_err(|_| JwkError::Invalid)?,
         })
     }
 
@@ -286,8 +289,7 @@ impl PublicJwk {
             KeyType::P384 => 96,
             KeyType::Rsa { bits } => bits.div_ceil(8),
         };
-        signature.len() == expected_len
-            && crate::crypto::verify(alg, &self.decoding_key, signing_input, signature)
+        signature.len() == expected_len && self.key.verify(alg, signing_input, signature)
     }
 }
 
@@ -418,6 +420,17 @@ mod tests {
         assert_eq!(a.thumbprint(), b.thumbprint());
     }
 
+    fn hex32(hex: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
+    }
+
+    /// RFC 8037 §A.2's Ed25519 public key.
+    const ED25519_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+
     fn ec(x: &[u8], y: &[u8]) -> String {
         format!(
             r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
@@ -430,10 +443,10 @@ mod tests {
     fn ec_coordinates_with_leading_zero_bytes() {
         // The thumbprint is computed over the full-length encodings, leading
         // zeros included (RFC 7518 §6.2.1.2); a shortened coordinate is refused.
-        let mut x = [7u8; 32];
-        x[0] = 0;
-        x[1] = 0;
-        let y = [9u8; 32];
+        // A point on P-256 whose x starts with two zero bytes (found by
+        // solving the curve equation for x = 00 00 07 07 … 0b).
+        let x = hex32("000007070707070707070707070707070707070707070707070707070707070b");
+        let y = hex32("0757d39c7153a32d8e048d59549b8392881892a4a8d95d4d62b3ab2f071ff6ca");
         let jwk = PublicJwk::from_json(&ec(&x, &y)).unwrap();
         let expected_input = format!(
             r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
@@ -520,6 +533,24 @@ mod tests {
     }
 
     #[test]
+    fn points_off_the_curve_are_not_keys() {
+        // Well-formed members, but (1…1, 1…1) is not on P-256: the backend's
+        // validation refuses it when the key is read, not at verification.
+        assert_eq!(
+            PublicJwk::from_json(&ec(&[1u8; 32], &[1u8; 32])).unwrap_err(),
+            JwkError::Invalid
+        );
+        let mut y = hex32("0757d39c7153a32d8e048d59549b8392881892a4a8d95d4d62b3ab2f071ff6ca");
+        let x = hex32("000007070707070707070707070707070707070707070707070707070707070b");
+        assert!(PublicJwk::from_json(&ec(&x, &y)).is_ok());
+        y[31] ^= 1;
+        assert_eq!(
+            PublicJwk::from_json(&ec(&x, &y)).unwrap_err(),
+            JwkError::Invalid
+        );
+    }
+
+    #[test]
     fn key_type_must_fit_algorithm() {
         assert!(KeyType::P256.fits(Algorithm::ES256));
         assert!(!KeyType::P256.fits(Algorithm::ES384));
@@ -531,12 +562,18 @@ mod tests {
 
     #[test]
     fn jwks_skips_unusable_and_refuses_private() {
-        let x = b64url_encode(&[1u8; 32]);
+        let x = b64url_encode(&hex32(
+            "000007070707070707070707070707070707070707070707070707070707070b",
+        ));
+        let y = b64url_encode(&hex32(
+            "0757d39c7153a32d8e048d59549b8392881892a4a8d95d4d62b3ab2f071ff6ca",
+        ));
+        let ed = ED25519_X;
         let doc = format!(
-            r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{x}","y":"{x}","kid":"a"}},
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}","kid":"a"}},
             {{"kty":"EC","crv":"P-521","x":"{x}","y":"{x}"}},
-            {{"kty":"OKP","crv":"Ed25519","x":"{x}","use":"enc"}},
-            {{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"b"}}]}}"#
+            {{"kty":"OKP","crv":"Ed25519","x":"{ed}","use":"enc"}},
+            {{"kty":"OKP","crv":"Ed25519","x":"{ed}","kid":"b"}}]}}"#
         );
         let set = JwkSet::from_json(&doc).unwrap();
         assert_eq!(set.keys().len(), 2);

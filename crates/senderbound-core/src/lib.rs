@@ -18,9 +18,10 @@
 //!   `error=` code and one audit severity.
 //! - [`clock`]: an injectable clock.
 //!
-//! Signatures are verified by jsonwebtoken's crypto providers, chosen at
+//! Signatures are verified with keys parsed once by the backend chosen at
 //! compile time by this crate's features: `aws-lc-rs` (default, fastest) or
-//! `rust-crypto` (pure Rust). At least one must be enabled.
+//! `rust-crypto` (pure Rust: `p256`, `p384`, `ed25519-dalek`, `rsa`). At
+//! least one must be enabled.
 //!
 //! ```
 //! use senderbound_core::jwk::PublicJwk;
