@@ -1,4 +1,4 @@
-//! What a DPoP request costs, against its floor: the one ES256 signature
+//! What a DPoP request costs, against its floor: the one signature
 //! verification of the proof, done directly with the compiled-in backend.
 //!
 //! ```text
@@ -6,31 +6,38 @@
 //! cargo bench --bench dpop --no-default-features --features rust-crypto  # pure Rust
 //! ```
 //!
-//! Each group runs, in the same process and on the same input:
-//! - `floor`: the bare signature verification (key parsed once, as the
-//!   backend allows);
+//! For each proof algorithm (ES256, EdDSA, RS256), in the same process and
+//! on fresh proofs (each signed in criterion's untimed setup, so every
+//! variant starts with the same cold caches):
+//! - `floor`: the bare verification of the proof's signature with the
+//!   build's backend, its public key parsed once;
 //! - `core_proof_check`: `ProofPolicy::verify`, every stateless RFC 9449
-//!   §4.3 check of the same proof, signature included;
+//!   §4.3 check, signature included;
 //! - `layer_cached_token`: the whole Layer around a trivial handler
-//!   (`tower::ServiceExt::oneshot`), the access token already verified and
-//!   cached, the in-memory replay store; a fresh proof per request (signed
-//!   in criterion's untimed setup);
-//! - `router_without_layer`: the same router and request, unprotected (what
-//!   axum itself costs, for attribution).
+//!   (`tower::ServiceExt::oneshot`), the token verified and cached by an
+//!   earlier request, the default (compact) replay store.
+//!
+//! For ES256 also: the Layer with the moka store, with the Redis store
+//! (when `redis-server` is installed: a private one is started), with a
+//! store that remembers nothing (attribution only), with a new token on
+//! every request (nothing cached: two verifications), and the router alone.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::Request;
 use senderbound::SenderBound;
 use senderbound::core::htu;
 use senderbound::core::proof::{ProofPolicy, RequestFacts};
-use senderbound::replay::{CompactReplayStore, MemoryReplayStore, ReplayStore};
-use senderbound_client::DpopKey;
+use senderbound::replay::{MemoryReplayStore, ReplayStore};
 use senderbound_suite::DemoIssuer;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
 const ISSUER: &str = "https://as.example.test";
@@ -41,46 +48,172 @@ fn now() -> u64 {
     senderbound::Clock::now(&senderbound::SystemClock)
 }
 
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+type Verify = Box<dyn Fn(&[u8], &[u8]) -> bool>;
+
+/// A client key of one algorithm (signed with aws-lc-rs: signing is setup,
+/// never timed), and the floor: its public key parsed once by the build's
+/// backend.
+struct ClientKey {
+    alg: &'static str,
+    jwk: Value,
+    jkt: String,
+    sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+    floor: Verify,
+}
+
+impl ClientKey {
+    fn es256() -> Self {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let point = pair.public_key().as_ref().to_vec();
+        let jwk = json!({"kty": "EC", "crv": "P-256",
+            "x": b64(&point[1..33]), "y": b64(&point[33..])});
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        Self::new(
+            "ES256",
+            jwk,
+            Box::new(move |m| pair.sign(&rng, m).unwrap().as_ref().to_vec()),
+            floor::es256(&point),
+        )
+    }
+
+    fn eddsa() -> Self {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        let pair = Ed25519KeyPair::generate().unwrap();
+        let public = pair.public_key().as_ref().to_vec();
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&public)});
+        Self::new(
+            "EdDSA",
+            jwk,
+            Box::new(move |m| pair.sign(m).as_ref().to_vec()),
+            floor::eddsa(&public),
+        )
+    }
+
+    fn rs256() -> Self {
+        use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+        use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let components: PublicKeyComponents<Vec<u8>> = pair.public_key().into();
+        let jwk = json!({"kty": "RSA", "n": b64(&components.n), "e": b64(&components.e)});
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let floor = floor::rs256(&components.n, &components.e);
+        Self::new(
+            "RS256",
+            jwk,
+            Box::new(move |m| {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, m, &mut signature)
+                    .unwrap();
+                signature
+            }),
+            floor,
+        )
+    }
+
+    fn new(
+        alg: &'static str,
+        jwk: Value,
+        sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+        floor: Verify,
+    ) -> Self {
+        let jkt = senderbound::core::jwk::PublicJwk::from_json(&jwk.to_string())
+            .unwrap()
+            .thumbprint()
+            .to_owned();
+        ClientKey {
+            alg,
+            jwk,
+            jkt,
+            sign,
+            floor,
+        }
+    }
+
+    /// A fresh proof for `GET URL` with `token`.
+    fn proof(&self, token: &str) -> String {
+        let header = json!({"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk});
+        let claims = json!({"jti": senderbound_client::random_jti(), "htm": "GET",
+            "htu": URL, "iat": now(), "ath": b64(Sha256::digest(token))});
+        let mut jws = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+        let signature = (self.sign)(jws.as_bytes());
+        jws.push('.');
+        jws.push_str(&b64(signature));
+        jws
+    }
+}
+
 /// The signing input and raw signature of a compact JWS.
 fn split(jws: &str) -> (Vec<u8>, Vec<u8>) {
-    use base64::Engine as _;
     let dot = jws.rfind('.').unwrap();
-    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(&jws[dot + 1..])
-        .unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(&jws[dot + 1..]).unwrap();
     (jws.as_bytes()[..dot].to_vec(), signature)
 }
 
-/// The key's public point, uncompressed (`04 ‖ x ‖ y`).
-fn public_point(key: &DpopKey) -> Vec<u8> {
-    use base64::Engine as _;
-    let jwk = key.public_jwk();
-    let coordinate = |name: &str| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(jwk[name].as_str().unwrap())
-            .unwrap()
-    };
-    let mut point = vec![0x04];
-    point.extend(coordinate("x"));
-    point.extend(coordinate("y"));
-    point
-}
-
-/// The floor: one ES256 verification with the backend the build uses.
+/// The floors: one verification with the build's backend, key parsed once.
 #[cfg(feature = "aws-lc-rs")]
-fn floor_verifier(point: Vec<u8>) -> impl Fn(&[u8], &[u8]) -> bool {
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey};
-    let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).unwrap();
-    move |message: &[u8], signature: &[u8]| key.verify_sig(message, signature).is_ok()
+mod floor {
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+        RsaPublicKeyComponents,
+    };
+
+    use super::Verify;
+
+    fn parsed(key: ParsedPublicKey) -> Verify {
+        Box::new(move |m, s| key.verify_sig(m, s).is_ok())
+    }
+
+    pub fn es256(point: &[u8]) -> Verify {
+        parsed(ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).unwrap())
+    }
+
+    pub fn eddsa(public: &[u8]) -> Verify {
+        parsed(ParsedPublicKey::new(&ED25519, public).unwrap())
+    }
+
+    pub fn rs256(n: &[u8], e: &[u8]) -> Verify {
+        let components = RsaPublicKeyComponents { n, e };
+        parsed(
+            components
+                .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                .unwrap(),
+        )
+    }
 }
 
 #[cfg(not(feature = "aws-lc-rs"))]
-fn floor_verifier(point: Vec<u8>) -> impl Fn(&[u8], &[u8]) -> bool {
-    use p256::ecdsa::signature::Verifier as _;
-    use p256::ecdsa::{Signature, VerifyingKey};
-    let key = VerifyingKey::from_sec1_bytes(&point).unwrap();
-    move |message: &[u8], signature: &[u8]| {
-        Signature::from_slice(signature).is_ok_and(|s| key.verify(message, &s).is_ok())
+mod floor {
+    use ed25519_dalek::Verifier as _;
+    use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
+    use sha2::{Digest as _, Sha256};
+
+    use super::Verify;
+
+    pub fn es256(point: &[u8]) -> Verify {
+        let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+        Box::new(move |m, s| {
+            p256::ecdsa::Signature::from_slice(s).is_ok_and(|s| key.verify(m, &s).is_ok())
+        })
+    }
+
+    pub fn eddsa(public: &[u8]) -> Verify {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(public.try_into().unwrap()).unwrap();
+        Box::new(move |m, s| {
+            ed25519_dalek::Signature::from_slice(s).is_ok_and(|s| key.verify(m, &s).is_ok())
+        })
+    }
+
+    pub fn rs256(n: &[u8], e: &[u8]) -> Verify {
+        let key = RsaPublicKey::new(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e)).unwrap();
+        Box::new(move |m, s| {
+            key.verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(m), s)
+                .is_ok()
+        })
     }
 }
 
@@ -97,138 +230,168 @@ impl ReplayStore for Forgetful {
     }
 }
 
-fn es256(c: &mut Criterion) {
+fn layer(issuer: &DemoIssuer, store: Option<Arc<dyn ReplayStore>>) -> Router {
+    let mut builder = SenderBound::builder()
+        .issuer(ISSUER)
+        .jwks_json(issuer.jwks_json())
+        .audience(AUDIENCE)
+        .public_base_url("https://api.example.test");
+    if let Some(store) = store {
+        builder = builder.replay_store(store);
+    }
+    Router::new()
+        .route("/r", get(|| async { "ok" }))
+        .layer(builder.build().unwrap().layer())
+}
+
+fn request(token: &str, proof: String) -> Request<Body> {
+    Request::get("/r")
+        .header("host", "api.example.test")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", proof)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn dpop(c: &mut Criterion) {
     let backend = senderbound::core::backend_name();
-    let key = DpopKey::generate();
     let issuer = DemoIssuer::new(ISSUER);
-    let claims = issuer.claims(AUDIENCE, Some(key.jkt()), "read", now());
-    let token = issuer.sign(&claims);
-    let hash = senderbound::core::token_hash(&token);
-
-    let mut group = c.benchmark_group(format!("es256/{backend}"));
-
-    // Floor and core on one proof (neither remembers it).
-    let proof = key.proof("GET", URL).access_token(&token).sign();
-    let (message, signature) = split(&proof);
-    let floor = floor_verifier(public_point(&key));
-    assert!(floor(&message, &signature));
-    group.bench_function("floor", |b| {
-        b.iter(|| std::hint::black_box(floor(&message, &signature)))
-    });
-
-    // The same on a fresh proof each time, signed in the untimed setup as
-    // the Layer's are: signing between runs leaves caches cold, which costs
-    // every variant alike, so ratios are taken between the fresh variants.
-    group.bench_function("floor_fresh_proofs", |b| {
-        b.iter_batched(
-            || split(&key.proof("GET", URL).access_token(&token).sign()),
-            |(message, signature)| floor(&message, &signature),
-            BatchSize::SmallInput,
-        )
-    });
-
-    let policy = ProofPolicy::new();
-    let target = htu::normalize(URL).unwrap();
-    group.bench_function("core_proof_check", |b| {
-        b.iter(|| {
-            let facts = RequestFacts {
-                method: "GET",
-                htu: &target,
-                access_token_hash: Some(&hash),
-                now: now(),
-            };
-            std::hint::black_box(policy.verify(&proof, &facts).unwrap())
-        })
-    });
-
-    // The same check on a fresh proof each time (signed in the untimed
-    // setup, like the Layer's): the fair comparison for the Layer.
-    let fresh = || key.proof("GET", URL).access_token(&token).sign();
-    group.bench_function("core_proof_check_fresh_proofs", |b| {
-        b.iter_batched(
-            fresh,
-            |proof| {
-                let facts = RequestFacts {
-                    method: "GET",
-                    htu: &target,
-                    access_token_hash: Some(&hash),
-                    now: now(),
-                };
-                policy.verify(&proof, &facts).unwrap()
-            },
-            BatchSize::SmallInput,
-        )
-    });
-
-    // The whole Layer, the token cached after the first request: with the
-    // moka store, the compact store (the default), and, for attribution
-    // only, a store that remembers nothing (never for production).
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
-    let key = Arc::new(key);
-    let request = || {
-        let proof = key.proof("GET", URL).access_token(&token).sign();
-        Request::get("/r")
-            .header("host", "api.example.test")
-            .header("authorization", format!("DPoP {token}"))
-            .header("dpop", proof)
-            .body(Body::empty())
-            .unwrap()
-    };
-    let stores: [(&str, Arc<dyn ReplayStore>); 3] = [
-        (
-            "layer_cached_token",
-            Arc::new(MemoryReplayStore::new(20_000_000)),
-        ),
-        (
-            "layer_cached_token_compact_store",
-            Arc::new(CompactReplayStore::new(20_000_000)),
-        ),
-        (
-            "layer_cached_token_store_remembering_nothing",
-            Arc::new(Forgetful),
-        ),
-    ];
-    for (name, store) in stores {
-        let auth = SenderBound::builder()
-            .issuer(ISSUER)
-            .jwks_json(issuer.jwks_json())
-            .audience(AUDIENCE)
-            .public_base_url("https://api.example.test")
-            .replay_store(store)
-            .build()
-            .unwrap();
-        let app: Router = Router::new()
-            .route("/r", get(|| async { "ok" }))
-            .layer(auth.layer());
-        // The first request verifies and caches the token.
-        let warm = runtime.block_on(app.clone().oneshot(request())).unwrap();
-        assert_eq!(warm.status(), 200);
-        group.bench_function(name, |b| {
+    let policy = ProofPolicy::new();
+    let target = htu::normalize(URL).unwrap();
+
+    for key in [ClientKey::es256(), ClientKey::eddsa(), ClientKey::rs256()] {
+        let token = issuer.sign(&issuer.claims(AUDIENCE, Some(&key.jkt), "read", now()));
+        let hash = senderbound::core::token_hash(&token);
+        let mut group = c.benchmark_group(format!("{}/{backend}", key.alg));
+
+        let (message, signature) = split(&key.proof(&token));
+        assert!((key.floor)(&message, &signature));
+        group.bench_function("floor", |b| {
             b.iter_batched(
-                request,
-                |req| {
-                    let response = runtime.block_on(app.clone().oneshot(req)).unwrap();
-                    assert_eq!(response.status(), 200);
-                    response
+                || split(&key.proof(&token)),
+                |(message, signature)| (key.floor)(&message, &signature),
+                BatchSize::SmallInput,
+            )
+        });
+
+        group.bench_function("core_proof_check", |b| {
+            b.iter_batched(
+                || key.proof(&token),
+                |proof| {
+                    let facts = RequestFacts {
+                        method: "GET",
+                        htu: &target,
+                        access_token_hash: Some(&hash),
+                        now: now(),
+                    };
+                    policy.verify(&proof, &facts).unwrap()
                 },
                 BatchSize::SmallInput,
             )
         });
-    }
 
-    // For attribution: the same router and request without the Layer.
-    let bare: Router = Router::new().route("/r", get(|| async { "ok" }));
-    group.bench_function("router_without_layer", |b| {
-        b.iter_batched(
-            request,
-            |req| runtime.block_on(bare.clone().oneshot(req)).unwrap(),
-            BatchSize::SmallInput,
-        )
-    });
-    group.finish();
+        // The Layer, the token cached by a first request: with the default
+        // store; for ES256 also with the others.
+        let mut stores: Vec<(&str, Option<Arc<dyn ReplayStore>>)> =
+            vec![("layer_cached_token", None)];
+        let _redis = if key.alg == "ES256" {
+            stores.push((
+                "layer_cached_token_moka_store",
+                Some(Arc::new(MemoryReplayStore::new(20_000_000))),
+            ));
+            stores.push((
+                "layer_cached_token_store_remembering_nothing",
+                Some(Arc::new(Forgetful)),
+            ));
+            redis_store(&runtime).map(|(server, store)| {
+                stores.push(("layer_cached_token_redis_store", Some(store)));
+                server
+            })
+        } else {
+            None
+        };
+        for (name, store) in stores {
+            let app = layer(&issuer, store);
+            let warm = runtime
+                .block_on(app.clone().oneshot(request(&token, key.proof(&token))))
+                .unwrap();
+            assert_eq!(warm.status(), 200);
+            group.bench_function(name, |b| {
+                b.iter_batched(
+                    || request(&token, key.proof(&token)),
+                    |req| {
+                        let response = runtime.block_on(app.clone().oneshot(req)).unwrap();
+                        assert_eq!(response.status(), 200);
+                        response
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+
+        if key.alg == "ES256" {
+            // Nothing cached: a token never seen before on every request,
+            // so its signature is verified too (two verifications).
+            let app = layer(&issuer, None);
+            group.bench_function("layer_new_token_each_request", |b| {
+                b.iter_batched(
+                    || {
+                        let mut claims = issuer.claims(AUDIENCE, Some(&key.jkt), "read", now());
+                        claims["jti"] = json!(senderbound_client::random_jti());
+                        let token = issuer.sign(&claims);
+                        request(&token, key.proof(&token))
+                    },
+                    |req| {
+                        let response = runtime.block_on(app.clone().oneshot(req)).unwrap();
+                        assert_eq!(response.status(), 200);
+                        response
+                    },
+                    BatchSize::SmallInput,
+                )
+            });
+
+            // For attribution: the same router and request without the Layer.
+            let bare: Router = Router::new().route("/r", get(|| async { "ok" }));
+            group.bench_function("router_without_layer", |b| {
+                b.iter_batched(
+                    || request(&token, key.proof(&token)),
+                    |req| runtime.block_on(bare.clone().oneshot(req)).unwrap(),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        group.finish();
+    }
 }
 
-criterion_group!(benches, es256);
+/// A private Redis and a store on it, if `redis-server` is installed.
+fn redis_store(
+    runtime: &tokio::runtime::Runtime,
+) -> Option<(
+    senderbound_suite::redis_server::RedisServer,
+    Arc<dyn ReplayStore>,
+)> {
+    let installed = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!("redis-server is not installed: skipping the Redis store");
+        return None;
+    }
+    let server = senderbound_suite::redis_server::RedisServer::start();
+    let _enter = runtime.enter();
+    // A new, empty Redis: no pause for the data-loss guard.
+    let store = senderbound_redis::RedisReplayStore::builder(server.url())
+        .restart_guard(std::time::Duration::ZERO)
+        .build()
+        .unwrap();
+    Some((server, Arc::new(store)))
+}
+
+criterion_group!(benches, dpop);
 criterion_main!(benches);

@@ -19,7 +19,8 @@
 //! here, see `mtls_server`.
 //!
 //! Routes: `GET /api/read` (scope `read`), `POST /api/write` (scope
-//! `write`), `GET /whoami` (the verified `Sender` as JSON). Audit events
+//! `write`), `GET /whoami` (the verified `Sender` as JSON); `GET /healthz`
+//! answers `ok` without any check (liveness). Audit events
 //! and key-fetch logs go to stderr; the line `listening on http://ADDR` goes
 //! to stdout once the socket is bound. Stops on Ctrl-C.
 
@@ -27,7 +28,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use senderbound_suite::harness::routes;
-use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr};
+use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr_at};
 
 #[derive(Parser, Debug)]
 #[command(about = "A resource server that accepts only sender-constrained access tokens")]
@@ -39,14 +40,18 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Args { server } = Args::parse();
-    log_to_stderr();
+    log_to_stderr_at(server.log_level);
 
     let listener = tokio::net::TcpListener::bind(server.listen).await?;
     let addr = listener.local_addr()?;
     let public_base_url = server.public_base_url("http", addr);
     let auth = server.build(&public_base_url)?;
 
-    let app = routes().layer(auth.layer());
+    // `/healthz` is outside the Layer: a liveness probe needs no token (and
+    // it is the unprotected ceiling of the load comparison, benches/compare.sh).
+    let app = routes()
+        .layer(auth.layer())
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
     announce(&format!("http://{addr}"))?;
     tracing::info!(%addr, issuer = %server.issuer, %public_base_url, "resource server ready");
     // Peer addresses are recorded so --trusted-proxy can be checked.

@@ -94,6 +94,10 @@ pub struct ServerArgs {
     /// Leeway for token exp/nbf, in seconds.
     #[arg(long, default_value_t = 10)]
     pub token_leeway_secs: u64,
+    /// Log level on stderr: `info` logs an audit event for every request;
+    /// `warn` only suspicious refusals and failures.
+    #[arg(long, default_value_t = tracing::Level::INFO)]
+    pub log_level: tracing::Level,
     /// Give up on an authorization server fetch after this many seconds.
     #[arg(long, default_value_t = 5)]
     pub fetch_timeout_secs: u64,
@@ -194,11 +198,17 @@ impl ServerArgs {
 /// Audit events and key-fetch logs to stderr, INFO and above (colours
 /// only on a terminal).
 pub fn log_to_stderr() {
+    log_to_stderr_at(tracing::Level::INFO);
+}
+
+/// Logs to stderr up to `level`: `WARN` keeps only suspicious and failed
+/// decisions (and warnings), `INFO` adds an audit event per request.
+pub fn log_to_stderr_at(level: tracing::Level) {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
         .init();
 }
 

@@ -48,6 +48,7 @@ pub mod error;
 pub mod htu;
 pub mod jwk;
 pub mod jws;
+pub mod key_cache;
 pub mod nonce;
 mod numeric_date;
 pub mod proof;

@@ -21,6 +21,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -31,6 +32,7 @@ use crate::error::Error;
 use crate::htu;
 use crate::jwk::{JwkError, PublicJwk};
 use crate::jws::{CompactJws, b64url_decode};
+use crate::key_cache::{DEFAULT_KEY_CACHE_CAPACITY, KeyCache};
 
 /// Default largest accepted `DPoP` header value, in bytes. A proof with an
 /// RSA-4096 `jwk` is about 1.5 KB; 8 KiB leaves room without inviting abuse.
@@ -52,6 +54,7 @@ pub struct ProofPolicy {
     max_future_skew: u64,
     max_proof_bytes: usize,
     max_jti_bytes: usize,
+    keys: Option<Arc<KeyCache>>,
 }
 
 impl Default for ProofPolicy {
@@ -70,7 +73,17 @@ impl ProofPolicy {
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW_SECS,
             max_proof_bytes: DEFAULT_MAX_PROOF_BYTES,
             max_jti_bytes: DEFAULT_MAX_JTI_BYTES,
+            keys: Some(Arc::new(KeyCache::new(DEFAULT_KEY_CACHE_CAPACITY))),
         }
+    }
+
+    /// Remember the public keys of up to `capacity` clients, so each key is
+    /// read (parsed, validated, thumbprinted) once rather than on every
+    /// proof; 0 reads every proof's key afresh. Default
+    /// [`DEFAULT_KEY_CACHE_CAPACITY`]. See [`crate::key_cache`].
+    pub fn key_cache_capacity(mut self, capacity: usize) -> Self {
+        self.keys = (capacity > 0).then(|| Arc::new(KeyCache::new(capacity)));
+        self
     }
 
     /// Accept only these algorithms. An empty set accepts no proof at all.
@@ -146,7 +159,11 @@ impl ProofPolicy {
             .filter(|a| self.algorithms.contains(*a))
             .ok_or(Error::ProofAlgorithm)?;
         let raw_jwk = header.jwk.ok_or(Error::ProofKeyInvalid)?;
-        let jwk = PublicJwk::from_slice(raw_jwk.get().as_bytes()).map_err(|e| match e {
+        let jwk = match &self.keys {
+            Some(cache) => cache.get_or_read(raw_jwk.get()),
+            None => PublicJwk::from_slice(raw_jwk.get().as_bytes()).map(Arc::new),
+        }
+        .map_err(|e| match e {
             JwkError::Private => Error::ProofKeyPrivate,
             JwkError::Invalid | JwkError::Unsupported => Error::ProofKeyInvalid,
         })?;
@@ -271,7 +288,7 @@ pub struct RequestFacts<'a> {
 #[derive(Debug, Clone)]
 pub struct VerifiedProof {
     alg: Algorithm,
-    jwk: PublicJwk,
+    jwk: Arc<PublicJwk>,
     jti: String,
     iat: u64,
     accept_until: u64,

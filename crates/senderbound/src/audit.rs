@@ -137,6 +137,32 @@ pub(crate) fn emit(
         (None, None, None) => Severity::Routine,
     };
     let severity = level.as_str();
+    let class = if record.class.is_empty() {
+        "none"
+    } else {
+        record.class
+    };
+    metrics::counter!(DECISIONS_TOTAL, "decision" => decision, "outcome" => outcome,
+        "class" => class, "error" => code, "severity" => severity)
+    .increment(1);
+    if record.shared_with.is_some() {
+        metrics::counter!(KEY_SHARING_TOTAL, "class" => class, "outcome" => outcome).increment(1);
+    }
+    let tracing_level = match level {
+        Severity::Routine => tracing::Level::INFO,
+        Severity::Suspicious => tracing::Level::WARN,
+        Severity::Infrastructure => tracing::Level::ERROR,
+    };
+    // The fields cost allocations (audience and scopes joined): only for an
+    // event someone records.
+    let enabled = match tracing_level {
+        tracing::Level::INFO => tracing::enabled!(target: AUDIT_TARGET, tracing::Level::INFO),
+        tracing::Level::WARN => tracing::enabled!(target: AUDIT_TARGET, tracing::Level::WARN),
+        _ => tracing::enabled!(target: AUDIT_TARGET, tracing::Level::ERROR),
+    };
+    if !enabled {
+        return;
+    }
     let iss = token.map_or("", |t| t.issuer.as_str());
     let sub = token.and_then(|t| t.subject.as_deref()).unwrap_or("");
     let client_id = token.and_then(|t| t.client_id.as_deref()).unwrap_or("");
@@ -160,18 +186,6 @@ pub(crate) fn emit(
     let jkt = record.jkt.as_deref().unwrap_or("");
     let x5t_s256 = record.x5t_s256.as_deref().unwrap_or("");
     let (cnf_jkt, cnf_x5t_s256) = cnf(token);
-    let class = if record.class.is_empty() {
-        "none"
-    } else {
-        record.class
-    };
-
-    metrics::counter!(DECISIONS_TOTAL, "decision" => decision, "outcome" => outcome,
-        "class" => class, "error" => code, "severity" => severity)
-    .increment(1);
-    if shared.is_some() {
-        metrics::counter!(KEY_SHARING_TOTAL, "class" => class, "outcome" => outcome).increment(1);
-    }
 
     macro_rules! event {
         ($level:expr) => {
@@ -210,9 +224,9 @@ pub(crate) fn emit(
             )
         };
     }
-    match level {
-        Severity::Routine => event!(tracing::Level::INFO),
-        Severity::Suspicious => event!(tracing::Level::WARN),
-        Severity::Infrastructure => event!(tracing::Level::ERROR),
+    match tracing_level {
+        tracing::Level::INFO => event!(tracing::Level::INFO),
+        tracing::Level::WARN => event!(tracing::Level::WARN),
+        _ => event!(tracing::Level::ERROR),
     }
 }

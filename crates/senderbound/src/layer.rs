@@ -569,6 +569,14 @@ impl SenderBoundBuilder {
         self
     }
 
+    /// How many clients' proof keys to remember, so each is read once
+    /// (default 4,096; 0 reads every proof's key afresh). See
+    /// [`senderbound_core::key_cache`].
+    pub fn proof_key_cache_capacity(mut self, capacity: usize) -> Self {
+        self.proof_policy = self.proof_policy.key_cache_capacity(capacity);
+        self
+    }
+
     /// Refuse access tokens larger than `bytes` (default 16 KiB).
     pub fn max_token_bytes(mut self, bytes: usize) -> Self {
         self.max_token_bytes = Some(bytes);
