@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 CONNECTIONS="${CONNECTIONS:-1 2 4 8 16 32}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-5}"
-LONG_ROUNDS="${LONG_ROUNDS:-8}"
+LONG_ROUNDS="${LONG_ROUNDS:-6}"
 OUT="${OUT:-target/bench/compare}"
 PLOTS="${PLOTS:-docs/img}"
 AUDIENCE=https://api.bench.test
@@ -72,8 +72,8 @@ load() { # label url connections extra-args...
 
 step "compare at ${CONNECTIONS} connections, ${SECONDS_PER_RUN} s each"
 for c in $CONNECTIONS; do
-  load senderbound "$rs_url/api/read" "$c" --proofs 200000
-  load node "$node_url/api/read" "$c" --proofs 40000
+  load senderbound "$rs_url/api/read" "$c" --proofs 100000
+  load node "$node_url/api/read" "$c" --proofs 20000
   load axum-unprotected "$rs_url/healthz" "$c" --proofs 5000000 --same-proof
 done
 

@@ -53,6 +53,37 @@ const COLORS: [RGBColor; 5] = [
     RGBColor(0xff, 0x7f, 0x0e),
 ];
 
+/// Draws one labelled line with a dot at each point (a macro: plotters'
+/// chart types differ with the axes' scales).
+macro_rules! labelled_line {
+    ($chart:expr, $label:expr, $line:expr, $color:expr) => {{
+        let color = $color;
+        $chart
+            .draw_series(LineSeries::new($line.clone(), color.stroke_width(2)))?
+            .label($label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        $chart.draw_series(
+            $line
+                .iter()
+                .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
+        )?;
+    }};
+}
+
+/// The legend, top left.
+macro_rules! legend {
+    ($chart:expr) => {
+        $chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?
+    };
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let series = read_reports(&args.input)?;
@@ -157,23 +188,9 @@ fn plot_lines(
                     .iter()
                     .map(|p| (p.connections as f64, value(p)))
                     .collect();
-                chart
-                    .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
-                    .label(label.as_str())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-                chart.draw_series(
-                    line.iter()
-                        .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
-                )?;
+                labelled_line!(chart, label.as_str(), line, color);
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+            legend!(chart);
         }};
     }
     if log_y {
@@ -242,23 +259,9 @@ fn plot_percentiles(
             .enumerate()
             .map(|(i, ms)| (i as f64, *ms))
             .collect();
-        chart
-            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))?
-            .label(label.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart.draw_series(
-            line.iter()
-                .map(|&(x, y)| Circle::new((x, y), 4, color.filled())),
-        )?;
+        labelled_line!(chart, label.as_str(), line, color);
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+    legend!(chart);
     root.present()?;
     Ok(())
 }

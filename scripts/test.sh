@@ -58,6 +58,31 @@ command -v node >/dev/null || { echo "Node.js is required for the real-AS test" 
 cargo build --quiet --example resource_server --example mtls_server
 cargo test --test real_as -- --ignored
 
+step "load generator smoke run: resource_server and node-oidc-provider, 400 requests"
+cargo build --quiet --example loadgen
+bin="${CARGO_TARGET_DIR:-target}/debug/examples"
+smoke=target/loadgen-smoke
+rm -rf "$smoke"; mkdir -p "$smoke"
+as_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+node tests/real_as/as.mjs --port "$as_port" --keys "$smoke/keys.json" > "$smoke/as.log" 2>&1 &
+as_pid=$!
+"$bin/resource_server" --listen 127.0.0.1:0 --issuer "http://127.0.0.1:$as_port" \
+  --audience https://api.bench.test --log-level warn > "$smoke/rs.out" 2> "$smoke/rs.log" &
+rs_pid=$!
+for _ in $(seq 1 100); do grep -q "as ready" "$smoke/as.log" && grep -q '^listening on ' "$smoke/rs.out" && break; sleep 0.1; done
+rs_url=$(sed -n 's/^listening on //p' "$smoke/rs.out")
+load_status=0
+"$bin/loadgen" --url "$rs_url/api/read" --connections 4 --requests 400 --json "$smoke/report.json" \
+  --token-endpoint "http://127.0.0.1:$as_port/token" --client-id agent --client-secret agent-secret \
+  --scope read --resource https://api.bench.test > "$smoke/report.txt" || load_status=$?
+kill "$rs_pid" "$as_pid" 2>/dev/null || true
+wait "$rs_pid" "$as_pid" 2>/dev/null || true
+cat "$smoke/report.txt"
+# Every request answered 200: unique proofs, none refused as a replay.
+if [ "$load_status" != 0 ] || ! grep -q '"200": 400' "$smoke/report.json"; then
+  echo "loadgen smoke run failed" >&2; cat "$smoke/rs.log" >&2; exit 1
+fi
+
 step "Redis replay store against private redis-server instances (tests/redis.rs)"
 if ! command -v redis-server >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -14,7 +14,7 @@ use crate::challenge::ChallengeConfig;
 use crate::key_sharing::{Detector, KeySharing};
 use crate::metadata::{Facts, ResourceMetadata, ServedMetadata};
 use crate::mtls::{ClientCertSource, ConnectionCert, ForwardedClientCert, TrustedProxies};
-use crate::replay::{CompactReplayStore, DEFAULT_REPLAY_CAPACITY, ReplayStore};
+use crate::replay::{CompactReplayStore, DEFAULT_COMPACT_REPLAY_CAPACITY, ReplayStore};
 use crate::revocation::RevocationCheck;
 use crate::service::{SenderBoundService, Shared};
 use crate::target_uri::PublicOrigin;
@@ -706,8 +706,8 @@ impl SenderBoundBuilder {
     }
 
     /// Where used proofs are remembered (default: a
-    /// [`CompactReplayStore`] of [`DEFAULT_REPLAY_CAPACITY`] proofs, about
-    /// 36 bytes each).
+    /// [`CompactReplayStore`] of [`DEFAULT_COMPACT_REPLAY_CAPACITY`] proofs,
+    /// about 36 bytes each).
     pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
         self.replay = Some(Arc::new(store));
         self
@@ -887,7 +887,7 @@ impl SenderBoundBuilder {
         });
         let replay = self
             .replay
-            .unwrap_or_else(|| Arc::new(CompactReplayStore::new(DEFAULT_REPLAY_CAPACITY)));
+            .unwrap_or_else(|| Arc::new(CompactReplayStore::new(DEFAULT_COMPACT_REPLAY_CAPACITY)));
         Ok(SenderBound {
             shared: Arc::new(Shared {
                 proof_policy,

@@ -14,6 +14,14 @@ use std::time::{Duration, Instant};
 
 use super::{ReplayError, ReplayFuture, ReplayKey, ReplayStore};
 
+/// Default capacity of the Layer's default store: 2,000,000 live proofs,
+/// enough for about 22,000 requests per second with the default window
+/// (about 91 s: 60 s age, 15 s skew, 15 s fleet margin, 1 s rounding), and
+/// at most about 72 MB (36 bytes each; memory grows with use, not with the
+/// capacity). A full store refuses requests (503), so size it as
+/// *peak requests per second × window*.
+pub const DEFAULT_COMPACT_REPLAY_CAPACITY: u64 = 2_000_000;
+
 /// Length of one expiry slot: entries live at most this much (plus one
 /// second of rounding) longer than asked, never shorter. A lookup costs one
 /// hash probe per live slot: 16 with the default 76-second window, more

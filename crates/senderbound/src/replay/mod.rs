@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub use compact::CompactReplayStore;
+pub use compact::{CompactReplayStore, DEFAULT_COMPACT_REPLAY_CAPACITY};
 pub use memory::{DEFAULT_REPLAY_CAPACITY, MemoryReplayStore};
 
 /// The key under which a proof is remembered: SHA-256 of the key thumbprint
