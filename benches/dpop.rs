@@ -53,6 +53,7 @@ fn b64(bytes: impl AsRef<[u8]>) -> String {
 }
 
 type Verify = Box<dyn Fn(&[u8], &[u8]) -> bool>;
+type Sign = Box<dyn Fn(&[u8]) -> Vec<u8>>;
 
 /// A client key of one algorithm (signed with aws-lc-rs: signing is setup,
 /// never timed), and the floor: its public key parsed once by the build's
@@ -61,7 +62,7 @@ struct ClientKey {
     alg: &'static str,
     jwk: Value,
     jkt: String,
-    sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+    sign: Sign,
     floor: Verify,
 }
 
@@ -115,12 +116,7 @@ impl ClientKey {
         )
     }
 
-    fn new(
-        alg: &'static str,
-        jwk: Value,
-        sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
-        floor: Verify,
-    ) -> Self {
+    fn new(alg: &'static str, jwk: Value, sign: Sign, floor: Verify) -> Self {
         let jkt = senderbound::core::jwk::PublicJwk::from_json(&jwk.to_string())
             .unwrap()
             .thumbprint()

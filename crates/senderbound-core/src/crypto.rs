@@ -5,8 +5,9 @@
 //! `rsa`). Enabling both (Cargo unions features) selects aws-lc-rs; enabling
 //! neither is a compile error.
 //!
-//! A [`VerifyingKey`] holds the key as its backend parsed and validated it
-//! (point on the curve, RSA modulus and exponent), so checking a signature
+//! A [`VerifyingKey`] holds the key as its backend parsed it (EC points are
+//! checked to be on the curve by both backends; `jwk` checks RSA numbers
+//! itself; aws-lc-rs checks an Ed25519 point only when verifying), so checking a signature
 //! is only the signature arithmetic: no per-call parsing, no verifier object,
 //! no copy of the signature. This is the whole cost a proof adds over the
 //! bare verification it cannot avoid.

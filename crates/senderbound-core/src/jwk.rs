@@ -226,6 +226,14 @@ impl PublicJwk {
                 if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) || eb.len() > 4 {
                     return Err(JwkError::Invalid);
                 }
+                // An RSA modulus is odd, and so is a usable exponent, which
+                // is at least 3. Checked here so both backends refuse such a
+                // key when it is read (aws-lc-rs would only notice when
+                // verifying).
+                let odd = |b: &[u8]| b.last().is_some_and(|l| l & 1 == 1);
+                if !odd(&nb) || !odd(&eb) || (eb.len() == 1 && eb[0] < 3) {
+                    return Err(JwkError::Invalid);
+                }
                 (
                     KeyType::Rsa { bits },
                     format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
@@ -530,6 +538,26 @@ mod tests {
             .unwrap_err(),
             JwkError::Invalid
         );
+    }
+
+    #[test]
+    fn rsa_numbers_that_cannot_be_a_key_are_refused() {
+        let good = format!(r#"{{"kty":"RSA","e":"AQAB","n":"{RFC7638_N}"}}"#);
+        assert!(PublicJwk::from_json(&good).is_ok());
+        // An even modulus (last byte 0x83 → 0x82), an even exponent, e = 1.
+        let even_n = RFC7638_N.replace("Kgw", "Kgg");
+        assert_ne!(even_n, RFC7638_N);
+        for bad in [
+            format!(r#"{{"kty":"RSA","e":"AQAB","n":"{even_n}"}}"#),
+            format!(r#"{{"kty":"RSA","e":"Ag","n":"{RFC7638_N}"}}"#),
+            format!(r#"{{"kty":"RSA","e":"AQ","n":"{RFC7638_N}"}}"#),
+        ] {
+            assert_eq!(
+                PublicJwk::from_json(&bad).unwrap_err(),
+                JwkError::Invalid,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -72,10 +72,11 @@ impl KeyCache {
         }
         let key = Arc::new(PublicJwk::from_slice(text.as_bytes())?);
         let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.per_shard {
-            map.clear();
-        }
+        // A full shard is emptied; its keys are dropped after the lock.
+        let evicted = (map.len() >= self.per_shard).then(|| std::mem::take(&mut *map));
         map.insert(text.into(), key.clone());
+        drop(map);
+        drop(evicted);
         Ok(key)
     }
 
