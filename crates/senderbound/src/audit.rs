@@ -154,11 +154,12 @@ pub(crate) fn emit(
         Severity::Infrastructure => tracing::Level::ERROR,
     };
     // The fields cost allocations (audience and scopes joined): only for an
-    // event someone records.
+    // event someone records. Asked as an event (`event_enabled!`), so a
+    // subscriber filtering on event kind answers as it would for the event.
     let enabled = match tracing_level {
-        tracing::Level::INFO => tracing::enabled!(target: AUDIT_TARGET, tracing::Level::INFO),
-        tracing::Level::WARN => tracing::enabled!(target: AUDIT_TARGET, tracing::Level::WARN),
-        _ => tracing::enabled!(target: AUDIT_TARGET, tracing::Level::ERROR),
+        tracing::Level::INFO => tracing::event_enabled!(target: AUDIT_TARGET, tracing::Level::INFO),
+        tracing::Level::WARN => tracing::event_enabled!(target: AUDIT_TARGET, tracing::Level::WARN),
+        _ => tracing::event_enabled!(target: AUDIT_TARGET, tracing::Level::ERROR),
     };
     if !enabled {
         return;
