@@ -1,12 +1,14 @@
 //! A **test-only** authorization server on a loopback socket: RFC 8414
 //! metadata, a JWKS whose keys tests rotate, and RFC 7662 introspection of
 //! tokens tests register. It counts every fetch so tests can prove what the
-//! resource server asked, and can be switched to failing (503) or stopped.
+//! resource server asked, can be switched to misbehaving ([`Fault`]), and
+//! can be stopped and started again on the same port.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -28,6 +30,26 @@ struct Counters {
     metadata: AtomicUsize,
     jwks: AtomicUsize,
     introspection: AtomicUsize,
+    introspecting_now: AtomicUsize,
+    most_introspecting: AtomicUsize,
+}
+
+/// How every endpoint of the mock misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// Answers correctly.
+    #[default]
+    None,
+    /// `503 Service Unavailable`.
+    Unavailable,
+    /// Answers correctly, after this long.
+    Slow(Duration),
+    /// `200` with a body that is not JSON.
+    Garbage,
+    /// `200` with a 1 MiB JSON document (`Content-Length` given).
+    Huge,
+    /// `200` with a JSON body that never ends (chunked, no length).
+    Endless,
 }
 
 struct AsState {
@@ -35,7 +57,7 @@ struct AsState {
     /// Published keys; the first one signs new tokens.
     keys: Mutex<Vec<DemoIssuer>>,
     opaque: Mutex<HashMap<String, Value>>,
-    down: AtomicBool,
+    fault: Mutex<Fault>,
     rfc8414: AtomicBool,
     counters: Counters,
 }
@@ -44,39 +66,73 @@ struct AsState {
 pub struct MockAs {
     addr: SocketAddr,
     state: Arc<AsState>,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for MockAs {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 
 impl MockAs {
     /// Starts a mock AS on `127.0.0.1` with one signing key.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = listen("127.0.0.1:0".parse().unwrap());
         let addr = listener.local_addr().unwrap();
         let issuer = format!("http://{addr}");
         let state = Arc::new(AsState {
             keys: Mutex::new(vec![DemoIssuer::new(issuer.clone())]),
             issuer,
             opaque: Mutex::new(HashMap::new()),
-            down: AtomicBool::new(false),
+            fault: Mutex::new(Fault::None),
             rfc8414: AtomicBool::new(true),
             counters: Counters::default(),
         });
+        let mut mock = MockAs {
+            addr,
+            state,
+            task: None,
+        };
+        mock.serve(listener);
+        mock
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
         let app = Router::new()
             .route("/.well-known/oauth-authorization-server", get(rfc8414))
             .route("/.well-known/openid-configuration", get(openid))
             .route("/jwks", get(jwks))
             .route("/introspect", post(introspect))
-            .with_state(state.clone());
-        let task = tokio::spawn(async move {
+            // One request per connection: once stopped, the mock is
+            // unreachable, with no kept-alive connection still answering.
+            .layer(axum::middleware::map_response(
+                |mut response: Response| async move {
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                    response
+                },
+            ))
+            .with_state(self.state.clone());
+        self.task = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
-        });
-        MockAs { addr, state, task }
+        }));
+    }
+
+    /// Stops listening: connections are refused until [`start_again`](Self::start_again).
+    pub fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same address, with the same keys and tokens.
+    pub async fn start_again(&mut self) {
+        self.stop();
+        tokio::task::yield_now().await;
+        self.serve(listen(self.addr));
     }
 
     /// The issuer identifier (`http://127.0.0.1:port`).
@@ -119,7 +175,16 @@ impl MockAs {
 
     /// While `true`, every endpoint answers 503.
     pub fn set_down(&self, down: bool) {
-        self.state.down.store(down, Ordering::SeqCst);
+        self.set_fault(if down {
+            Fault::Unavailable
+        } else {
+            Fault::None
+        });
+    }
+
+    /// Every endpoint misbehaves this way from now on.
+    pub fn set_fault(&self, fault: Fault) {
+        *self.state.fault.lock().unwrap() = fault;
     }
 
     /// Serve metadata only at the OpenID Connect location (RFC 8414's answers 404).
@@ -150,6 +215,78 @@ impl MockAs {
     pub fn introspections(&self) -> usize {
         self.state.counters.introspection.load(Ordering::SeqCst)
     }
+
+    /// The most introspection requests that were in progress at once.
+    pub fn most_concurrent_introspections(&self) -> usize {
+        self.state
+            .counters
+            .most_introspecting
+            .load(Ordering::SeqCst)
+    }
+}
+
+/// A listener that may take over an address a stopped mock left (its
+/// closed connections linger in `TIME_WAIT`).
+fn listen(addr: SocketAddr) -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(addr).unwrap();
+    socket.listen(128).unwrap()
+}
+
+/// The answer a misbehaving endpoint gives instead of its own, if any
+/// (after waiting, for [`Fault::Slow`]).
+async fn misbehave(state: &AsState) -> Option<Response> {
+    let fault = *state.fault.lock().unwrap();
+    match fault {
+        Fault::None => None,
+        Fault::Unavailable => Some(StatusCode::SERVICE_UNAVAILABLE.into_response()),
+        Fault::Slow(delay) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+        Fault::Garbage => Some(
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                "<html>502 Bad Gateway</html>",
+            )
+                .into_response(),
+        ),
+        Fault::Huge => {
+            let padding = "x".repeat(1024 * 1024);
+            Some(Json(json!({"keys": [], "active": true, "padding": padding})).into_response())
+        }
+        Fault::Endless => Some(
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::new(Endless { started: false }),
+            )
+                .into_response(),
+        ),
+    }
+}
+
+/// A body of `{"keys":[` and then spaces forever, 16 KiB at a time.
+struct Endless {
+    started: bool,
+}
+
+impl hyper::body::Body for Endless {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let chunk = if self.started {
+            bytes::Bytes::from(vec![b' '; 16 * 1024])
+        } else {
+            self.started = true;
+            bytes::Bytes::from_static(b"{\"keys\":[")
+        };
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
 }
 
 fn metadata(state: &AsState) -> Json<Value> {
@@ -163,8 +300,8 @@ fn metadata(state: &AsState) -> Json<Value> {
 
 async fn rfc8414(State(state): State<Arc<AsState>>) -> Response {
     state.counters.metadata.fetch_add(1, Ordering::SeqCst);
-    if state.down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    if let Some(response) = misbehave(&state).await {
+        return response;
     }
     if !state.rfc8414.load(Ordering::SeqCst) {
         return StatusCode::NOT_FOUND.into_response();
@@ -174,16 +311,16 @@ async fn rfc8414(State(state): State<Arc<AsState>>) -> Response {
 
 async fn openid(State(state): State<Arc<AsState>>) -> Response {
     state.counters.metadata.fetch_add(1, Ordering::SeqCst);
-    if state.down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    if let Some(response) = misbehave(&state).await {
+        return response;
     }
     metadata(&state).into_response()
 }
 
 async fn jwks(State(state): State<Arc<AsState>>) -> Response {
     state.counters.jwks.fetch_add(1, Ordering::SeqCst);
-    if state.down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    if let Some(response) = misbehave(&state).await {
+        return response;
     }
     let keys: Vec<Value> = state
         .keys
@@ -202,8 +339,17 @@ async fn introspect(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    if state.down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    let counters = &state.counters;
+    let now = counters.introspecting_now.fetch_add(1, Ordering::SeqCst) + 1;
+    counters.most_introspecting.fetch_max(now, Ordering::SeqCst);
+    let answer = introspect_answer(&state, &headers, &body).await;
+    counters.introspecting_now.fetch_sub(1, Ordering::SeqCst);
+    answer
+}
+
+async fn introspect_answer(state: &AsState, headers: &HeaderMap, body: &str) -> Response {
+    if let Some(response) = misbehave(state).await {
+        return response;
     }
     state.counters.introspection.fetch_add(1, Ordering::SeqCst);
     let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())

@@ -160,12 +160,18 @@ impl PublicJwk {
     pub fn from_slice(json: &[u8]) -> Result<Self, JwkError> {
         // Decide "private" before "invalid": a private key is refused as such
         // even when other members are also wrong.
+        if !crate::jws::is_json_object(json) {
+            return Err(JwkError::Invalid);
+        }
         let raw: RawJwk<'_> = serde_json::from_slice(json).map_err(|_| JwkError::Invalid)?;
         Self::from_raw(raw)
     }
 
     /// Parses a JWK from an already-parsed JSON value (as found in a JWKS).
     pub fn from_value(value: &serde_json::Value) -> Result<Self, JwkError> {
+        if !value.is_object() {
+            return Err(JwkError::Invalid);
+        }
         let raw = RawJwk::deserialize(value).map_err(|_| JwkError::Invalid)?;
         Self::from_raw(raw)
     }
@@ -314,6 +320,11 @@ fn fixed(b64: &str, len: usize) -> Result<Vec<u8>, JwkError> {
     }
 }
 
+/// The most entries a JWKS document may hold. Authorization servers publish
+/// a handful of keys (the current ones and those rotating in or out); a
+/// document with more is refused whole rather than parsed key by key.
+pub const MAX_JWKS_KEYS: usize = 100;
+
 /// A set of public keys (a JWKS document, RFC 7517 §5).
 #[derive(Debug, Clone, Default)]
 pub struct JwkSet {
@@ -328,6 +339,8 @@ pub enum JwkSetError {
     /// A key contains private or symmetric material: the document is refused
     /// whole, because publishing it is a serious misconfiguration.
     PrivateKey,
+    /// More than [`MAX_JWKS_KEYS`] entries.
+    TooManyKeys,
 }
 
 impl fmt::Display for JwkSetError {
@@ -335,6 +348,7 @@ impl fmt::Display for JwkSetError {
         f.write_str(match self {
             JwkSetError::Malformed => "malformed JWKS document",
             JwkSetError::PrivateKey => "JWKS document contains private or symmetric key material",
+            JwkSetError::TooManyKeys => "JWKS document holds more keys than allowed",
         })
     }
 }
@@ -343,14 +357,20 @@ impl std::error::Error for JwkSetError {}
 
 impl JwkSet {
     /// Parses a JWKS document. Keys of unsupported types, invalid keys and
-    /// encryption keys (`use: enc`) are skipped; a private key anywhere
-    /// refuses the whole document.
+    /// encryption keys (`use: enc`) are skipped; a private key anywhere, or
+    /// more than [`MAX_JWKS_KEYS`] entries, refuses the whole document.
     pub fn from_json(json: &str) -> Result<Self, JwkSetError> {
         #[derive(Deserialize)]
         struct Doc {
             keys: Vec<serde_json::Value>,
         }
+        if !crate::jws::is_json_object(json.as_bytes()) {
+            return Err(JwkSetError::Malformed);
+        }
         let doc: Doc = serde_json::from_str(json).map_err(|_| JwkSetError::Malformed)?;
+        if doc.keys.len() > MAX_JWKS_KEYS {
+            return Err(JwkSetError::TooManyKeys);
+        }
         let mut keys = Vec::with_capacity(doc.keys.len());
         for value in &doc.keys {
             match PublicJwk::from_value(value) {
@@ -613,5 +633,54 @@ mod tests {
             JwkSetError::PrivateKey
         );
         assert_eq!(JwkSet::from_json("{}").unwrap_err(), JwkSetError::Malformed);
+    }
+
+    #[test]
+    fn jwks_with_more_keys_than_allowed_is_refused_whole() {
+        let ed = ED25519_X;
+        let doc = |n: usize| {
+            let key = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{ed}"}}"#);
+            format!(r#"{{"keys":[{}]}}"#, vec![key; n].join(","))
+        };
+        assert_eq!(
+            JwkSet::from_json(&doc(MAX_JWKS_KEYS)).unwrap().keys().len(),
+            MAX_JWKS_KEYS
+        );
+        assert_eq!(
+            JwkSet::from_json(&doc(MAX_JWKS_KEYS + 1)).unwrap_err(),
+            JwkSetError::TooManyKeys
+        );
+        // Unusable entries count too: the bound is on the work of reading.
+        let junk = format!(
+            r#"{{"keys":[{}]}}"#,
+            vec!["{}"; MAX_JWKS_KEYS + 1].join(",")
+        );
+        assert_eq!(
+            JwkSet::from_json(&junk).unwrap_err(),
+            JwkSetError::TooManyKeys
+        );
+    }
+
+    #[test]
+    fn arrays_are_never_read_as_keys_or_key_sets() {
+        let ed = ED25519_X;
+        assert!(
+            PublicJwk::from_json(&format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{ed}"}}"#)).is_ok()
+        );
+        assert_eq!(
+            PublicJwk::from_json(&format!(r#"["OKP","Ed25519","{ed}"]"#)).unwrap_err(),
+            JwkError::Invalid
+        );
+        assert_eq!(
+            PublicJwk::from_value(&serde_json::json!(["OKP", "Ed25519", ed])).unwrap_err(),
+            JwkError::Invalid
+        );
+        assert_eq!(
+            JwkSet::from_json(&format!(
+                r#"[[{{"kty":"OKP","crv":"Ed25519","x":"{ed}"}}]]"#
+            ))
+            .unwrap_err(),
+            JwkSetError::Malformed
+        );
     }
 }

@@ -53,9 +53,16 @@ impl<'a> CompactJws<'a> {
         if h.is_empty() || p.is_empty() || s.is_empty() {
             return Err(NotCompactJws);
         }
+        let header = b64url_decode(h)?;
+        let payload = b64url_decode(p)?;
+        // A JOSE header (RFC 7515 §4) and a JWT claims set (RFC 7519 §7.2)
+        // are JSON objects; serde would also read a struct from an array.
+        if !is_json_object(&header) || !is_json_object(&payload) {
+            return Err(NotCompactJws);
+        }
         Ok(CompactJws {
-            header: b64url_decode(h)?,
-            payload: b64url_decode(p)?,
+            header,
+            payload,
             signing_input: &input[..second],
             signature: b64url_decode(s)?,
         })
@@ -68,6 +75,13 @@ fn memchr_dot(bytes: &[u8], from: usize) -> Option<usize> {
         .iter()
         .position(|b| *b == b'.')
         .map(|i| i + from)
+}
+
+/// `true` if `json` can only be a JSON object: its first non-whitespace
+/// byte is `{`. Checked before deserializing into a struct, which serde
+/// would otherwise also fill from an array, member by position.
+pub(crate) fn is_json_object(json: &[u8]) -> bool {
+    json.trim_ascii_start().first() == Some(&b'{')
 }
 
 /// Strict unpadded base64url decoding (no padding, no whitespace, canonical
@@ -109,6 +123,23 @@ mod tests {
             "eyJhIjoxfQ.eyJiIjoyfQ.AQJ",   // non-canonical trailing bits
         ] {
             assert!(CompactJws::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn header_and_payload_must_be_json_objects() {
+        let enc = |s: &str| b64url_encode(s.as_bytes());
+        let ok = format!("{}.{}.AQID", enc(" {\"a\":1}"), enc("\n{}"));
+        assert!(CompactJws::parse(&ok).is_ok());
+        for (header, payload) in [
+            (r#"["dpop+jwt","ES256"]"#, "{}"),
+            ("{}", r#"["jti","POST"]"#),
+            ("{}", "1"),
+            ("null", "{}"),
+            ("{}", ""),
+        ] {
+            let jws = format!("{}.{}.AQID", enc(header), enc(payload));
+            assert!(CompactJws::parse(&jws).is_err(), "{header} {payload}");
         }
     }
 }

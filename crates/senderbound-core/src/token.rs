@@ -160,8 +160,14 @@ struct RawClaims<'a> {
     cnf: Option<Option<RawCnf>>,
 }
 
+/// `cnf` must be an object (RFC 7800 §3.1), never an array read by position.
 fn present_cnf<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<RawCnf>>, D::Error> {
-    Option::<RawCnf>::deserialize(d).map(Some)
+    match Option::<serde_json::Map<String, serde_json::Value>>::deserialize(d)? {
+        None => Ok(Some(None)),
+        Some(members) => RawCnf::deserialize(serde_json::Value::Object(members))
+            .map(|cnf| Some(Some(cnf)))
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 #[derive(Deserialize)]
@@ -229,6 +235,9 @@ impl AccessToken {
         struct Envelope {
             active: Option<serde_json::Value>,
             token_type: Option<serde_json::Value>,
+        }
+        if !crate::jws::is_json_object(json) {
+            return Err(Error::TokenVerifierUnavailable);
         }
         let envelope: Envelope =
             serde_json::from_slice(json).map_err(|_| Error::TokenVerifierUnavailable)?;
@@ -754,5 +763,27 @@ mod tests {
             assert!(!looks_like_jwt(opaque), "{opaque}");
         }
         assert_eq!(unverified_issuer("a.b"), Err(Error::TokenMalformed));
+    }
+
+    #[test]
+    fn arrays_are_never_read_as_objects() {
+        // serde fills a struct from an array by position: refused instead.
+        let array = br#"[true, "DPoP"]"#;
+        assert_eq!(
+            AccessToken::from_introspection(array, "https://as").unwrap_err(),
+            Error::TokenVerifierUnavailable
+        );
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        let claims =
+            |cnf: &str| format!(r#"{{"iss":"https://as","aud":"a","exp":2000,"cnf":{cnf}}}"#);
+        let by_position = claims(&format!(r#"["{jkt}"]"#));
+        assert!(AccessToken::from_json_claims(by_position.as_bytes()).is_err());
+        let object = claims(&format!(r#"{{"jkt":"{jkt}"}}"#));
+        assert_eq!(
+            AccessToken::from_json_claims(object.as_bytes())
+                .unwrap()
+                .binding,
+            Binding::Dpop { jkt: jkt.into() }
+        );
     }
 }
