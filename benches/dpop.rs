@@ -389,5 +389,55 @@ fn redis_store(
     Some((server, Arc::new(store)))
 }
 
-criterion_group!(benches, dpop);
+/// The comparisons of secrets and bindings take the same time whether the
+/// values differ in their first byte, their last, or not at all
+/// (`subtle::ConstantTimeEq`): `cnf.jkt` against the proof key's
+/// thumbprint, and a server nonce's HMAC tag. docs/security.md reports the
+/// figures.
+fn constant_time(c: &mut Criterion) {
+    use senderbound_core::nonce::Nonces;
+    use senderbound_core::token::Binding;
+
+    let mut group = c.benchmark_group("constant_time");
+    let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let binding = Binding::Dpop {
+        jkt: jkt.to_owned(),
+    };
+    let first = format!("X{}", &jkt[1..]);
+    let last = format!("{}X", &jkt[..42]);
+    for (name, candidate) in [
+        ("equal", jkt),
+        ("first_differs", &first),
+        ("last_differs", &last),
+    ] {
+        group.bench_function(format!("jkt/{name}"), |b| {
+            b.iter(|| binding.check_dpop(std::hint::black_box(candidate)).is_ok())
+        });
+    }
+    let nonces = Nonces::new(&[7; 32]).unwrap();
+    let nonce = nonces.issue(1_800_000_000);
+    let flip = |at: usize| {
+        let mut bytes = nonce.clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    };
+    // The tag follows the 8-byte step: characters 11.. of the nonce.
+    let (tag_first, tag_last) = (flip(11), flip(nonce.len() - 2));
+    for (name, candidate) in [
+        ("equal", &nonce),
+        ("tag_first_differs", &tag_first),
+        ("tag_last_differs", &tag_last),
+    ] {
+        group.bench_function(format!("nonce/{name}"), |b| {
+            b.iter(|| {
+                nonces
+                    .check(Some(std::hint::black_box(candidate)), 1_800_000_000)
+                    .is_ok()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, dpop, constant_time);
 criterion_main!(benches);

@@ -1,0 +1,206 @@
+//! Checks that the docs/security.md review found without a test proving
+//! they reject: duplicate JSON members, a `DPoP` header that is not text,
+//! hosts that only look like the served one, and the caching headers of a
+//! refusal.
+
+use axum::body::Body;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderValue, Request};
+use senderbound::Error;
+use senderbound::replay::{ReplayError, ReplayFuture, ReplayKey, ReplayStore};
+use senderbound_core::proof::{ProofPolicy, RequestFacts};
+use senderbound_suite::harness::{HOST, Harness};
+use tower::ServiceExt;
+
+const NOW: u64 = 1_800_000_000;
+const HTU: &str = "https://api.example.com/r";
+
+/// A P-256 key that signs JOSE text exactly as given, so members can repeat.
+struct TextSigner(p256::ecdsa::SigningKey);
+
+impl TextSigner {
+    fn new() -> Self {
+        let secret: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(b"duplicate members").into();
+        TextSigner(p256::ecdsa::SigningKey::from_bytes(&secret.into()).unwrap())
+    }
+
+    fn jwk(&self) -> String {
+        let point = self.0.verifying_key().to_encoded_point(false);
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        format!(
+            r#"{{"kty":"EC","crv":"P-256","x":"{}","y":"{}"}}"#,
+            b64(point.x().unwrap()),
+            b64(point.y().unwrap())
+        )
+    }
+
+    fn sign(&self, header: &str, claims: &str) -> String {
+        use p256::ecdsa::signature::Signer;
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let signature: p256::ecdsa::Signature = self.0.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+    }
+}
+
+#[test]
+fn duplicate_members_in_a_proof_are_refused() {
+    let key = TextSigner::new();
+    let jwk = key.jwk();
+    let facts = RequestFacts {
+        method: "GET",
+        htu: HTU,
+        access_token_hash: None,
+        now: NOW,
+    };
+    let claims = format!(r#"{{"jti":"a","htm":"GET","htu":"{HTU}","iat":{NOW}}}"#);
+    let header = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{jwk}}}"#);
+    ProofPolicy::new()
+        .verify(&key.sign(&header, &claims), &facts)
+        .unwrap();
+    // Which `alg` or `htu` would another parser have read? Neither: refused.
+    let twice_alg = format!(r#"{{"typ":"dpop+jwt","alg":"ES256","alg":"none","jwk":{jwk}}}"#);
+    assert_eq!(
+        ProofPolicy::new()
+            .verify(&key.sign(&twice_alg, &claims), &facts)
+            .unwrap_err(),
+        Error::ProofMalformed
+    );
+    let twice_htu = format!(
+        r#"{{"jti":"a","htm":"GET","htu":"https://evil.example/","htu":"{HTU}","iat":{NOW}}}"#
+    );
+    assert!(
+        ProofPolicy::new()
+            .verify(&key.sign(&header, &twice_htu), &facts)
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_dpop_header_that_is_not_text_is_malformed() {
+    let h = Harness::new();
+    let token = h.token();
+    let req = Request::get("/api/read")
+        .header("host", HOST)
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", HeaderValue::from_bytes(b"ey\xff.a.b").unwrap())
+        .body(Body::empty())
+        .unwrap();
+    h.call(req)
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofMalformed);
+}
+
+#[tokio::test]
+async fn hosts_that_only_look_like_the_served_one_are_refused() {
+    let h = Harness::new();
+    let token = h.token();
+    let auth = format!("DPoP {token}");
+    for host in [
+        "api.example.test.evil.example",
+        "evil-api.example.test",
+        "api.example.test:8443",
+        "api.example.test@evil.example",
+        "",
+    ] {
+        let proof = h
+            .client
+            .proof("GET", &format!("https://{host}/api/read"))
+            .access_token(&token)
+            .issued_at(h.now())
+            .sign();
+        let r = h
+            .send_headers(
+                "GET",
+                "/api/read",
+                &[("host", host), ("authorization", &auth), ("dpop", &proof)],
+            )
+            .await;
+        assert_eq!(r.status, 400, "{host}: {r:?}");
+    }
+    // Two Host fields: which one did the proof name? Refused.
+    let proof = h.proof("GET", "/api/read", &token);
+    let r = h
+        .send_headers(
+            "GET",
+            "/api/read",
+            &[
+                ("host", HOST),
+                ("host", HOST),
+                ("authorization", &auth),
+                ("dpop", &proof),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    // Forwarding headers do not change the URI the proof is checked against.
+    let proof = h
+        .client
+        .proof("GET", "https://evil.example/api/read")
+        .access_token(&token)
+        .issued_at(h.now())
+        .sign();
+    let r = h
+        .send_headers(
+            "GET",
+            "/api/read",
+            &[
+                ("host", HOST),
+                ("x-forwarded-host", "evil.example"),
+                ("forwarded", "host=evil.example;proto=https"),
+                ("authorization", &auth),
+                ("dpop", &proof),
+            ],
+        )
+        .await;
+    r.assert_refused(401, "invalid_dpop_proof", Error::ProofUriMismatch);
+}
+
+struct DownStore;
+
+impl ReplayStore for DownStore {
+    fn check_and_insert<'a>(&'a self, _: ReplayKey, _: std::time::Duration) -> ReplayFuture<'a> {
+        Box::pin(async { Err(ReplayError::Unavailable) })
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_never_cached_and_503_says_when_to_retry() {
+    let h = Harness::new();
+    let response = h
+        .app
+        .clone()
+        .oneshot(
+            Request::get("/api/read")
+                .header("host", HOST)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+
+    let h = Harness::with(|b| b.replay_store(DownStore));
+    let token = h.token();
+    let response = h
+        .app
+        .clone()
+        .oneshot(
+            Request::get("/api/read")
+                .header("host", HOST)
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", h.proof("GET", "/api/read", &token))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(response.headers().contains_key("retry-after"));
+}
