@@ -30,6 +30,13 @@ cargo test --workspace
 step "tests, rust-crypto backend (pure Rust)"
 cargo test --workspace --no-default-features --features rust-crypto
 
+step "fuzz targets: a 10 s smoke run each (the corpus replays in every test run above)"
+if cargo +nightly --version >/dev/null 2>&1 && cargo fuzz --version >/dev/null 2>&1; then
+  fuzz/run.sh 10
+else
+  echo "skipped: needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz)"
+fi
+
 step "benches, each run once as a smoke test (timings: cargo bench, docs/benchmarks.md)"
 cargo test --quiet --bench dpop
 

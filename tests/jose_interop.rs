@@ -94,3 +94,67 @@ async fn jwcrypto_artefacts_with_a_flipped_signature_bit_are_rejected() {
         );
     }
 }
+
+/// An RSA signature value s is only meaningful below the modulus n: s + n
+/// (same length) encrypts to the same message, and must still be refused,
+/// on both backends (RFC 8017 §5.2.2: "signature representative out of
+/// range").
+#[test]
+fn rsa_signatures_at_or_above_the_modulus_are_refused() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use rsa::BigUint;
+    use senderbound::core::jwk::JwkSet;
+    use senderbound::core::proof::{ProofPolicy, RequestFacts};
+    use senderbound::core::token::TokenRules;
+    use sha2::{Digest, Sha256};
+
+    let doc = fixtures();
+    let now = doc["now"].as_u64().unwrap();
+    let rules = TokenRules::new(
+        [doc["issuer"].as_str().unwrap()],
+        [doc["audience"].as_str().unwrap()],
+    );
+    let mut tried = 0;
+    for f in doc["fixtures"].as_array().unwrap() {
+        if !matches!(f["alg"].as_str(), Some("RS256" | "PS256")) {
+            continue;
+        }
+        let keys = JwkSet::from_json(&f["jwks"].to_string()).unwrap();
+        let token = f["token"].as_str().unwrap();
+        let hash: [u8; 32] = Sha256::digest(token).into();
+        let facts = RequestFacts {
+            method: "GET",
+            htu: doc["htu"].as_str().unwrap(),
+            access_token_hash: Some(&hash),
+            now,
+        };
+        let token_ok = |t: &str| rules.verify_jwt(t, &keys).is_ok();
+        let proof_ok = |p: &str| ProofPolicy::new().verify(p, &facts).is_ok();
+        let checks: [(&str, &Value, &dyn Fn(&str) -> bool); 2] = [
+            (token, &f["jwks"]["keys"][0]["n"], &token_ok),
+            (
+                f["proof"].as_str().unwrap(),
+                &f["client_jwk"]["n"],
+                &proof_ok,
+            ),
+        ];
+        for (jws, n, accepted) in checks {
+            assert!(accepted(jws), "{}: the original verifies", f["alg"]);
+            let n = BigUint::from_bytes_be(&B64.decode(n.as_str().unwrap()).unwrap());
+            let (input, signature) = jws.rsplit_once('.').unwrap();
+            let raw = B64.decode(signature).unwrap();
+            let above = BigUint::from_bytes_be(&raw) + &n;
+            let above = above.to_bytes_be();
+            // Only when s + n still fits the modulus length.
+            if above.len() == raw.len() {
+                tried += 1;
+                let forged = format!("{input}.{}", B64.encode(&above));
+                assert!(!accepted(&forged), "{}: s + n accepted", f["alg"]);
+            }
+            let n_itself = format!("{input}.{}", B64.encode(n.to_bytes_be()));
+            assert!(!accepted(&n_itself), "{}: s = n accepted", f["alg"]);
+        }
+    }
+    assert!(tried >= 2, "the fixtures offer s + n of the same length");
+}

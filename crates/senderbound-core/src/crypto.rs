@@ -130,6 +130,7 @@ mod backend {
 #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
 mod backend {
     use ed25519_dalek::Verifier as _;
+    use rsa::traits::PublicKeyParts as _;
     use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
     use sha2::{Digest as _, Sha256};
 
@@ -177,6 +178,10 @@ mod backend {
                     ed25519_dalek::Signature::from_slice(signature)
                         .is_ok_and(|s| key.verify(message, &s).is_ok())
                 }
+                // RFC 8017 §5.2.2: a signature representative s >= n is
+                // refused (the rsa crate's PSS path reduces it instead,
+                // so s + n would verify like s; aws-lc-rs refuses both).
+                (Key::Rsa(key), _) if BigUint::from_bytes_be(signature) >= *key.n() => false,
                 (Key::Rsa(key), Algorithm::RS256) => key
                     .verify(
                         Pkcs1v15Sign::new::<Sha256>(),
