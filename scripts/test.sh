@@ -32,7 +32,7 @@ cargo test --workspace --no-default-features --features rust-crypto
 
 step "fuzz targets: a 10 s smoke run each (the corpus replays in every test run above)"
 if cargo +nightly --version >/dev/null 2>&1 && cargo fuzz --version >/dev/null 2>&1; then
-  fuzz/run.sh 10
+  FUZZ_WORK="$(mktemp -d)" fuzz/run.sh 10
 else
   echo "skipped: needs the nightly toolchain and cargo-fuzz (cargo install cargo-fuzz)"
 fi

@@ -131,7 +131,8 @@ fn rsa_signatures_at_or_above_the_modulus_are_refused() {
         };
         let token_ok = |t: &str| rules.verify_jwt(t, &keys).is_ok();
         let proof_ok = |p: &str| ProofPolicy::new().verify(p, &facts).is_ok();
-        let checks: [(&str, &Value, &dyn Fn(&str) -> bool); 2] = [
+        type Check<'a> = (&'a str, &'a Value, &'a dyn Fn(&str) -> bool);
+        let checks: [Check<'_>; 2] = [
             (token, &f["jwks"]["keys"][0]["n"], &token_ok),
             (
                 f["proof"].as_str().unwrap(),
