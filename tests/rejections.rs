@@ -204,3 +204,52 @@ async fn refusals_are_never_cached_and_503_says_when_to_retry() {
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert!(response.headers().contains_key("retry-after"));
 }
+
+/// Token-side twins of proof checks: duplicate members, an algorithm the
+/// configuration narrowed away, and a header `alg` that does not fit the
+/// `kid`'s key.
+#[test]
+fn access_tokens_with_duplicate_members_narrowed_algs_or_misfitting_kids_are_refused() {
+    use senderbound_core::alg::Algorithm;
+    use senderbound_core::jwk::{JwkSet, PublicJwk};
+    use senderbound_core::token::TokenRules;
+
+    let signer = TextSigner::new();
+    let mut jwk: serde_json::Value = serde_json::from_str(&signer.jwk()).unwrap();
+    jwk["kid"] = "k1".into();
+    let keys = JwkSet::from_keys([PublicJwk::from_value(&jwk).unwrap()]);
+    let rules = TokenRules::new(["https://as.example"], ["https://api.example"]);
+    let header = r#"{"typ":"at+jwt","alg":"ES256","kid":"k1"}"#;
+    let claims = r#"{"iss":"https://as.example","aud":"https://api.example","exp":1900000000}"#;
+    rules
+        .verify_jwt(&signer.sign(header, claims), &keys)
+        .unwrap();
+    let twice_aud = r#"{"iss":"https://as.example","aud":"https://api.example","aud":"https://evil.example","exp":1900000000}"#;
+    assert!(
+        rules
+            .verify_jwt(&signer.sign(header, twice_aud), &keys)
+            .is_err()
+    );
+    let twice_kid = r#"{"typ":"at+jwt","alg":"ES256","kid":"k1","kid":"k2"}"#;
+    assert_eq!(
+        rules
+            .verify_jwt(&signer.sign(twice_kid, claims), &keys)
+            .unwrap_err(),
+        Error::TokenMalformed
+    );
+    let eddsa_only = TokenRules::new(["https://as.example"], ["https://api.example"])
+        .algorithms([Algorithm::EdDSA]);
+    assert_eq!(
+        eddsa_only
+            .verify_jwt(&signer.sign(header, claims), &keys)
+            .unwrap_err(),
+        Error::TokenAlgorithm
+    );
+    let es384 = r#"{"typ":"at+jwt","alg":"ES384","kid":"k1"}"#;
+    assert_eq!(
+        rules
+            .verify_jwt(&signer.sign(es384, claims), &keys)
+            .unwrap_err(),
+        Error::TokenUnknownKey
+    );
+}

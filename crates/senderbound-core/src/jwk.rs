@@ -558,6 +558,20 @@ mod tests {
             .unwrap_err(),
             JwkError::Invalid
         );
+        // RSA with an exponent longer than 4 bytes.
+        let n = b64url_encode(&[0xc5u8; 256]);
+        assert_eq!(
+            PublicJwk::from_json(&format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAAAAE"}}"#))
+                .unwrap_err(),
+            JwkError::Invalid
+        );
+        // Ed25519: `x` of the wrong length.
+        let short = b64url_encode(&[9u8; 31]);
+        assert_eq!(
+            PublicJwk::from_json(&format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{short}"}}"#))
+                .unwrap_err(),
+            JwkError::Invalid
+        );
     }
 
     #[test]

@@ -77,11 +77,13 @@ fn memchr_dot(bytes: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// `true` if `json` can only be a JSON object: its first non-whitespace
-/// byte is `{`. Checked before deserializing into a struct, which serde
-/// would otherwise also fill from an array, member by position.
+/// `true` if `json` is UTF-8 text (RFC 8259 §8.1) that can only be a JSON
+/// object: its first non-whitespace byte is `{`. Checked before
+/// deserializing into a struct, which serde would otherwise also fill from
+/// an array, member by position, and which skips ignored members without
+/// checking their text (found by the `introspection` fuzz target).
 pub(crate) fn is_json_object(json: &[u8]) -> bool {
-    json.trim_ascii_start().first() == Some(&b'{')
+    std::str::from_utf8(json).is_ok() && json.trim_ascii_start().first() == Some(&b'{')
 }
 
 /// Strict unpadded base64url decoding (no padding, no whitespace, canonical
@@ -141,5 +143,8 @@ mod tests {
             let jws = format!("{}.{}.AQID", enc(header), enc(payload));
             assert!(CompactJws::parse(&jws).is_err(), "{header} {payload}");
         }
+        // Not UTF-8, even in a member nobody reads.
+        let latin1 = b64url_encode(b"{\"x\":\"caf\xe9\"}");
+        assert!(CompactJws::parse(&format!("{}.{latin1}.AQID", enc("{}"))).is_err());
     }
 }

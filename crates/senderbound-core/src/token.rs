@@ -768,6 +768,12 @@ mod tests {
     #[test]
     fn arrays_are_never_read_as_objects() {
         // serde fills a struct from an array by position: refused instead.
+        // Not UTF-8 in a member nobody reads: not JSON (RFC 8259 §8.1).
+        let latin1 = b"{\"active\":true,\"aud\":\"a\",\"exp\":2000,\"x\":\"caf\xe9\"}";
+        assert_eq!(
+            AccessToken::from_introspection(latin1, "https://as").unwrap_err(),
+            Error::TokenVerifierUnavailable
+        );
         let array = br#"[true, "DPoP"]"#;
         assert_eq!(
             AccessToken::from_introspection(array, "https://as").unwrap_err(),
