@@ -253,3 +253,24 @@ fn access_tokens_with_duplicate_members_narrowed_algs_or_misfitting_kids_are_ref
         Error::TokenUnknownKey
     );
 }
+
+#[tokio::test]
+async fn require_scope_any_refuses_a_token_with_none_of_the_scopes() {
+    use axum::routing::get;
+    use senderbound::RequireScope;
+
+    let routes = axum::Router::new().route(
+        "/any",
+        get(|| async { "ok" }).route_layer(RequireScope::any(["admin", "write"])),
+    );
+    let h = Harness::with_routes(routes, |b| b);
+    h.get_with("/any", &h.token()).await.assert_refused(
+        403,
+        "insufficient_scope",
+        Error::InsufficientScope,
+    );
+    let mut claims = h.claims();
+    claims["scope"] = "read write".into();
+    let r = h.get_with("/any", &h.issuer.sign(&claims)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
