@@ -100,6 +100,13 @@ async fn hosts_that_only_look_like_the_served_one_are_refused() {
     let h = Harness::new();
     let token = h.token();
     let auth = format!("DPoP {token}");
+    let proof_for = |uri: &str| {
+        h.client
+            .proof("GET", uri)
+            .access_token(&token)
+            .issued_at(h.now())
+            .sign()
+    };
     for host in [
         "api.example.test.evil.example",
         "evil-api.example.test",
@@ -107,12 +114,7 @@ async fn hosts_that_only_look_like_the_served_one_are_refused() {
         "api.example.test@evil.example",
         "",
     ] {
-        let proof = h
-            .client
-            .proof("GET", &format!("https://{host}/api/read"))
-            .access_token(&token)
-            .issued_at(h.now())
-            .sign();
+        let proof = proof_for(&format!("https://{host}/api/read"));
         let r = h
             .send_headers(
                 "GET",
@@ -138,12 +140,7 @@ async fn hosts_that_only_look_like_the_served_one_are_refused() {
         .await;
     assert_eq!(r.status, 400, "{r:?}");
     // Forwarding headers do not change the URI the proof is checked against.
-    let proof = h
-        .client
-        .proof("GET", "https://evil.example/api/read")
-        .access_token(&token)
-        .issued_at(h.now())
-        .sign();
+    let proof = proof_for("https://evil.example/api/read");
     let r = h
         .send_headers(
             "GET",
