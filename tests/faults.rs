@@ -173,6 +173,9 @@ async fn introspection_answers_that_say_nothing_usable_are_never_an_accept() {
         mock.register_opaque(&token, answer);
         let r = bounded(h.get_with("/whoami", &token)).await;
         assert_eq!(r.status, code, "{name}: {r:?}");
+        // 401 blames the token; 503 blames nobody (the AS is broken).
+        let expected = (code == 401).then_some("invalid_token");
+        assert_eq!(r.error().as_deref(), expected, "{name}: {r:?}");
     }
 }
 

@@ -123,6 +123,11 @@ async fn hosts_that_only_look_like_the_served_one_are_refused() {
             )
             .await;
         assert_eq!(r.status, 400, "{host}: {r:?}");
+        assert_eq!(
+            r.error().as_deref(),
+            Some("invalid_request"),
+            "{host}: {r:?}"
+        );
     }
     // Two Host fields: which one did the proof name? Refused.
     let proof = h.proof("GET", "/api/read", &token);
@@ -139,6 +144,7 @@ async fn hosts_that_only_look_like_the_served_one_are_refused() {
         )
         .await;
     assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.error().as_deref(), Some("invalid_request"), "{r:?}");
     // Forwarding headers do not change the URI the proof is checked against.
     let proof = proof_for("https://evil.example/api/read");
     let r = h
@@ -270,4 +276,34 @@ async fn require_scope_any_refuses_a_token_with_none_of_the_scopes() {
     claims["scope"] = "read write".into();
     let r = h.get_with("/any", &h.issuer.sign(&claims)).await;
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// Through the Layer: a proof whose header is a JSON array (serde would fill
+/// the header from it by position) and a token whose `cnf` is one.
+#[tokio::test]
+async fn json_arrays_in_place_of_objects_are_refused_through_the_layer() {
+    let h = Harness::new();
+    let token = h.token();
+    let claims = serde_json::json!({"jti": "a", "htm": "GET",
+        "htu": format!("https://{HOST}/api/read"), "iat": h.now(),
+        "ath": URL_SAFE_NO_PAD.encode(<sha2::Sha256 as sha2::Digest>::digest(&token))});
+    let array_header = serde_json::json!(["dpop+jwt", "ES256", h.client.public_jwk(), false]);
+    let proof = h.client.sign_compact(&array_header, &claims);
+    h.send(
+        "GET",
+        "/api/read",
+        Some(&format!("DPoP {token}")),
+        Some(&proof),
+    )
+    .await
+    .assert_refused(401, "invalid_dpop_proof", Error::ProofMalformed);
+
+    let mut token_claims = h.claims();
+    token_claims["cnf"] = serde_json::json!([h.client.jkt()]);
+    let array_cnf = h.issuer.sign(&token_claims);
+    h.get_with("/api/read", &array_cnf).await.assert_refused(
+        401,
+        "invalid_token",
+        Error::TokenMissingClaim,
+    );
 }
