@@ -138,8 +138,11 @@ async fn other_authorization_scheme_is_treated_as_no_credentials() {
 
 // --------------------------------------------------------- malformed request
 
+/// RFC 9449 §4.3's first check is "one DPoP header": two fail it, so the
+/// proof is invalid (401 invalid_dpop_proof on the DPoP challenge, §7.1),
+/// whichever of the two would verify.
 #[tokio::test]
-async fn two_dpop_headers_are_invalid_request() {
+async fn two_dpop_headers_are_an_invalid_proof() {
     let h = Harness::new();
     let token = h.token();
     let auth = format!("DPoP {token}");
@@ -150,11 +153,23 @@ async fn two_dpop_headers_are_invalid_request() {
         ("dpop", &p1),
         ("dpop", &p2),
     ];
-    h.send_headers("GET", PATH, &headers).await.assert_refused(
-        400,
-        "invalid_request",
-        Error::MultipleDpopHeaders,
-    );
+    let r = h.send_headers("GET", PATH, &headers).await;
+    r.assert_refused(401, "invalid_dpop_proof", Error::MultipleDpopHeaders);
+    assert!(r.challenges[0].starts_with("DPoP "), "{r:?}");
+    // One good proof and one junk value, in either order.
+    for (first, second) in [(p1.as_str(), "junk"), ("junk", p2.as_str())] {
+        let headers = [
+            ("host", HOST),
+            ("authorization", &auth),
+            ("dpop", first),
+            ("dpop", second),
+        ];
+        h.send_headers("GET", PATH, &headers).await.assert_refused(
+            401,
+            "invalid_dpop_proof",
+            Error::MultipleDpopHeaders,
+        );
+    }
 }
 
 #[tokio::test]
@@ -633,6 +648,61 @@ async fn iat_window_is_configurable() {
         Error::ProofIssuedInFuture,
     );
     assert_eq!(send_proof(&h, &token, &at(-5)).await.status, 200);
+}
+
+/// A proof is a JWT (RFC 9449 §4.2): an `exp` or `nbf` it carries must
+/// hold (RFC 7519 §4.1.4–4.1.5), within the clock allowance of `iat`
+/// (15 s by default), and must be a number.
+#[tokio::test]
+async fn proof_exp_and_nbf_must_hold_when_present() {
+    let h = Harness::new();
+    let token = h.token();
+    let with = |name: &str, value: Value| {
+        let (header, mut claims) = proof_parts(&h, &token);
+        claims[name] = value;
+        h.client.sign_compact(&header, &claims)
+    };
+    let now = h.now() as i64;
+    for exp in [now - 16, now - 3600, 0] {
+        send_proof(&h, &token, &with("exp", json!(exp)))
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofExpPassed);
+    }
+    for nbf in [now + 16, now + 3600] {
+        send_proof(&h, &token, &with("nbf", json!(nbf)))
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofNotYetValid);
+    }
+    for (name, value) in [
+        ("exp", json!("never")),
+        ("exp", json!(null)),
+        ("exp", json!(-5)),
+        ("nbf", json!([now])),
+        ("nbf", json!({"at": now})),
+        ("exp", json!(true)),
+    ] {
+        send_proof(&h, &token, &with(name, value.clone()))
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofMissingClaim);
+    }
+    for (name, value) in [
+        ("exp", json!(now + 60)),
+        ("exp", json!(now - 14)),
+        ("exp", json!(now as f64 + 30.5)),
+        ("nbf", json!(now)),
+        ("nbf", json!(now + 15)),
+        ("nbf", json!(now - 3600)),
+    ] {
+        let r = send_proof(&h, &token, &with(name, value.clone())).await;
+        assert_eq!(r.status, 200, "{name}={value}: {r:?}");
+    }
+    // A far `exp` does not stretch the `iat` window.
+    let (header, mut claims) = proof_parts(&h, &token);
+    claims["iat"] = json!(now - 61);
+    claims["exp"] = json!(now + 3600);
+    send_proof(&h, &token, &h.client.sign_compact(&header, &claims))
+        .await
+        .assert_refused(401, "invalid_dpop_proof", Error::ProofExpired);
 }
 
 // ------------------------------------------------------------------ proof: ath

@@ -101,8 +101,6 @@ pub enum Error {
     // ---- malformed request (400 invalid_request) ----
     /// More than one `Authorization` header field.
     MultipleAuthorizationHeaders,
-    /// More than one `DPoP` header field.
-    MultipleDpopHeaders,
     /// The `Authorization` header is not `<scheme> <token68>`.
     MalformedAuthorization,
     /// An access token was sent in the query string (RFC 6750 §2.3); only the
@@ -110,8 +108,24 @@ pub enum Error {
     TokenInQuery,
     /// A DPoP proof came without any access token.
     ProofWithoutToken,
-    /// The request has no host to build the `htu` from.
+    /// The request has no host: an HTTP/1.1 request without `Host` (RFC
+    /// 9112 §3.2), or no host to build the `htu` from.
     MissingHost,
+    /// More than one `Host` header field (RFC 9112 §3.2).
+    MultipleHostHeaders,
+    /// The `Host` header (or the request target's authority) is not a valid
+    /// `host[:port]` (RFC 9110 §7.2, RFC 3986 §3.2).
+    InvalidHost,
+    /// The request target's authority (absolute form, or HTTP/2
+    /// `:authority`) and the `Host` header name different hosts (RFC 9112
+    /// §3.2.2, RFC 9113 §8.3.1).
+    HostMismatch,
+    /// The request target or `Host` carries user information, which HTTP
+    /// does not allow (RFC 9110 §4.2.4).
+    UserinfoInTarget,
+    /// The request target has a fragment, which a request never carries
+    /// (RFC 9112 §3.2).
+    FragmentInTarget,
     /// The request's host is not one this resource is configured to serve.
     HostNotAllowed,
     /// The request path has dot segments or percent-encoded unreserved
@@ -127,6 +141,9 @@ pub enum Error {
     McpRequestMalformed,
 
     // ---- bad DPoP proof (401 invalid_dpop_proof) ----
+    /// More than one `DPoP` header field: the first check of RFC 9449 §4.3
+    /// fails, so the proof is invalid (§7.1).
+    MultipleDpopHeaders,
     /// `Authorization: DPoP` without a `DPoP` header.
     ProofMissing,
     /// The `DPoP` header is larger than the configured limit.
@@ -157,6 +174,10 @@ pub enum Error {
     ProofExpired,
     /// `iat` is further in the future than the allowed clock skew.
     ProofIssuedInFuture,
+    /// The proof carries an `exp` that has passed (RFC 7519 §4.1.4).
+    ProofExpPassed,
+    /// The proof carries an `nbf` still in the future (RFC 7519 §4.1.5).
+    ProofNotYetValid,
     /// `ath` is missing although an access token was presented.
     ProofAthMissing,
     /// `ath` is not the hash of the presented access token.
@@ -277,16 +298,21 @@ impl Error {
             MissingCredentials | UnsupportedScheme | BearerNotAccepted => None,
             ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => None,
             MultipleAuthorizationHeaders
-            | MultipleDpopHeaders
             | MalformedAuthorization
             | TokenInQuery
             | ProofWithoutToken
             | MissingHost
+            | MultipleHostHeaders
+            | InvalidHost
+            | HostMismatch
+            | UserinfoInTarget
+            | FragmentInTarget
             | HostNotAllowed
             | PathNotNormalized
             | RequestBodyTooLarge
             | McpRequestMalformed => Some(ErrorCode::InvalidRequest),
-            ProofMissing
+            MultipleDpopHeaders
+            | ProofMissing
             | ProofTooLarge
             | ProofMalformed
             | ProofType
@@ -301,6 +327,8 @@ impl Error {
             | ProofUriMismatch
             | ProofExpired
             | ProofIssuedInFuture
+            | ProofExpPassed
+            | ProofNotYetValid
             | ProofAthMissing
             | ProofAthMismatch
             | ProofReplayed => Some(ErrorCode::InvalidDpopProof),
@@ -346,6 +374,11 @@ impl Error {
             TokenInQuery => "access tokens are accepted only in the Authorization header",
             ProofWithoutToken => "DPoP proof without an access token",
             MissingHost => "request has no host",
+            MultipleHostHeaders => "more than one Host header",
+            InvalidHost => "request host is not a valid authority",
+            HostMismatch => "request target and Host name different hosts",
+            UserinfoInTarget => "request target must not carry user information",
+            FragmentInTarget => "request target must not carry a fragment",
             HostNotAllowed => "request host is not served by this resource",
             PathNotNormalized => "request path is not in normal form",
             RequestBodyTooLarge => "request body too large to authorize",
@@ -365,6 +398,8 @@ impl Error {
             ProofUriMismatch => "DPoP proof htu does not match the request URI",
             ProofExpired => "DPoP proof is too old",
             ProofIssuedInFuture => "DPoP proof iat is in the future",
+            ProofExpPassed => "DPoP proof exp has passed",
+            ProofNotYetValid => "DPoP proof nbf is in the future",
             ProofAthMissing => "DPoP proof lacks ath",
             ProofAthMismatch => "DPoP proof ath does not match the access token",
             ProofReplayed => "DPoP proof already used",
@@ -450,11 +485,15 @@ mod tests {
     fn statuses_follow_codes() {
         assert_eq!(Error::MissingCredentials.status(), 401);
         assert_eq!(Error::MissingCredentials.code(), None);
-        assert_eq!(Error::MultipleDpopHeaders.status(), 400);
+        // RFC 9449 §4.3 check 1 (one DPoP header) fails: an invalid proof
+        // (§7.1), not a malformed request.
+        assert_eq!(Error::MultipleDpopHeaders.status(), 401);
         assert_eq!(
             Error::MultipleDpopHeaders.code(),
-            Some(ErrorCode::InvalidRequest)
+            Some(ErrorCode::InvalidDpopProof)
         );
+        assert_eq!(Error::MultipleAuthorizationHeaders.status(), 400);
+        assert_eq!(Error::FragmentInTarget.status(), 400);
         assert_eq!(Error::ProofReplayed.status(), 401);
         assert_eq!(Error::TokenDowngrade.status(), 401);
         assert_eq!(Error::InsufficientScope.status(), 403);

@@ -4,7 +4,8 @@
 //! Checks run cheapest first, and the signature last, so junk costs little:
 //! size → compact JWS → `typ` → `crit` → `alg` on the allow-list → public
 //! `jwk` that fits `alg` → required claims → `htm` → `htu` → `iat` window →
-//! `ath` → `nonce` → signature.
+//! `exp`/`nbf` when present → `ath` → signature (the nonce is checked by the
+//! caller, right after).
 //!
 //! ```
 //! use senderbound_core::proof::{ProofPolicy, RequestFacts};
@@ -202,6 +203,21 @@ impl ProofPolicy {
         if iat > facts.now.saturating_add(self.max_future_skew) {
             return Err(Error::ProofIssuedInFuture);
         }
+        // A proof is a JWT (§4.2): an `exp` or `nbf` it carries must hold
+        // (RFC 7519 §4.1.4–4.1.5), with the same clock allowance as `iat`.
+        // `iat` stays the freshness rule: a far `exp` extends nothing.
+        if claims
+            .exp
+            .is_some_and(|exp| exp.saturating_add(self.max_future_skew) <= facts.now)
+        {
+            return Err(Error::ProofExpPassed);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > facts.now.saturating_add(self.max_future_skew))
+        {
+            return Err(Error::ProofNotYetValid);
+        }
 
         if let Some(expected) = facts.access_token_hash {
             let ath = claims.ath.ok_or(Error::ProofAthMissing)?;
@@ -263,6 +279,12 @@ struct ProofClaims<'a> {
     htu: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
     iat: Option<u64>,
+    /// Optional, but a number when present (RFC 7519 §4.1.4).
+    #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
+    exp: Option<u64>,
+    /// Optional, but a number when present (RFC 7519 §4.1.5).
+    #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
+    nbf: Option<u64>,
     #[serde(borrow)]
     ath: Option<Cow<'a, str>>,
     #[serde(borrow)]
