@@ -21,6 +21,8 @@
 
 use std::fmt;
 
+use crate::authority::Authority;
+
 /// Why a URI could not be used as an `htu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidUri;
@@ -58,14 +60,7 @@ pub fn normalize(uri: &str) -> Result<String, InvalidUri> {
     let rest = uri[colon + 1..].strip_prefix("//").ok_or(InvalidUri)?;
     let path_start = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(path_start);
-    if authority.contains('@') {
-        return Err(InvalidUri);
-    }
-
     let (host, port) = split_host_port(authority)?;
-    if host.is_empty() || host.contains('%') {
-        return Err(InvalidUri);
-    }
 
     let mut out = String::with_capacity(uri.len() + 1);
     out.push_str(if default_port == 443 {
@@ -114,42 +109,14 @@ pub fn is_normalized_path(path: &str) -> bool {
     out == decoded
 }
 
-/// Splits `host[:port]`; an IP literal `[...]` may contain colons. An empty
-/// port is the same as no port (RFC 3986 §6.2.3).
+/// Splits `host[:port]` with [`Authority::parse`]. Percent-encoded hosts are
+/// refused: no client needs them, and they would need decoding to compare.
 fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), InvalidUri> {
-    let (host, port) = if authority.starts_with('[') {
-        let close = authority.find(']').ok_or(InvalidUri)?;
-        let (host, after) = authority.split_at(close + 1);
-        match after {
-            "" => (host, ""),
-            _ => (host, after.strip_prefix(':').ok_or(InvalidUri)?),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p),
-            None => (authority, ""),
-        }
-    };
-    if host.starts_with('[') {
-        let inner = &host[1..host.len() - 1];
-        if inner.is_empty()
-            || !inner
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
-            return Err(InvalidUri);
-        }
-    } else if host.contains([':', '[', ']']) {
+    let authority = Authority::parse(authority).map_err(|_| InvalidUri)?;
+    if authority.is_empty() || authority.host().contains('%') {
         return Err(InvalidUri);
     }
-    if port.is_empty() {
-        return Ok((host, None));
-    }
-    if !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
-        return Err(InvalidUri);
-    }
-    let port: u16 = port.parse().map_err(|_| InvalidUri)?;
-    Ok((host, Some(port)))
+    Ok((authority.host(), authority.port()))
 }
 
 fn is_unreserved(b: u8) -> bool {

@@ -11,6 +11,8 @@
 //! - [`jwk`]: public JWK parsing (EC P-256/P-384, Ed25519, RSA) and RFC 7638
 //!   thumbprints.
 //! - [`htu`]: request-URI normalisation per RFC 3986 §6.2.2–6.2.3.
+//! - [`authority`]: `host[:port]` as HTTP requests carry it (`Host`,
+//!   absolute-form targets, HTTP/2 `:authority`).
 //! - [`token`]: RFC 9068 JWT access tokens, `cnf` bindings, issuer, audience
 //!   (RFC 8707), time and scope checks.
 //! - [`authorization`]: the `Authorization` header (`DPoP` / `Bearer` schemes).
@@ -40,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod alg;
+pub mod authority;
 pub mod authorization;
 pub mod cert;
 pub mod clock;

@@ -90,6 +90,7 @@ pub mod audit;
 pub mod authorize;
 mod challenge;
 mod credentials;
+pub mod framing;
 pub mod key_sharing;
 mod layer;
 pub mod metadata;

@@ -1,6 +1,7 @@
 //! The request pipeline and the [`SenderBoundService`] that runs it.
 //!
 //! ```text
+//! framing (one valid Host/authority, no userinfo or fragment), then
 //! DPoP:   credentials ─▶ proof checks + signature ─▶ token (cache or verifier)
 //!         ─▶ time ─▶ binding (cnf.jkt) ─▶ revocation ─▶ replay (jti once) ─▶ Sender
 //! Bearer: credentials ─▶ token ─▶ time ─▶ binding: cnf["x5t#S256"] = client
@@ -30,6 +31,7 @@ use tower_service::Service;
 use crate::audit::{self, AuditRecord};
 use crate::challenge::{ChallengeConfig, Rejection};
 use crate::credentials::{self, DPOP};
+use crate::framing;
 use crate::key_sharing::Detector;
 use crate::metadata::ServedMetadata;
 use crate::mtls::{ClientCertSource, ClientCertificate};
@@ -79,12 +81,19 @@ type Denial = (Error, Option<Scheme>);
 impl Shared {
     /// Decides on one request: `Ok` with the parts to hand on (Sender added,
     /// credentials stripped), or the refusal response. Emits the audit event.
-    pub(crate) async fn decide(&self, mut parts: Parts) -> Result<Admitted, Response> {
+    pub(crate) async fn decide(
+        &self,
+        mut parts: Parts,
+        framing: Result<(), Error>,
+    ) -> Result<Admitted, Response> {
         // Before anything reads the request: drop forwarded certificates
         // from peers that are not trusted to forward them.
         self.client_certs.sanitize(&mut parts);
         let mut record = AuditRecord::default();
-        let result = self.authenticate(&parts, &mut record).await;
+        let result = match framing {
+            Ok(()) => self.authenticate(&parts, &mut record).await,
+            Err(e) => Err((e, None)),
+        };
         match result {
             Ok((sender, certificate, nonce_aging)) => {
                 audit::emit(
@@ -376,8 +385,12 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // Framing first: a request that does not name one well-formed
+        // authority is refused whatever it asks for.
+        let framing = framing::check(req.version(), req.uri(), req.headers(), req.extensions());
         // RFC 9728 metadata is public: answered here, before any check.
-        if let Some(metadata) = &self.shared.metadata
+        if framing.is_ok()
+            && let Some(metadata) = &self.shared.metadata
             && let Some(response) = metadata.answer(
                 req.method(),
                 original_uri(req.extensions(), req.uri()).path(),
@@ -396,7 +409,7 @@ where
         let shared = self.shared.clone();
         ResponseFuture {
             state: State::Deciding {
-                decision: Box::pin(async move { shared.decide(parts).await }),
+                decision: Box::pin(async move { shared.decide(parts, framing).await }),
                 body: Some(body),
                 inner: Some(inner),
             },
