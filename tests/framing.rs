@@ -10,8 +10,10 @@ use senderbound_suite::harness::{HOST, Harness, Reply};
 
 const PATH: &str = "/api/read";
 
+type Configure = fn(SenderBoundBuilder) -> SenderBoundBuilder;
+
 /// The three ways the public origin is configured.
-fn origin_modes() -> Vec<(&'static str, fn(SenderBoundBuilder) -> SenderBoundBuilder)> {
+fn origin_modes() -> Vec<(&'static str, Configure)> {
     vec![
         ("allowed hosts", |b| b),
         ("public base URL", |b| {
