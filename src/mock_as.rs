@@ -29,6 +29,7 @@ pub const RS_CLIENT_SECRET: &str = "rs secret:with/odd&chars";
 struct Counters {
     metadata: AtomicUsize,
     jwks: AtomicUsize,
+    moved_jwks: AtomicUsize,
     introspection: AtomicUsize,
     introspecting_now: AtomicUsize,
     most_introspecting: AtomicUsize,
@@ -59,6 +60,9 @@ struct AsState {
     opaque: Mutex<HashMap<String, Value>>,
     fault: Mutex<Fault>,
     rfc8414: AtomicBool,
+    /// Where the metadata says the keys are: `/jwks` (the default),
+    /// `/jwks-moved` (after [`MockAs::move_jwks`]), or nowhere.
+    jwks_location: Mutex<Option<&'static str>>,
     counters: Counters,
 }
 
@@ -87,6 +91,7 @@ impl MockAs {
             opaque: Mutex::new(HashMap::new()),
             fault: Mutex::new(Fault::None),
             rfc8414: AtomicBool::new(true),
+            jwks_location: Mutex::new(Some("/jwks")),
             counters: Counters::default(),
         });
         let mut mock = MockAs {
@@ -103,6 +108,7 @@ impl MockAs {
             .route("/.well-known/oauth-authorization-server", get(rfc8414))
             .route("/.well-known/openid-configuration", get(openid))
             .route("/jwks", get(jwks))
+            .route("/jwks-moved", get(moved_jwks))
             .route("/introspect", post(introspect))
             // One request per connection: once stopped, the mock is
             // unreachable, with no kept-alive connection still answering.
@@ -192,6 +198,18 @@ impl MockAs {
         self.state.rfc8414.store(false, Ordering::SeqCst);
     }
 
+    /// From now on the metadata names `/jwks-moved` as `jwks_uri`, and the
+    /// old `/jwks` answers 404.
+    pub fn move_jwks(&self) {
+        *self.state.jwks_location.lock().unwrap() = Some("/jwks-moved");
+    }
+
+    /// From now on the metadata names no `jwks_uri` (an AS whose tokens
+    /// can only be introspected).
+    pub fn hide_jwks_uri(&self) {
+        *self.state.jwks_location.lock().unwrap() = None;
+    }
+
     /// Registers an opaque token: introspection answers `answer` for it.
     pub fn register_opaque(&self, token: &str, answer: Value) {
         self.state
@@ -206,9 +224,14 @@ impl MockAs {
         self.state.counters.metadata.load(Ordering::SeqCst)
     }
 
-    /// JWKS requests received so far (answered or failed).
+    /// JWKS requests received so far at `/jwks` (answered or failed).
     pub fn jwks_fetches(&self) -> usize {
         self.state.counters.jwks.load(Ordering::SeqCst)
+    }
+
+    /// JWKS requests received so far at `/jwks-moved`.
+    pub fn moved_jwks_fetches(&self) -> usize {
+        self.state.counters.moved_jwks.load(Ordering::SeqCst)
     }
 
     /// Introspection requests received so far.
@@ -290,12 +313,15 @@ impl hyper::body::Body for Endless {
 }
 
 fn metadata(state: &AsState) -> Json<Value> {
-    Json(json!({
+    let mut metadata = json!({
         "issuer": state.issuer,
-        "jwks_uri": format!("{}/jwks", state.issuer),
         "introspection_endpoint": format!("{}/introspect", state.issuer),
         "dpop_signing_alg_values_supported": ["ES256"],
-    }))
+    });
+    if let Some(path) = *state.jwks_location.lock().unwrap() {
+        metadata["jwks_uri"] = json!(format!("{}{path}", state.issuer));
+    }
+    Json(metadata)
 }
 
 async fn rfc8414(State(state): State<Arc<AsState>>) -> Response {
@@ -319,7 +345,19 @@ async fn openid(State(state): State<Arc<AsState>>) -> Response {
 
 async fn jwks(State(state): State<Arc<AsState>>) -> Response {
     state.counters.jwks.fetch_add(1, Ordering::SeqCst);
-    if let Some(response) = misbehave(&state).await {
+    if *state.jwks_location.lock().unwrap() != Some("/jwks") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    published_keys(&state).await
+}
+
+async fn moved_jwks(State(state): State<Arc<AsState>>) -> Response {
+    state.counters.moved_jwks.fetch_add(1, Ordering::SeqCst);
+    published_keys(&state).await
+}
+
+async fn published_keys(state: &AsState) -> Response {
+    if let Some(response) = misbehave(state).await {
         return response;
     }
     let keys: Vec<Value> = state

@@ -330,6 +330,34 @@ async fn resource_server_against_node_oidc_provider() {
         senderbound::Error::TokenMalformed,
     );
 
+    // Introspection endpoint given explicitly, next to discovery: JWTs are
+    // still verified with the discovered keys (node-oidc-provider refuses
+    // to introspect its JWTs), opaque tokens are introspected there.
+    let (_rs_explicit, rs3) = start_rs(
+        &scratch,
+        "rs-introspection-url",
+        &[
+            "--issuer",
+            &issuer,
+            "--introspection-url",
+            &format!("{issuer}/token/introspection"),
+            "--client-id",
+            "resource-server",
+            "--client-secret",
+            "resource-server-secret",
+        ],
+    );
+    let a = call(&http, "GET", &format!("{rs3}/whoami"), &first, &key).await;
+    assert_eq!(a.status, 200, "a JWT next to introspection: {}", a.body);
+    assert_eq!(a.body["client_id"], "agent");
+    let a = call(&http, "GET", &format!("{rs3}/whoami"), &opaque, &key).await;
+    assert_eq!(
+        a.status, 200,
+        "an opaque token at the given endpoint: {}",
+        a.body
+    );
+    assert_eq!(a.body["client_id"], "agent-opaque");
+
     // Key rotation: the AS restarts with a new signing key in front.
     drop(authorization_server);
     authorization_server = start_as(port, &scratch, &["--rotate"]);

@@ -347,18 +347,144 @@ async fn opaque_tokens_without_introspection_are_malformed() {
     assert_eq!(mock.metadata_fetches(), 0);
 }
 
+/// Sends `token` until the answer is not 200 (background refreshes land
+/// within a request or two), then returns that answer.
+async fn until_refused(h: &Harness, token: &str) -> senderbound_suite::harness::Reply {
+    let mut r = h.get_with("/whoami", token).await;
+    for _ in 0..50 {
+        if r.status != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        r = h.get_with("/whoami", token).await;
+    }
+    r
+}
+
 #[tokio::test]
-async fn a_jwks_without_usable_keys_does_not_replace_the_cached_ones() {
+async fn an_empty_key_set_the_as_publishes_withdraws_every_key_cached_tokens_included() {
+    let mock = MockAs::start().await;
+    let h = eager(&mock, |b| b);
+    let cached = h.token();
+    assert_eq!(h.get_with("/whoami", &cached).await.status, 200);
+    mock.retire(h.issuer.kid()); // the AS now publishes {"keys": []}
+    // The token verified before is in the cache: it stops working too.
+    until_refused(&h, &cached)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenUnknownKey);
+    h.get_with("/whoami", &h.issuer.sign(&h.claims()))
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenUnknownKey);
+}
+
+#[tokio::test]
+async fn a_key_set_that_cannot_be_read_does_not_replace_the_cached_one() {
     let mock = MockAs::start().await;
     let h = eager(&mock, |b| b);
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
-    mock.retire(h.issuer.kid()); // the AS now publishes {"keys": []}
+    mock.set_fault(senderbound_suite::mock_as::Fault::Garbage);
     for _ in 0..5 {
         let r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
         assert_eq!(r.status, 200, "{r:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(mock.jwks_fetches() > 1, "refreshes were attempted");
+}
+
+#[tokio::test]
+async fn cached_tokens_get_503_once_the_keys_are_too_stale() {
+    let mock = MockAs::start().await;
+    let h = eager(&mock, |b| b.jwks_max_stale(Duration::from_millis(200)));
+    let cached = h.token();
+    assert_eq!(h.get_with("/whoami", &cached).await.status, 200);
+    mock.set_down(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Verified (and cached) while the keys were fresh; not any more.
+    let r = h.get_with("/whoami", &cached).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.error(), None);
+    mock.set_down(false);
+    let mut r = h.get_with("/whoami", &cached).await;
+    for _ in 0..20 {
+        if r.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        r = h.get_with("/whoami", &cached).await;
+    }
+    assert_eq!(
+        r.status, 200,
+        "the same token again once keys are fresh: {r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_moved_jwks_uri_is_followed_without_a_restart() {
+    let mock = MockAs::start().await;
+    let h = eager(&mock, |b| b);
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    assert_eq!(mock.moved_jwks_fetches(), 0);
+    // The AS moves its keys and rotates in a new one, published only there.
+    mock.move_jwks();
+    let new_key = mock.rotate_in();
+    let r = h.get_with("/whoami", &new_key.sign(&h.claims())).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(mock.moved_jwks_fetches() >= 1);
+    assert!(
+        mock.metadata_fetches() >= 2,
+        "the metadata was fetched again"
+    );
+}
+
+#[tokio::test]
+async fn metadata_is_refreshed_no_more_than_the_keys_are() {
+    // Default intervals: refresh after 5 minutes, at most once per 10 s.
+    let mock = MockAs::start().await;
+    let h = discovering(&mock);
+    for _ in 0..10 {
+        assert_eq!(
+            h.get_with("/whoami", &h.issuer.sign(&h.claims()))
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!((mock.metadata_fetches(), mock.jwks_fetches()), (1, 1));
+}
+
+#[tokio::test]
+async fn jwts_are_verified_locally_when_an_introspection_endpoint_is_given() {
+    // An AS that does not introspect JWTs (node-oidc-provider refuses to):
+    // the JWT must never reach its introspection endpoint.
+    let mock = MockAs::start().await;
+    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.issuer(issuer).introspection(
+            endpoint,
+            ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
+        )
+    });
+    let r = h.get_with("/whoami", &h.token()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!((mock.jwks_fetches(), mock.introspections()), (1, 0));
+    // Opaque tokens still go to the endpoint given.
+    mock.register_opaque("opaque-1", opaque_answer(&h, true));
+    let r = h.get_with("/whoami", "opaque-1").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(mock.introspections(), 1);
+}
+
+#[tokio::test]
+async fn jwt_shaped_tokens_of_an_as_without_keys_are_introspected() {
+    let mock = MockAs::start().await;
+    mock.hide_jwks_uri();
+    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| b);
+    // A JWT-shaped token this AS vouches for only by introspection.
+    let token = h.token();
+    mock.register_opaque(&token, opaque_answer(&h, true));
+    let r = h.get_with("/whoami", &token).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!((mock.jwks_fetches(), mock.introspections()), (0, 1));
 }
 
 #[tokio::test]

@@ -135,6 +135,11 @@ pub struct AccessToken {
     pub token_id: Option<String>,
     /// The sender binding from `cnf`.
     pub binding: Binding,
+    /// The RFC 7638 thumbprint of the authorization server's key that
+    /// verified the token's signature; `None` when the token was not
+    /// verified by a key (introspection). Lets a cached token be held to
+    /// its key: it stops working when the key is withdrawn.
+    pub key_thumbprint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -303,6 +308,7 @@ impl AccessToken {
             issued_at: raw.iat,
             token_id: raw.jti,
             binding,
+            key_thumbprint: None,
         })
     }
 
@@ -505,14 +511,13 @@ impl TokenRules {
         if candidates.peek().is_none() {
             return Err(Error::TokenUnknownKey);
         }
-        let verified = candidates
+        let verified_by = candidates
             .take(4) // without a kid, try a few fitting keys, never the whole set
-            .any(|key| key.verify(alg, jws.signing_input.as_bytes(), &jws.signature));
-        if !verified {
-            return Err(Error::TokenSignature);
-        }
-        let claims = AccessToken::from_json_claims(&jws.payload)?;
+            .find(|key| key.verify(alg, jws.signing_input.as_bytes(), &jws.signature))
+            .ok_or(Error::TokenSignature)?;
+        let mut claims = AccessToken::from_json_claims(&jws.payload)?;
         self.check_claims(&claims)?;
+        claims.key_thumbprint = Some(verified_by.thumbprint().to_owned());
         Ok(claims)
     }
 }

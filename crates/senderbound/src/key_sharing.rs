@@ -201,6 +201,7 @@ mod tests {
             issued_at: None,
             token_id: None,
             binding: Binding::Unbound,
+            key_thumbprint: None,
         }
     }
 

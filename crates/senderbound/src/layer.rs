@@ -208,9 +208,6 @@ pub enum BuildError {
     HttpClient,
     /// The same issuer is trusted twice.
     DuplicateIssuer,
-    /// `TokenFormat::Jwt` was chosen for an issuer whose tokens can only be
-    /// introspected (an introspection endpoint and no keys).
-    FormatNeedsKeys,
     /// The realm contains characters that cannot be quoted in a challenge.
     InvalidRealm,
     /// `freshness_from_nonce()` without `require_nonce(..)`.
@@ -258,9 +255,6 @@ impl fmt::Display for BuildError {
             ),
             BuildError::HttpClient => f.write_str("the HTTP client could not be created"),
             BuildError::DuplicateIssuer => f.write_str("the same issuer is trusted twice"),
-            BuildError::FormatNeedsKeys => {
-                f.write_str("TokenFormat::Jwt needs keys or a jwks_uri for that issuer")
-            }
             BuildError::InvalidRealm => {
                 f.write_str("realm must be printable ASCII without quotes or backslashes")
             }
@@ -831,7 +825,6 @@ impl SenderBoundBuilder {
                 let ctx = IssuerContext {
                     fetcher,
                     timing: self.jwks_timing,
-                    token_cache: token_cache.clone(),
                     introspection_cache_ttl: self.introspection_cache_ttl,
                     max_concurrent_introspections: self.max_concurrent_introspections,
                     fetch_timeout: self.fetch_timeout,
@@ -1019,12 +1012,13 @@ mod tests {
                 .unwrap_err(),
             BuildError::Endpoint(FetchError::InvalidUrl)
         );
-        assert_eq!(
+        // An introspection endpoint does not stop JWTs being verified with
+        // the issuer's discovered keys.
+        assert!(
             h().introspection("https://as/introspect", auth.clone())
                 .token_format(TokenFormat::Jwt)
                 .build()
-                .unwrap_err(),
-            BuildError::FormatNeedsKeys
+                .is_ok()
         );
         assert!(
             SenderBound::builder()

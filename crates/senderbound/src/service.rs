@@ -319,9 +319,14 @@ impl Shared {
         let leeway = self.token_rules.time_leeway();
         self.verifier.on_request();
         let verified = match self.token_cache.get(hash) {
-            Some(cached) => cached,
+            Some(cached) => {
+                // Held to the verifier's current view (its signing key
+                // still published, keys not too stale) on every hit.
+                record.token = Some(cached.clone());
+                self.verifier.check_cached(&cached)?;
+                cached
+            }
             None => {
-                let epoch = self.token_cache.epoch();
                 let fresh = self.verifier.verify(token).await?;
                 // Whatever the verifier, issuer and audience are this
                 // resource's decision.
@@ -329,13 +334,12 @@ impl Shared {
                 let fresh = Arc::new(fresh);
                 if fresh.check_time(now, leeway).is_ok() {
                     let max_ttl = self.verifier.max_cache_ttl(&fresh);
-                    self.token_cache
-                        .insert(*hash, fresh.clone(), now, max_ttl, epoch);
+                    self.token_cache.insert(*hash, fresh.clone(), now, max_ttl);
                 }
+                record.token = Some(fresh.clone());
                 fresh
             }
         };
-        record.token = Some(verified.clone());
         verified.check_time(now, leeway)?;
         Ok(verified)
     }

@@ -1,13 +1,14 @@
 //! Authorization server metadata discovery (RFC 8414, with the OpenID
 //! Connect Discovery location as a fallback).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use url::Url;
 
 use super::fetch::{FetchError, Fetcher, endpoint_url};
+use super::remote_jwks::RefreshTiming;
 
 /// The parts of an authorization server's metadata senderbound uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,75 +83,114 @@ pub(crate) async fn discover(
     }
 }
 
-/// An issuer's metadata, fetched on first use and then kept. A failed
-/// fetch is retried at most once per `min_retry`, so an unreachable AS is
-/// not asked on every request.
+/// An issuer's metadata, fetched on first use and refreshed on the keys'
+/// schedule ([`RefreshTiming`]): once older than the refresh interval it is
+/// fetched again (at most once per minimum interval, one fetch at a time),
+/// so a changed `jwks_uri` or introspection endpoint is followed without a
+/// restart. While the AS cannot be reached the last metadata stays in use,
+/// for at most the maximum staleness since it was last fetched; after that
+/// (and before the first success) callers get the fetch error: 503.
 pub(crate) struct Discovery {
     issuer: String,
     fetcher: Fetcher,
-    metadata: tokio::sync::OnceCell<ServerMetadata>,
-    last_failure: Mutex<Option<(Instant, FetchError)>>,
-    min_retry: Duration,
+    timing: RefreshTiming,
+    state: Mutex<DiscoveryState>,
+    single_flight: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct DiscoveryState {
+    current: Option<(Arc<ServerMetadata>, Instant)>,
+    attempt: Option<(Instant, Option<FetchError>)>,
 }
 
 impl Discovery {
-    pub(crate) fn new(issuer: String, fetcher: Fetcher, min_retry: Duration) -> Self {
+    pub(crate) fn new(issuer: String, fetcher: Fetcher, timing: RefreshTiming) -> Self {
         Discovery {
             issuer,
             fetcher,
-            metadata: tokio::sync::OnceCell::new(),
-            last_failure: Mutex::new(None),
-            min_retry,
+            timing,
+            state: Mutex::new(DiscoveryState::default()),
+            single_flight: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The metadata, fetching it if needed.
-    pub(crate) async fn metadata(&self) -> Result<&ServerMetadata, FetchError> {
-        if let Some(metadata) = self.metadata.get() {
-            return Ok(metadata);
+    /// The metadata: the cached copy while younger than the refresh
+    /// interval, else fetched now (or, within the minimum interval of the
+    /// last attempt, the cached copy while usable).
+    pub(crate) async fn metadata(&self) -> Result<Arc<ServerMetadata>, FetchError> {
+        if let Some(fresh) = self.cached(self.timing.interval) {
+            return Ok(fresh);
         }
-        if let Ok(failure) = self.last_failure.lock()
-            && let Some((at, error)) = failure.as_ref()
-            && at.elapsed() < self.min_retry
-        {
-            return Err(error.clone());
+        // One fetch at a time; while it runs, others go on with a usable
+        // cached copy rather than wait for it.
+        let _flight = match self.single_flight.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => match self.cached(self.timing.max_stale) {
+                Some(usable) => return Ok(usable),
+                None => self.single_flight.lock().await,
+            },
+        };
+        // Someone else may have fetched while this caller waited.
+        if let Some(fresh) = self.cached(self.timing.interval) {
+            return Ok(fresh);
         }
-        self.metadata
-            .get_or_try_init(|| async {
-                // Inits run one at a time. Check again here, and note the
-                // attempt before fetching, so neither waiters queued behind a
-                // failed attempt nor cancelled requests can exceed one fetch
-                // per `min_retry`.
-                if let Ok(mut failure) = self.last_failure.lock() {
-                    if let Some((at, error)) = failure.as_ref()
-                        && at.elapsed() < self.min_retry
-                    {
-                        return Err(error.clone());
-                    }
-                    *failure = Some((Instant::now(), FetchError::Unreachable));
+        if let Some(error) = self.recent_attempt() {
+            return self.cached(self.timing.max_stale).ok_or(error);
+        }
+        self.note_attempt(None);
+        let result = discover(&self.fetcher, &self.issuer).await;
+        let now = Instant::now();
+        match result {
+            Ok(metadata) => {
+                tracing::info!(
+                    target: "senderbound::keys",
+                    issuer = %self.issuer,
+                    "discovered authorization server metadata"
+                );
+                let metadata = Arc::new(metadata);
+                if let Ok(mut state) = self.state.lock() {
+                    state.current = Some((metadata.clone(), now));
+                    state.attempt = Some((now, None));
                 }
-                let result = discover(&self.fetcher, &self.issuer).await;
-                match &result {
-                    Ok(_) => tracing::info!(
-                        target: "senderbound::keys",
-                        issuer = %self.issuer,
-                        "discovered authorization server metadata"
-                    ),
-                    Err(e) => {
-                        tracing::warn!(
-                            target: "senderbound::keys",
-                            issuer = %self.issuer,
-                            error = %e,
-                            "authorization server metadata discovery failed"
-                        );
-                        if let Ok(mut failure) = self.last_failure.lock() {
-                            *failure = Some((Instant::now(), e.clone()));
-                        }
-                    }
-                }
-                result
-            })
-            .await
+                Ok(metadata)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    target: "senderbound::keys",
+                    issuer = %self.issuer,
+                    error = %e,
+                    "authorization server metadata discovery failed"
+                );
+                self.note_attempt(Some(e.clone()));
+                self.cached(self.timing.max_stale).ok_or(e)
+            }
+        }
+    }
+
+    /// The cached metadata if fetched less than `max_age` ago.
+    fn cached(&self, max_age: Duration) -> Option<Arc<ServerMetadata>> {
+        let state = self.state.lock().ok()?;
+        let (metadata, at) = state.current.as_ref()?;
+        (at.elapsed() < max_age).then(|| metadata.clone())
+    }
+
+    /// The error to answer with if an attempt ran within the minimum
+    /// interval (a failed one's error; a cancelled or successful one
+    /// counts as unreachable, leaving the cache to decide).
+    fn recent_attempt(&self) -> Option<FetchError> {
+        let state = self.state.lock().ok()?;
+        let (at, error) = state.attempt.as_ref()?;
+        (at.elapsed() < self.timing.min_interval)
+            .then(|| error.clone().unwrap_or(FetchError::Unreachable))
+    }
+
+    /// Notes an attempt before awaiting it, so a request cancelled
+    /// mid-fetch does not let the next one fetch again at once.
+    fn note_attempt(&self, error: Option<FetchError>) {
+        if let Ok(mut state) = self.state.lock() {
+            state.attempt = Some((Instant::now(), error));
+        }
     }
 }
 

@@ -14,7 +14,6 @@ use senderbound_core::Error;
 use senderbound_core::jwk::{JwkError, JwkSet, PublicJwk};
 use senderbound_core::token::{AccessToken, TokenRules, looks_like_jwt, unverified_issuer_of};
 
-use super::cache::TokenCache;
 use super::discovery::Discovery;
 use super::fetch::{FetchError, Fetcher, endpoint_url};
 use super::introspection::{ClientAuth, EndpointLocation, Introspector};
@@ -170,7 +169,6 @@ impl Issuer {
 pub(crate) struct IssuerContext {
     pub(crate) fetcher: Option<Fetcher>,
     pub(crate) timing: RefreshTiming,
-    pub(crate) token_cache: TokenCache,
     pub(crate) introspection_cache_ttl: Duration,
     pub(crate) max_concurrent_introspections: usize,
     pub(crate) fetch_timeout: Duration,
@@ -256,6 +254,13 @@ impl IssuerRouter {
                 introspector.introspect(token).await?
             }
             (Some(KeySource::Fixed(keys)), _, _) => self.rules.verify_parsed(&jws, keys)?,
+            // An AS whose metadata names no keys: its JWT-shaped tokens
+            // can only be introspected.
+            (Some(KeySource::Remote(remote)), Some(introspector), TokenFormat::Auto)
+                if !remote.publishes_keys().await? =>
+            {
+                introspector.introspect(token).await?
+            }
             (Some(KeySource::Remote(remote)), _, _) => remote.verify(&self.rules, &jws).await?,
             (None, None, _) => return Err(Error::TokenVerifierUnavailable),
         };
@@ -281,6 +286,19 @@ impl TokenVerifier for IssuerRouter {
         }
     }
 
+    fn check_cached(&self, token: &AccessToken) -> Result<(), Error> {
+        // A token only reaches the cache through its issuer's keys or
+        // introspection; only remote keys change under it.
+        match self.issuers.iter().find(|i| i.name == token.issuer) {
+            Some(TrustedIssuer {
+                keys: Some(KeySource::Remote(remote)),
+                ..
+            }) if token.key_thumbprint.is_some() => remote.check_cached(token),
+            Some(_) => Ok(()),
+            None => Err(Error::TokenIssuer),
+        }
+    }
+
     fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration> {
         self.issuers
             .iter()
@@ -301,12 +319,12 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
     if fixed && issuer.jwks_uri.is_some() {
         return Err(BuildError::ConflictingKeySources);
     }
-    // Discovery is needed for keys unless they are given (or only
-    // introspection is wanted), and for an introspection endpoint not given.
-    let wants_local_keys = issuer.format != TokenFormat::Introspect
-        && !fixed
-        && issuer.jwks_uri.is_none()
-        && issuer.introspection_endpoint.is_none();
+    // Discovery is needed for keys unless they are given or only
+    // introspection is wanted (JWTs are verified locally even when an
+    // introspection endpoint is given: introspection is for opaque tokens),
+    // and for an introspection endpoint not given.
+    let wants_local_keys =
+        issuer.format != TokenFormat::Introspect && !fixed && issuer.jwks_uri.is_none();
     let needs_discovery = wants_local_keys
         || (issuer.client_auth.is_some() && issuer.introspection_endpoint.is_none());
     let fetcher = || ctx.fetcher.clone().ok_or(BuildError::HttpClient);
@@ -319,7 +337,7 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
         Some(Arc::new(Discovery::new(
             issuer.issuer.clone(),
             fetcher()?,
-            ctx.timing.min_interval,
+            ctx.timing,
         )))
     } else {
         None
@@ -351,7 +369,6 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
                 location,
                 fetcher()?,
                 ctx.timing,
-                Some(ctx.token_cache.clone()),
             )))),
             None => None,
         }
@@ -382,9 +399,6 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
     }
     if issuer.format == TokenFormat::Introspect && introspector.is_none() {
         return Err(BuildError::NoTokenVerifier);
-    }
-    if issuer.format == TokenFormat::Jwt && keys.is_none() {
-        return Err(BuildError::FormatNeedsKeys);
     }
     Ok(TrustedIssuer {
         name: issuer.issuer,

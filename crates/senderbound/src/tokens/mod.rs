@@ -59,6 +59,15 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// instead). The default does nothing.
     fn on_request(&self) {}
 
+    /// Called on every verified-token cache hit: whether a token this
+    /// verifier vouched for earlier still passes as it would now (its
+    /// signing key still published, the keys not too stale). The default
+    /// accepts; `Err` refuses the request with that error.
+    fn check_cached(&self, token: &AccessToken) -> Result<(), senderbound_core::Error> {
+        let _ = token;
+        Ok(())
+    }
+
     /// The longest the Layer may cache this verified token (it never caches
     /// past `exp`). `None`, the default, means until `exp`; verifiers whose
     /// answers can change before then (introspection) return a bound.
@@ -75,6 +84,10 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for std::sync::Arc<T> {
 
     fn on_request(&self) {
         (**self).on_request()
+    }
+
+    fn check_cached(&self, token: &AccessToken) -> Result<(), senderbound_core::Error> {
+        (**self).check_cached(token)
     }
 
     fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration> {

@@ -10,13 +10,19 @@
 //!   rotated in a new key), at most once per minimum interval, and only one
 //!   fetch runs at a time: a flood of made-up `kid`s costs the AS one
 //!   request per interval.
-//! - When a fetch fails (or yields no usable key), the cached keys stay in
-//!   use, for at most the maximum staleness (default 24 h) since the last
-//!   successful fetch; after that tokens get 503. A removed key stops
-//!   working at the next successful refresh, including for tokens already in
-//!   the verified-token cache (it is cleared when a key disappears).
+//! - When a fetch fails, the cached keys stay in use, for at most the
+//!   maximum staleness (default 24 h) since the last successful fetch; after
+//!   that tokens get 503. A document the AS did publish is the key set, even
+//!   with no usable key in it: a removed key stops working at the next
+//!   successful refresh.
+//! - Tokens in the verified-token cache are held to the same rules on every
+//!   hit ([`RemoteJwks::check_cached`]): the key that verified one must still
+//!   be published, and the keys not staler than the maximum staleness, so a
+//!   cached token never outlives its key (whatever the order of a cache
+//!   insert and a refresh).
+//! - With discovery, the metadata is refreshed on the same schedule (the
+//!   fetch of the keys asks for it), so a changed `jwks_uri` is followed.
 
-use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -26,7 +32,6 @@ use senderbound_core::jws::CompactJws;
 use senderbound_core::token::{AccessToken, TokenRules};
 use url::Url;
 
-use super::cache::TokenCache;
 use super::discovery::Discovery;
 use super::fetch::{FetchError, Fetcher};
 
@@ -67,7 +72,6 @@ pub(crate) struct RemoteJwks {
     timing: RefreshTiming,
     state: RwLock<Arc<KeyState>>,
     single_flight: Arc<tokio::sync::Mutex<()>>,
-    token_cache: Option<TokenCache>,
 }
 
 impl RemoteJwks {
@@ -76,7 +80,6 @@ impl RemoteJwks {
         location: JwksLocation,
         fetcher: Fetcher,
         timing: RefreshTiming,
-        token_cache: Option<TokenCache>,
     ) -> Self {
         RemoteJwks {
             issuer,
@@ -91,7 +94,6 @@ impl RemoteJwks {
                 last_failed: false,
             })),
             single_flight: Arc::new(tokio::sync::Mutex::new(())),
-            token_cache,
         }
     }
 
@@ -133,6 +135,42 @@ impl RemoteJwks {
             other => other,
         }
         .and_then(|t| self.tie_to_issuer(t))
+    }
+
+    /// `false` when the issuer's metadata names no `jwks_uri`: its tokens
+    /// can only be introspected. A fixed JWKS URL always publishes keys.
+    pub(crate) async fn publishes_keys(&self) -> Result<bool, Error> {
+        match &self.location {
+            JwksLocation::Fixed(_) => Ok(true),
+            JwksLocation::Discovered(discovery) => discovery
+                .metadata()
+                .await
+                .map(|m| m.jwks_uri.is_some())
+                .map_err(|_| Error::TokenVerifierUnavailable),
+        }
+    }
+
+    /// A token verified earlier (served from the verified-token cache):
+    /// `Ok` only while the key that verified it is still published and the
+    /// keys are not staler than allowed, as for a token verified now.
+    pub(crate) fn check_cached(&self, token: &AccessToken) -> Result<(), Error> {
+        let state = self.current().ok_or(Error::TokenVerifierUnavailable)?;
+        match state.fetched_at {
+            Some(at) if at.elapsed() <= self.timing.max_stale => {}
+            _ => return Err(Error::TokenVerifierUnavailable),
+        }
+        let published = token.key_thumbprint.as_deref().is_some_and(|verified_by| {
+            state
+                .keys
+                .keys()
+                .iter()
+                .any(|k| k.thumbprint() == verified_by)
+        });
+        if published {
+            Ok(())
+        } else {
+            Err(Error::TokenUnknownKey)
+        }
     }
 
     /// The keys verified the token; its `iss` must be this key set's issuer.
@@ -203,23 +241,12 @@ impl RemoteJwks {
                 last_failed: state.last_failed,
             });
         }
-        let result = self.fetch().await.and_then(|keys| {
-            if keys.is_empty() {
-                Err(FetchError::NoUsableKey)
-            } else {
-                Ok(keys)
-            }
-        });
+        // A document the AS published is its key set, even an empty one:
+        // keys it no longer publishes must stop working.
+        let result = self.fetch().await;
         let now = Instant::now();
-        let mut removed = false;
         let next = match result {
             Ok(keys) => {
-                let kept: HashSet<&str> = keys.keys().iter().map(|k| k.thumbprint()).collect();
-                removed = state
-                    .keys
-                    .keys()
-                    .iter()
-                    .any(|k| !kept.contains(k.thumbprint()));
                 tracing::info!(
                     target: "senderbound::keys",
                     issuer = %self.issuer,
@@ -253,11 +280,6 @@ impl RemoteJwks {
         };
         if let Ok(mut slot) = self.state.write() {
             *slot = Arc::new(next);
-        }
-        // Only after the new keys are in place: a token verified with the
-        // old set is not cached after this (see `TokenCache::epoch`).
-        if removed && let Some(cache) = &self.token_cache {
-            cache.invalidate_all();
         }
     }
 
