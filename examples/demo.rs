@@ -159,7 +159,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let thief = DpopKey::generate();
     let valid_proof = key
-        .proof("GET", &url("/api/read"))
+        .proof("GET", &url("/api/read"))?
         .access_token(&token)
         .sign();
     let scenarios = [
@@ -189,7 +189,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             authorization: Some(format!("DPoP {token}")),
             dpop: Some(
                 thief
-                    .proof("GET", &url("/api/read"))
+                    .proof("GET", &url("/api/read"))?
                     .access_token(&token)
                     .sign(),
             ),
@@ -211,7 +211,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             path: "/api/write",
             authorization: Some(format!("DPoP {token}")),
             dpop: Some(
-                key.proof("POST", &url("/api/write"))
+                key.proof("POST", &url("/api/write"))?
                     .access_token(&token)
                     .sign(),
             ),

@@ -300,6 +300,7 @@ fn sign_proofs(
                         .map(|_| {
                             let proof = key
                                 .proof(&args.method, url.as_str())
+                                .unwrap()
                                 .access_token(token)
                                 .issued_at(iat)
                                 .sign();

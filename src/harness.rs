@@ -203,6 +203,7 @@ impl Harness {
     pub fn proof(&self, method: &str, path: &str, token: &str) -> String {
         self.client
             .proof(method, &format!("https://{HOST}{path}"))
+            .unwrap()
             .access_token(token)
             .issued_at(self.now())
             .sign()

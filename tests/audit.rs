@@ -32,6 +32,7 @@ async fn one_event_per_decision_with_severity_and_no_secrets() {
     let thief = DpopKey::generate();
     let stolen = thief
         .proof("GET", &format!("https://{HOST}/api/read"))
+        .unwrap()
         .access_token(&token)
         .issued_at(h.now())
         .sign();
@@ -340,6 +341,7 @@ async fn agent_decisions_are_on_record_without_secrets() {
     let thief = DpopKey::generate();
     let stolen = thief
         .proof("GET", &format!("https://{HOST}/whoami"))
+        .unwrap()
         .access_token(&token)
         .issued_at(h.now())
         .sign();

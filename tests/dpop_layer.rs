@@ -21,6 +21,7 @@ fn proof_parts(h: &Harness, token: &str) -> (Value, Value) {
     let builder = h
         .client
         .proof("GET", &format!("https://{HOST}{PATH}"))
+        .unwrap()
         .access_token(token)
         .issued_at(h.now());
     (builder.header(), builder.claims())
@@ -741,6 +742,7 @@ async fn token_bound_to_another_key_is_rejected() {
     let thief = DpopKey::generate();
     let proof = thief
         .proof("GET", &format!("https://{HOST}{PATH}"))
+        .unwrap()
         .access_token(&victim_token)
         .issued_at(h.now())
         .sign();
@@ -1077,6 +1079,7 @@ async fn refusal_bodies_carry_no_internals() {
     let thief = DpopKey::generate();
     let proof = thief
         .proof("GET", &format!("https://{HOST}{PATH}"))
+        .unwrap()
         .access_token(&token)
         .issued_at(h.now())
         .sign();
@@ -1114,6 +1117,7 @@ async fn layer_inside_a_nested_router_checks_the_full_path() {
         let proof = h
             .client
             .proof("GET", &format!("https://{HOST}{htu_path}"))
+            .unwrap()
             .access_token(&token)
             .issued_at(h.now())
             .sign();
@@ -1151,6 +1155,7 @@ async fn request_to_a_host_not_served_is_refused() {
     let proof = h
         .client
         .proof("GET", "https://other-api.example.test/api/read")
+        .unwrap()
         .access_token(&token)
         .issued_at(h.now())
         .sign();
@@ -1182,6 +1187,7 @@ async fn any_host_only_when_explicitly_allowed() {
     let proof = h
         .client
         .proof("GET", "https://anything.example.test/api/read")
+        .unwrap()
         .access_token(&token)
         .issued_at(h.now())
         .sign();

@@ -118,6 +118,7 @@ fn junk(h: &Harness, token: &str) -> Vec<(&'static str, String, String)> {
             t.clone(),
             h.client
                 .proof("GET", &uri("/api/other"))
+                .unwrap()
                 .access_token(token)
                 .issued_at(now)
                 .sign(),
@@ -127,6 +128,7 @@ fn junk(h: &Harness, token: &str) -> Vec<(&'static str, String, String)> {
             t.clone(),
             h.client
                 .proof("POST", &uri(PATH))
+                .unwrap()
                 .access_token(token)
                 .issued_at(now)
                 .sign(),
@@ -136,6 +138,7 @@ fn junk(h: &Harness, token: &str) -> Vec<(&'static str, String, String)> {
             t.clone(),
             h.client
                 .proof("GET", &uri(PATH))
+                .unwrap()
                 .access_token(token)
                 .issued_at(now - 3600)
                 .sign(),
@@ -145,6 +148,7 @@ fn junk(h: &Harness, token: &str) -> Vec<(&'static str, String, String)> {
             t.clone(),
             h.client
                 .proof("GET", &uri(PATH))
+                .unwrap()
                 .access_token("another token")
                 .issued_at(now)
                 .sign(),
@@ -161,6 +165,7 @@ fn junk(h: &Harness, token: &str) -> Vec<(&'static str, String, String)> {
             t.clone(),
             other_key
                 .proof("GET", &uri(PATH))
+                .unwrap()
                 .access_token(token)
                 .issued_at(now)
                 .sign(),
@@ -170,6 +175,7 @@ fn junk(h: &Harness, token: &str) -> Vec<(&'static str, String, String)> {
             expired_token.clone(),
             h.client
                 .proof("GET", &uri(PATH))
+                .unwrap()
                 .access_token(&expired_token)
                 .issued_at(now)
                 .sign(),

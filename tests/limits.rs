@@ -31,7 +31,13 @@ fn verify_proof(proof: &str) -> Result<(), Error> {
 #[test]
 fn jti_up_to_256_bytes_is_accepted_and_longer_is_refused() {
     let key = DpopKey::generate();
-    let proof = |jti: String| key.proof("GET", HTU).issued_at(NOW).jti(jti).sign();
+    let proof = |jti: String| {
+        key.proof("GET", HTU)
+            .unwrap()
+            .issued_at(NOW)
+            .jti(jti)
+            .sign()
+    };
     verify_proof(&proof("j".repeat(256))).unwrap();
     assert_eq!(
         verify_proof(&proof("j".repeat(257))),
@@ -46,7 +52,7 @@ fn jti_up_to_256_bytes_is_accepted_and_longer_is_refused() {
 #[test]
 fn a_signature_of_the_wrong_shape_is_refused() {
     let key = DpopKey::generate();
-    let proof = key.proof("GET", HTU).issued_at(NOW).sign();
+    let proof = key.proof("GET", HTU).unwrap().issued_at(NOW).sign();
     let (signing_input, signature) = proof.rsplit_once('.').unwrap();
     let raw = URL_SAFE_NO_PAD.decode(signature).unwrap();
     // The same r and s, DER-encoded (as OpenSSL writes them): not JOSE's

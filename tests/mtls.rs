@@ -246,6 +246,7 @@ async fn the_same_header_from_an_untrusted_peer_is_ignored_and_gets_401() {
     );
     let proof = key
         .proof("GET", &server.url("/headers"))
+        .unwrap()
         .access_token(&token)
         .sign();
     let a = get(stranger
@@ -296,6 +297,7 @@ async fn dpop_and_mtls_clients_side_by_side() {
     for _ in 0..3 {
         let proof = key
             .proof("GET", &server.url("/api/read"))
+            .unwrap()
             .access_token(&dpop_token)
             .sign();
         let (by_key, by_cert) = tokio::join!(
@@ -318,6 +320,7 @@ async fn dpop_and_mtls_clients_side_by_side() {
     assert_invalid_token(&a, Error::TokenDowngrade);
     let proof = key
         .proof("GET", &server.url("/api/read"))
+        .unwrap()
         .access_token(&mtls_token)
         .sign();
     let a = get(mtls

@@ -26,6 +26,7 @@ async fn call(h: &Harness, token: &str, nonce: Option<&str>) -> Reply {
     let mut proof = h
         .client
         .proof("GET", &format!("https://{HOST}/whoami"))
+        .unwrap()
         .access_token(token)
         .issued_at(h.now());
     if let Some(nonce) = nonce {
@@ -55,6 +56,7 @@ async fn a_proof_without_a_nonce_gets_use_dpop_nonce_with_a_fresh_one() {
     let proof = h
         .client
         .proof("GET", &format!("https://{HOST}/whoami"))
+        .unwrap()
         .access_token(&token)
         .issued_at(h.now())
         .nonce(&nonce)
@@ -92,6 +94,7 @@ async fn forged_expired_and_non_string_nonces_are_refused() {
     let mut claims = h
         .client
         .proof("GET", &format!("https://{HOST}/whoami"))
+        .unwrap()
         .access_token(&token)
         .issued_at(h.now())
         .claims();
@@ -187,6 +190,7 @@ async fn freshness_can_rest_on_the_nonce() {
         let proof = h
             .client
             .proof("GET", &format!("https://{HOST}/whoami"))
+            .unwrap()
             .access_token(&token)
             .issued_at(made)
             .nonce(&nonce)

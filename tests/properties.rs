@@ -327,6 +327,7 @@ fn signed() -> &'static Signed {
         let token = issuer.sign(&issuer.claims(AUDIENCE, Some(client.jkt()), "read", NOW));
         let proof = client
             .proof("POST", HTU)
+            .unwrap()
             .access_token(&token)
             .issued_at(NOW)
             .sign();

@@ -117,7 +117,7 @@ async fn token(
     let endpoint = format!("{issuer}/token");
     let request = http
         .post(&endpoint)
-        .header("dpop", key.proof("POST", &endpoint).sign());
+        .header("dpop", key.proof("POST", &endpoint).unwrap().sign());
     client_credentials(request, client, "read write", resource, "DPoP").await
 }
 
@@ -171,7 +171,7 @@ async fn call(
     token: &str,
     key: &DpopKey,
 ) -> Answer {
-    let proof = key.proof(method, url).access_token(token).sign();
+    let proof = key.proof(method, url).unwrap().access_token(token).sign();
     send(http, method, url, &format!("DPoP {token}"), Some(proof)).await
 }
 
@@ -236,7 +236,7 @@ async fn resource_server_against_node_oidc_provider() {
 
     // Replay: the same proof twice.
     let url = format!("{rs}/api/read");
-    let proof = key.proof("GET", &url).access_token(&first).sign();
+    let proof = key.proof("GET", &url).unwrap().access_token(&first).sign();
     let auth = format!("DPoP {first}");
     assert_eq!(
         send(&http, "GET", &url, &auth, Some(proof.clone()))

@@ -110,6 +110,7 @@ async fn assert_recovers(h: &Harness, token: &str, nonce: &str) {
 fn proof(h: &Harness, token: &str, nonce: &str) -> String {
     h.client
         .proof("GET", &format!("https://{HOST}/whoami"))
+        .unwrap()
         .access_token(token)
         .issued_at(h.now())
         .nonce(nonce)

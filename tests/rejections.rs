@@ -103,6 +103,7 @@ async fn hosts_that_only_look_like_the_served_one_are_refused() {
     let proof_for = |uri: &str| {
         h.client
             .proof("GET", uri)
+            .unwrap()
             .access_token(&token)
             .issued_at(h.now())
             .sign()

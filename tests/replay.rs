@@ -70,6 +70,7 @@ async fn a_proof_that_failed_another_check_does_not_consume_its_jti() {
     let with_jti = |jti: &str, htm: &str, token: &str| {
         h.client
             .proof(htm, &url)
+            .unwrap()
             .access_token(token)
             .issued_at(h.now())
             .jti(jti)

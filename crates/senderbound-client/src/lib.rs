@@ -6,14 +6,16 @@
 //! ```
 //! use senderbound_client::DpopKey;
 //!
+//! # fn main() -> Result<(), senderbound_client::InvalidUrl> {
 //! let key = DpopKey::generate();
 //! let proof = key
-//!     .proof("GET", "https://api.example.com/items?page=2")
+//!     .proof("GET", "https://api.example.com/items?page=2")?
 //!     .access_token("eyJ...token")
 //!     .sign();
 //! // Send: `Authorization: DPoP eyJ...token` and `DPoP: <proof>`.
 //! assert_eq!(proof.split('.').count(), 3);
 //! assert_eq!(key.jkt().len(), 43);
+//! # Ok(()) }
 //! ```
 //!
 //! For agents: [`TaskKeys`] gives each task its own key; a [`DpopSession`]
@@ -50,18 +52,52 @@ use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use url::Url;
 
-/// `uri` without query, fragment and user information.
-fn htu_of(uri: &str) -> String {
-    let uri = &uri[..uri.find(['?', '#']).unwrap_or(uri.len())];
-    let Some((scheme, rest)) = uri.split_once("://") else {
-        return uri.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://{host}{}", &rest[authority_end..]),
-        None => uri.to_owned(),
+/// The URL type [`DpopKey::proof_for_url`] takes (the `url` crate's,
+/// which reqwest uses).
+pub use url;
+
+/// Why a URL cannot be the target of a DPoP proof: it is not an absolute
+/// `http` or `https` URL with a host, as the WHATWG URL Standard reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidUrl;
+
+impl fmt::Display for InvalidUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not an absolute http(s) URL with a host")
     }
+}
+
+impl std::error::Error for InvalidUrl {}
+
+/// Parses `url` as reqwest does (the `url` crate, WHATWG rules: `\` reads
+/// as `/`, so `http://evil\@api.example/` is a request to `evil`), so the
+/// proof names the server the request really goes to.
+pub(crate) fn parse_target(url: &str) -> Result<Url, InvalidUrl> {
+    let url = Url::parse(url).map_err(|_| InvalidUrl)?;
+    check_target(&url)?;
+    Ok(url)
+}
+
+fn check_target(url: &Url) -> Result<(), InvalidUrl> {
+    match (url.scheme(), url.host_str()) {
+        ("http" | "https", Some(host)) if !host.is_empty() => Ok(()),
+        _ => Err(InvalidUrl),
+    }
+}
+
+/// `scheme://host[:port]` of `url`, default port left out (RFC 6454).
+pub(crate) fn origin_of(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// The `htu` of a request to `url`: its origin and path, without user
+/// information, query and fragment (RFC 9449 §4.2).
+fn htu_of(url: &Url) -> String {
+    let mut htu = origin_of(url);
+    htu.push_str(url.path());
+    htu
 }
 
 /// An ES256 key pair used to sign DPoP proofs.
@@ -121,14 +157,38 @@ impl DpopKey {
         &self.public_jwk
     }
 
-    /// Starts a proof for a request with `method` to `uri`. The query and
-    /// fragment of `uri` are dropped, as RFC 9449 §4.2 requires for `htu`,
-    /// and so is any `user:password@` (never part of the target URI sent).
-    pub fn proof(&self, method: &str, uri: &str) -> ProofBuilder<'_> {
+    /// Starts a proof for a request with `method` to `url`.
+    ///
+    /// `url` is parsed as reqwest parses it (the WHATWG URL Standard, with
+    /// the `url` crate), so the proof names the server the request is sent
+    /// to; give the same string to your HTTP client. The query, fragment
+    /// and any `user:password@` are left out of `htu` (RFC 9449 §4.2).
+    /// Anything but an absolute `http(s)` URL with a host is refused.
+    ///
+    /// ```
+    /// # use senderbound_client::DpopKey;
+    /// let key = DpopKey::generate();
+    /// let proof = key.proof("GET", r"http://evil\@api.example/mcp").unwrap();
+    /// assert_eq!(proof.claims()["htu"], "http://evil/@api.example/mcp");
+    /// assert!(key.proof("GET", "/relative").is_err());
+    /// ```
+    pub fn proof(&self, method: &str, url: &str) -> Result<ProofBuilder<'_>, InvalidUrl> {
+        Ok(self.proof_for(method, &parse_target(url)?))
+    }
+
+    /// [`proof`](Self::proof) for a URL already parsed (a reqwest
+    /// request's `url()`, say). An `http(s)` URL without a host gets a
+    /// proof no server accepts.
+    pub fn proof_for_url(&self, method: &str, url: &Url) -> Result<ProofBuilder<'_>, InvalidUrl> {
+        check_target(url)?;
+        Ok(self.proof_for(method, url))
+    }
+
+    fn proof_for(&self, method: &str, url: &Url) -> ProofBuilder<'_> {
         ProofBuilder {
             key: self,
             htm: method.to_owned(),
-            htu: htu_of(uri),
+            htu: htu_of(url),
             ath: None,
             nonce: None,
             iat: None,
@@ -251,24 +311,74 @@ mod tests {
         assert_eq!(jwk.thumbprint(), key.jkt());
     }
 
+    fn htu(url: &str) -> Result<String, InvalidUrl> {
+        Ok(DpopKey::generate().proof("GET", url)?.claims()["htu"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
     #[test]
     fn htu_leaves_out_query_fragment_and_credentials() {
-        assert_eq!(
-            htu_of("https://api.example.com/a?x=1#f"),
-            "https://api.example.com/a"
-        );
-        assert_eq!(
-            htu_of("https://u:p@api.example.com/a/b"),
-            "https://api.example.com/a/b"
-        );
-        assert_eq!(
-            htu_of("https://u@api.example.com"),
-            "https://api.example.com"
-        );
-        assert_eq!(
-            htu_of("https://api.example.com/p@th"),
-            "https://api.example.com/p@th"
-        );
+        for (url, expected) in [
+            (
+                "https://api.example.com/a?x=1#f",
+                "https://api.example.com/a",
+            ),
+            (
+                "https://u:p@api.example.com/a/b",
+                "https://api.example.com/a/b",
+            ),
+            ("https://u@api.example.com", "https://api.example.com/"),
+            (
+                "https://api.example.com/p@th",
+                "https://api.example.com/p@th",
+            ),
+            ("HTTPS://API.example.com:443/A", "https://api.example.com/A"),
+            (
+                "http://api.example.com:8080/",
+                "http://api.example.com:8080/",
+            ),
+        ] {
+            assert_eq!(htu(url).as_deref(), Ok(expected), "{url}");
+        }
+    }
+
+    /// The WHATWG parser (reqwest's) reads `\` as `/`: the request goes to
+    /// `evil`, so the proof must say `evil`, never `api.example`.
+    #[test]
+    fn htu_names_the_host_the_request_goes_to() {
+        for (url, expected) in [
+            (
+                r"http://evil\@api.example/mcp",
+                "http://evil/@api.example/mcp",
+            ),
+            (
+                r"http://evil\api.example/mcp",
+                "http://evil/api.example/mcp",
+            ),
+            ("http://evil#@api.example/mcp", "http://evil/"),
+            ("http://evil?@api.example/mcp", "http://evil/"),
+            ("http://a@b@evil/x", "http://evil/x"),
+        ] {
+            assert_eq!(htu(url).as_deref(), Ok(expected), "{url}");
+            let sent = reqwest_like_host(url);
+            assert!(expected.starts_with(&format!("http://{sent}/")), "{url}");
+        }
+        for bad in [
+            "/relative",
+            "ftp://a.example/x",
+            "mailto:a@b",
+            "http://",
+            "nonsense",
+        ] {
+            assert_eq!(htu(bad), Err(InvalidUrl), "{bad}");
+        }
+    }
+
+    /// The host a request to `url` is sent to, by the parser reqwest uses.
+    fn reqwest_like_host(url: &str) -> String {
+        Url::parse(url).unwrap().host_str().unwrap().to_owned()
     }
 
     #[test]
@@ -276,6 +386,7 @@ mod tests {
         let key = DpopKey::generate();
         let proof = key
             .proof("POST", "https://api.example.com/a?x=1#f")
+            .unwrap()
             .access_token("tok")
             .issued_at(1_000)
             .sign();

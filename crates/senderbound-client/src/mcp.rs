@@ -59,7 +59,9 @@ impl DpopMcpClient {
         DpopMcpClient { http, session }
     }
 
-    /// `custom` plus `Authorization` and a proof for `method` `uri`.
+    /// `custom` plus `Authorization` and a proof for `method` `uri`, read
+    /// as reqwest will read it when rmcp sends the request. A `uri` reqwest
+    /// cannot send to gets neither: its request fails before it leaves.
     fn headers(
         &self,
         method: &str,
@@ -67,7 +69,9 @@ impl DpopMcpClient {
         mut custom: HashMap<HeaderName, HeaderValue>,
     ) -> HashMap<HeaderName, HeaderValue> {
         let token = self.session.access_token();
-        let proof = self.session.proof(method, uri, token.as_deref());
+        let Ok(proof) = self.session.proof(method, uri, token.as_deref()) else {
+            return custom;
+        };
         if let Some(token) = token
             && let Ok(value) = HeaderValue::from_str(&format!("DPoP {token}"))
         {

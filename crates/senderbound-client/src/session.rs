@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
 
-use crate::DpopKey;
+use url::Url;
+
+use crate::{DpopKey, InvalidUrl, origin_of, parse_target};
 
 /// A DPoP key, the latest nonce each server (origin) handed out, and the
 /// access token bound to the key. Nonces are kept per origin: an
@@ -17,14 +19,15 @@ use crate::DpopKey;
 ///
 /// let session = DpopSession::new(DpopKey::generate());
 /// let url = "https://api.example.com/items";
-/// let first = session.proof("GET", url, Some("token"));
+/// let first = session.proof("GET", url, Some("token"))?;
 /// // The server answered 401, `WWW-Authenticate: DPoP error="use_dpop_nonce"`,
 /// // `DPoP-Nonce: n-1`:
 /// assert!(asks_for_nonce(401, ["DPoP error=\"use_dpop_nonce\", algs=\"ES256\""]));
 /// session.remember_nonce(url, "n-1");
 /// assert_eq!(session.nonce_for("https://API.example.com/other"), Some("n-1".into()));
-/// let retry = session.proof("GET", url, Some("token")); // carries "nonce": "n-1"
+/// let retry = session.proof("GET", url, Some("token"))?; // carries "nonce": "n-1"
 /// # let _ = (first, retry);
+/// # Ok::<(), senderbound_client::InvalidUrl>(())
 /// ```
 pub struct DpopSession {
     key: DpopKey,
@@ -71,29 +74,55 @@ impl DpopSession {
     }
 
     /// A signed proof for `method` `url` (with `ath` for `access_token`),
-    /// carrying the nonce `url`'s origin gave last, if any.
-    pub fn proof(&self, method: &str, url: &str, access_token: Option<&str>) -> String {
-        let mut proof = self.key.proof(method, url);
+    /// carrying the nonce `url`'s origin gave last, if any. `url` is read
+    /// as reqwest reads it (see [`DpopKey::proof`]).
+    pub fn proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+    ) -> Result<String, InvalidUrl> {
+        Ok(self.proof_for_url(method, &parse_target(url)?, access_token))
+    }
+
+    /// [`proof`](Self::proof) for a URL already parsed.
+    pub(crate) fn proof_for_url(
+        &self,
+        method: &str,
+        url: &Url,
+        access_token: Option<&str>,
+    ) -> String {
+        let mut proof = self.key.proof_for(method, url);
         if let Some(token) = access_token {
             proof = proof.access_token(token);
         }
-        if let Some(nonce) = self.nonce_for(url) {
+        if let Some(nonce) = self.nonce_for_url(url) {
             proof = proof.nonce(nonce);
         }
         proof.sign()
     }
 
-    /// Remembers `nonce` (a `DPoP-Nonce` response header) for `url`'s origin.
+    /// Remembers `nonce` (a `DPoP-Nonce` response header) for `url`'s
+    /// origin; a URL that is not an absolute http(s) URL is ignored.
     pub fn remember_nonce(&self, url: &str, nonce: &str) {
-        if let (Some(origin), Ok(mut nonces)) = (origin(url), self.nonces.lock()) {
-            nonces.insert(origin, nonce.to_owned());
+        if let Ok(url) = parse_target(url) {
+            self.remember_nonce_for_url(&url, nonce);
+        }
+    }
+
+    pub(crate) fn remember_nonce_for_url(&self, url: &Url, nonce: &str) {
+        if let Ok(mut nonces) = self.nonces.lock() {
+            nonces.insert(origin_of(url), nonce.to_owned());
         }
     }
 
     /// The nonce `url`'s origin gave last.
     pub fn nonce_for(&self, url: &str) -> Option<String> {
-        let origin = origin(url)?;
-        self.nonces.lock().ok()?.get(&origin).cloned()
+        self.nonce_for_url(&parse_target(url).ok()?)
+    }
+
+    pub(crate) fn nonce_for_url(&self, url: &Url) -> Option<String> {
+        self.nonces.lock().ok()?.get(&origin_of(url)).cloned()
     }
 }
 
@@ -156,22 +185,6 @@ fn challenges(line: &str) -> impl Iterator<Item = (&str, Vec<&str>)> {
     out.into_iter()
 }
 
-/// `scheme://host[:port]`, lower-cased, without user information or the
-/// scheme's default port: nonces belong to an origin.
-fn origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let scheme = scheme.to_ascii_lowercase();
-    let host_port = host_port.to_ascii_lowercase();
-    let host_port = match scheme.as_str() {
-        "https" => host_port.strip_suffix(":443").unwrap_or(&host_port),
-        "http" => host_port.strip_suffix(":80").unwrap_or(&host_port),
-        _ => &host_port,
-    };
-    (!scheme.is_empty() && !host_port.is_empty()).then(|| format!("{scheme}://{host_port}"))
-}
-
 #[cfg(feature = "reqwest")]
 mod http {
     use super::{DpopSession, asks_for_nonce};
@@ -191,18 +204,19 @@ mod http {
         ) -> reqwest::Result<reqwest::Response> {
             let (client, request) = request.build_split();
             let request = request?;
-            let url = request.url().as_str().to_owned();
+            let url = request.url().clone();
             let retry = request.try_clone();
-            let used = self.nonce_for(&url);
+            let used = self.nonce_for_url(&url);
             let response = client
                 .execute(self.authorize(request, access_token))
                 .await?;
-            let asked = self.observe(&url, &response);
-            // Retry once, and only with a nonce other than the one refused.
+            let asked = self.observe(&response);
+            // Retry once, and only with a nonce other than the one refused
+            // (a nonce from another origin, after a redirect, is not one).
             match retry {
-                Some(retry) if asked && self.nonce_for(&url) != used => {
+                Some(retry) if asked && self.nonce_for_url(&url) != used => {
                     let response = client.execute(self.authorize(retry, access_token)).await?;
-                    self.observe(&url, &response);
+                    self.observe(&response);
                     Ok(response)
                 }
                 _ => Ok(response),
@@ -224,21 +238,24 @@ mod http {
         /// Sends one `HEAD url` with the held token and a proof, only to
         /// learn the server's current nonce; `true` if it gave a new one.
         pub(crate) async fn probe_nonce(&self, http: &reqwest::Client, url: &str) -> bool {
-            let before = self.nonce_for(url);
-            let token = self.access_token().unwrap_or_default();
             let Ok(request) = http.head(url).build() else {
                 return false;
             };
+            let url = request.url().clone();
+            let before = self.nonce_for_url(&url);
+            let token = self.access_token().unwrap_or_default();
             if let Ok(response) = http.execute(self.authorize(request, &token)).await {
-                self.observe(url, &response);
+                self.observe(&response);
             }
-            self.nonce_for(url).is_some_and(|n| Some(n) != before)
+            self.nonce_for_url(&url).is_some_and(|n| Some(n) != before)
         }
 
+        /// The request with `Authorization` and a proof for its own URL,
+        /// the one reqwest sends it to.
         fn authorize(&self, mut request: reqwest::Request, access_token: &str) -> reqwest::Request {
-            let proof = self.proof(
+            let proof = self.proof_for_url(
                 request.method().as_str(),
-                request.url().as_str(),
+                request.url(),
                 (!access_token.is_empty()).then_some(access_token),
             );
             let headers = request.headers_mut();
@@ -253,15 +270,15 @@ mod http {
             request
         }
 
-        /// Remembers the response's nonce for the origin the request went
-        /// to (not where redirects ended); `true` if it asks for one.
-        fn observe(&self, url: &str, response: &reqwest::Response) -> bool {
+        /// Remembers the response's nonce for the origin that answered
+        /// (where redirects ended); `true` if it asks for one.
+        pub(crate) fn observe(&self, response: &reqwest::Response) -> bool {
             if let Some(nonce) = response
                 .headers()
                 .get(DPOP_NONCE)
                 .and_then(|v| v.to_str().ok())
             {
-                self.remember_nonce(url, nonce);
+                self.remember_nonce_for_url(response.url(), nonce);
             }
             let challenges = response
                 .headers()
@@ -278,26 +295,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn origins() {
+    fn nonces_belong_to_origins_as_reqwest_reads_them() {
+        let s = DpopSession::new(DpopKey::generate());
+        s.remember_nonce("HTTPS://u:p@A.example:443/x?y#z", "n-1");
         assert_eq!(
-            origin("https://A.example:8443/x?y#z").as_deref(),
-            Some("https://a.example:8443")
+            s.nonce_for("https://a.example/other").as_deref(),
+            Some("n-1")
         );
-        assert_eq!(origin("http://h").as_deref(), Some("http://h"));
-        assert_eq!(origin("nonsense"), None);
-        assert_eq!(origin("https:///path"), None);
-        assert_eq!(
-            origin("HTTPS://u:p@a.example:443/x").as_deref(),
-            Some("https://a.example")
-        );
-        assert_eq!(
-            origin("http://a.example:80").as_deref(),
-            Some("http://a.example")
-        );
-        assert_eq!(
-            origin("http://a.example:443").as_deref(),
-            Some("http://a.example:443")
-        );
+        s.remember_nonce("http://a.example:80", "n-2");
+        assert_eq!(s.nonce_for("http://a.example/").as_deref(), Some("n-2"));
+        assert_eq!(s.nonce_for("http://a.example:443/"), None);
+        // `\` is `/` to reqwest: this nonce is `evil`'s, not api.example's.
+        s.remember_nonce(r"http://evil\@api.example/mcp", "n-evil");
+        assert_eq!(s.nonce_for("http://evil/").as_deref(), Some("n-evil"));
+        assert_eq!(s.nonce_for("http://api.example/mcp"), None);
+        let proof = s
+            .proof("GET", r"http://evil\@api.example/mcp", None)
+            .unwrap();
+        let claims = proof.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["htu"], "http://evil/@api.example/mcp");
+        assert_eq!(claims["nonce"], "n-evil");
+        s.remember_nonce("nonsense", "ignored");
+        assert_eq!(s.nonce_for("nonsense"), None);
+        assert_eq!(s.proof("GET", "nonsense", None), Err(InvalidUrl));
     }
 
     #[test]

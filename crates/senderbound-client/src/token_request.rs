@@ -129,6 +129,8 @@ pub enum TokenError {
     NotBound,
     /// The answer is not a token response.
     Malformed,
+    /// The token endpoint is not an absolute `http(s)` URL with a host.
+    InvalidUrl,
 }
 
 impl fmt::Display for TokenError {
@@ -142,6 +144,7 @@ impl fmt::Display for TokenError {
             ),
             TokenError::NotBound => f.write_str("the authorization server issued an unbound token"),
             TokenError::Malformed => f.write_str("the token response is malformed"),
+            TokenError::InvalidUrl => f.write_str("the token endpoint is not an http(s) URL"),
         }
     }
 }
@@ -165,15 +168,18 @@ impl DpopSession {
         token_endpoint: &str,
         request: &TokenRequest,
     ) -> Result<TokenResponse, TokenError> {
+        // Parsed once, as reqwest parses it: the proof names the server the
+        // request goes to.
+        let endpoint = crate::parse_target(token_endpoint).map_err(|_| TokenError::InvalidUrl)?;
         let mut retried = false;
         loop {
             let mut builder = http
-                .post(token_endpoint)
+                .post(endpoint.clone())
                 .header(
                     reqwest::header::CONTENT_TYPE,
                     "application/x-www-form-urlencoded",
                 )
-                .header("dpop", self.proof("POST", token_endpoint, None))
+                .header("dpop", self.proof_for_url("POST", &endpoint, None))
                 .body(request.form());
             if let Some(secret) = &request.client_secret {
                 // RFC 6749 §2.3.1: both are form-encoded before Basic.
@@ -189,8 +195,9 @@ impl DpopSession {
                 .get("dpop-nonce")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            // Under the origin that answered (after any redirect).
             if let Some(nonce) = &nonce {
-                self.remember_nonce(token_endpoint, nonce);
+                self.remember_nonce_for_url(response.url(), nonce);
             }
             let body = response.bytes().await.map_err(TokenError::Http)?;
             if status != 200 {
