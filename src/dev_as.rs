@@ -114,7 +114,7 @@ async fn metadata(State(dev): State<DevAs>) -> Json<Value> {
         "jwks_uri": format!("{}/jwks", dev.issuer()),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-        "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "RS256", "PS256", "ES384"],
+        "dpop_signing_alg_values_supported": senderbound::Algorithm::ALL.map(|a| a.as_str()),
     }))
 }
 

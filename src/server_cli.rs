@@ -69,12 +69,9 @@ pub struct ServerArgs {
     /// The URL clients address this server by (default SCHEME://LISTEN).
     #[arg(long)]
     pub public_base_url: Option<String>,
-    /// DPoP proof algorithms accepted, comma-separated.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "ES256,ES384,EdDSA,PS256,RS256"
-    )]
+    /// DPoP proof algorithms accepted, comma-separated (default: every
+    /// asymmetric JOSE algorithm, ES256 … PS512, EdDSA and Ed25519).
+    #[arg(long, value_delimiter = ',')]
     pub algs: Vec<String>,
     /// Accept tokens with `typ` JWT or none (servers without RFC 9068).
     #[arg(long)]
@@ -136,6 +133,11 @@ impl ServerArgs {
                     .ok_or_else(|| format!("unsupported algorithm {name}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let algs = if algs.is_empty() {
+            Algorithm::ALL.to_vec()
+        } else {
+            algs
+        };
         let mut builder = SenderBound::builder()
             .issuer(&self.issuer)
             .public_base_url(public_base_url)

@@ -112,7 +112,7 @@ async fn no_credentials_gets_a_challenge_without_error_code() {
     assert_eq!(r.error(), None);
     assert_eq!(
         r.param("algs").as_deref(),
-        Some("ES256 ES384 EdDSA RS256 PS256")
+        Some("ES256 ES384 ES512 EdDSA Ed25519 RS256 RS384 RS512 PS256 PS384 PS512")
     );
     assert!(r.body.is_empty());
 }
@@ -372,7 +372,9 @@ async fn alg_not_on_the_allow_list_is_rejected() {
 async fn alg_and_jwk_type_disagreeing_is_rejected() {
     let h = Harness::new();
     let token = h.token();
-    for alg in ["RS256", "PS256", "EdDSA", "ES384"] {
+    for alg in [
+        "RS256", "PS256", "PS512", "EdDSA", "Ed25519", "ES384", "ES512",
+    ] {
         let (mut header, claims) = proof_parts(&h, &token);
         header["alg"] = json!(alg);
         send_signed(&h, &token, &header, &claims)

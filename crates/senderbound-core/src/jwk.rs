@@ -2,10 +2,20 @@
 //! thumbprints.
 //!
 //! Only *public* keys of the types senderbound verifies with are accepted:
-//! EC P-256 and P-384, OKP Ed25519, and RSA (2048 to 4096 bits). A key with
-//! any private member (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`) or a symmetric
-//! key (`kty: oct`, `k`) is refused: a client that sends its private key has
-//! already lost it, and a MAC key can never prove possession.
+//! EC P-256, P-384 and P-521, OKP Ed25519, and RSA (2048 to 4096 bits). A
+//! key with any private member (`d`, `p`, `q`, `dp`, `dq`, `qi`, `oth`) or a
+//! symmetric key (`kty: oct`, `k`) is refused: a client that sends its
+//! private key has already lost it, and a MAC key can never prove
+//! possession.
+//!
+//! Nor is a key that proves nothing accepted. An Ed25519 public key of small
+//! order lets anyone make signatures that verify (for the identity point,
+//! one signature verifies every message; RFC 8032 §5.1.7 verification does
+//! not exclude them), and a non-canonical encoding (y ≥ p, or x = 0 with the
+//! sign bit) is a second name, and a second thumbprint, for a point: both
+//! are refused when the key is read, on both backends. EC points are checked
+//! by the backend (on the curve, coordinates below p, never the identity);
+//! RSA numbers here (odd modulus of 2048–4096 bits, odd exponent ≥ 3).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -54,6 +64,8 @@ pub enum KeyType {
     P256,
     /// EC P-384 (`kty: EC`, `crv: P-384`).
     P384,
+    /// EC P-521 (`kty: EC`, `crv: P-521`).
+    P521,
     /// Ed25519 (`kty: OKP`, `crv: Ed25519`).
     Ed25519,
     /// RSA with a modulus of this many bits.
@@ -66,13 +78,29 @@ pub enum KeyType {
 impl KeyType {
     /// `true` if a signature made with `alg` can come from a key of this type.
     pub const fn fits(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
         matches!(
             (self, alg),
-            (KeyType::P256, Algorithm::ES256)
-                | (KeyType::P384, Algorithm::ES384)
-                | (KeyType::Ed25519, Algorithm::EdDSA)
-                | (KeyType::Rsa { .. }, Algorithm::RS256 | Algorithm::PS256)
+            (KeyType::P256, ES256)
+                | (KeyType::P384, ES384)
+                | (KeyType::P521, ES512)
+                | (KeyType::Ed25519, EdDSA | Ed25519)
+                | (
+                    KeyType::Rsa { .. },
+                    RS256 | RS384 | RS512 | PS256 | PS384 | PS512
+                )
         )
+    }
+
+    /// The length of a signature by a key of this type (RFC 7518 §3.4:
+    /// R ‖ S for ECDSA; RFC 8032: R ‖ S for Ed25519; the modulus length for RSA).
+    const fn signature_len(self) -> usize {
+        match self {
+            KeyType::P256 | KeyType::Ed25519 => 64,
+            KeyType::P384 => 96,
+            KeyType::P521 => 132,
+            KeyType::Rsa { bits } => bits.div_ceil(8),
+        }
     }
 }
 
@@ -183,9 +211,10 @@ impl PublicJwk {
         let kty = raw.kty.as_deref().ok_or(JwkError::Invalid)?;
         let (key_type, thumbprint_input, key) = match kty {
             "EC" => {
-                let (key_type, len) = match raw.crv.as_deref().ok_or(JwkError::Invalid)? {
-                    "P-256" => (KeyType::P256, 32),
-                    "P-384" => (KeyType::P384, 48),
+                let (key_type, crv, len) = match raw.crv.as_deref().ok_or(JwkError::Invalid)? {
+                    "P-256" => (KeyType::P256, "P-256", 32),
+                    "P-384" => (KeyType::P384, "P-384", 48),
+                    "P-521" => (KeyType::P521, "P-521", 66),
                     _ => return Err(JwkError::Unsupported),
                 };
                 let (x, y) = (member(&raw.x)?, member(&raw.y)?);
@@ -197,11 +226,10 @@ impl PublicJwk {
                 point.push(0x04);
                 point.extend_from_slice(&xb);
                 point.extend_from_slice(&yb);
-                let crv = if len == 32 { "P-256" } else { "P-384" };
                 (
                     key_type,
                     format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#),
-                    VerifyingKey::ec(&point, len == 48),
+                    VerifyingKey::ec(&point, key_type),
                 )
             }
             "OKP" => {
@@ -213,6 +241,9 @@ impl PublicJwk {
                 }
                 let x = member(&raw.x)?;
                 let xb = fixed(x, 32)?;
+                if !ed25519_key_proves_possession(&xb) {
+                    return Err(JwkError::Invalid);
+                }
                 (
                     KeyType::Ed25519,
                     format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#),
@@ -295,16 +326,76 @@ impl PublicJwk {
     /// Verifies a JWS signature made with `alg` over `signing_input`.
     /// `false` if the key does not fit the algorithm or the signature is wrong.
     pub fn verify(&self, alg: Algorithm, signing_input: &[u8], signature: &[u8]) -> bool {
-        if !self.fits(alg) {
+        if !self.fits(alg) || signature.len() != self.key_type.signature_len() {
             return false;
         }
-        let expected_len = match self.key_type {
-            KeyType::P256 | KeyType::Ed25519 => 64,
-            KeyType::P384 => 96,
-            KeyType::Rsa { bits } => bits.div_ceil(8),
-        };
-        signature.len() == expected_len && self.key.verify(alg, signing_input, signature)
+        // Ed25519 verified strictly on both backends: besides S < L and a
+        // canonical R (both backends check those), R must not be a point of
+        // small order. An honest signer's R never is (it is [r]B).
+        if self.key_type == KeyType::Ed25519
+            && ED25519_SMALL_ORDER[..8]
+                .iter()
+                .any(|weak| signature.starts_with(weak))
+        {
+            return false;
+        }
+        self.key.verify(alg, signing_input, signature)
     }
+}
+
+/// Ed25519 encodings of the points of small order: the eight canonical
+/// ones (orders 1, 2, 4, 4, 8, 8, 8, 8), then the two non-canonical ones
+/// with y < p (x = 0 with the sign bit set, for y = 1 and y = p − 1). The
+/// other non-canonical encodings have y ≥ p and are refused as such. The
+/// lists of ed25519-speccheck (`EIGHT_TORSION`, `EIGHT_TORSION_NON_CANONICAL`)
+/// and of "Taming the many EdDSAs" (Chalkias et al., 2020).
+const ED25519_SMALL_ORDER: [[u8; 32]; 10] = {
+    const fn le(first: u8, fill: u8, last: u8) -> [u8; 32] {
+        let mut bytes = [fill; 32];
+        bytes[0] = first;
+        bytes[31] = last;
+        bytes
+    }
+    const ORDER_8_A: [u8; 32] = [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ];
+    const ORDER_8_B: [u8; 32] = [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ];
+    const fn signed(mut bytes: [u8; 32]) -> [u8; 32] {
+        bytes[31] |= 0x80;
+        bytes
+    }
+    [
+        le(0x01, 0x00, 0x00), // (0, 1): the identity, order 1
+        le(0xec, 0xff, 0x7f), // (0, -1), order 2
+        le(0x00, 0x00, 0x00), // order 4
+        le(0x00, 0x00, 0x80), // order 4
+        ORDER_8_A,
+        signed(ORDER_8_A),
+        ORDER_8_B,
+        signed(ORDER_8_B),
+        le(0x01, 0x00, 0x80), // the identity, x = 0 with the sign bit
+        le(0xec, 0xff, 0xff), // (0, -1), x = 0 with the sign bit
+    ]
+};
+
+/// `true` if `x` can be an Ed25519 key someone holds the secret of: a
+/// canonical encoding (y < p = 2^255 − 19, RFC 8032 §5.1.3) of a point that
+/// is not of small order. Byte comparisons only: the key is public, and
+/// whether the point is on the curve is the backend's check.
+fn ed25519_key_proves_possession(x: &[u8]) -> bool {
+    // y is `x` without bit 255, little-endian; y ≥ p exactly when the low
+    // byte is ≥ 0xed and every other bit of y is set.
+    let y_at_least_p = x.len() == 32
+        && x[0] >= 0xed
+        && x[1..31].iter().all(|b| *b == 0xff)
+        && x[31] & 0x7f == 0x7f;
+    x.len() == 32 && !y_at_least_p && !ED25519_SMALL_ORDER.iter().any(|weak| weak == x)
 }
 
 fn member<'s>(m: &'s Option<Cow<'_, str>>) -> Result<&'s str, JwkError> {
@@ -529,8 +620,13 @@ mod tests {
             JwkError::Invalid
         );
         assert_eq!(
-            PublicJwk::from_json(r#"{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}"#).unwrap_err(),
+            PublicJwk::from_json(r#"{"kty":"EC","crv":"secp256k1","x":"AA","y":"AA"}"#)
+                .unwrap_err(),
             JwkError::Unsupported
+        );
+        assert_eq!(
+            PublicJwk::from_json(r#"{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}"#).unwrap_err(),
+            JwkError::Invalid
         );
         assert_eq!(
             PublicJwk::from_json(r#"{"kty":"OKP","crv":"X25519","x":"AA"}"#).unwrap_err(),
@@ -612,8 +708,151 @@ mod tests {
         );
     }
 
+    /// Every Ed25519 encoding that proves nothing: the ten small-order
+    /// encodings with y < p, and all 38 encodings with y ≥ p (the 24 of
+    /// them that decode at all are small-order points or second names of
+    /// other points; speccheck and "Taming the many EdDSAs" list them).
+    fn ed25519_keys_that_prove_nothing() -> Vec<[u8; 32]> {
+        let mut keys = ED25519_SMALL_ORDER.to_vec();
+        for low in 0xed..=0xff_u8 {
+            for high in [0x7f, 0xff] {
+                let mut x = [0xff; 32];
+                x[0] = low;
+                x[31] = high;
+                keys.push(x);
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn ed25519_keys_of_small_order_or_non_canonical_are_refused() {
+        let keys = ed25519_keys_that_prove_nothing();
+        assert_eq!(keys.len(), 48);
+        // Spot checks against the published lists (hex, little-endian).
+        for hex in [
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        ] {
+            assert!(keys.contains(&hex32(hex)), "{hex}");
+        }
+        for x in keys {
+            let json = format!(
+                r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#,
+                b64url_encode(&x)
+            );
+            assert_eq!(
+                PublicJwk::from_json(&json).unwrap_err(),
+                JwkError::Invalid,
+                "{json}"
+            );
+        }
+        // Keys next to them are keys: y = p - 1 with x = 0 canonical is the
+        // order-2 point (refused above); y = p - 2 is an ordinary point.
+        assert!(ed25519_key_proves_possession(&hex32(
+            "ebffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"
+        )));
+        let rfc8037 = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{ED25519_X}"}}"#);
+        assert!(PublicJwk::from_json(&rfc8037).is_ok());
+    }
+
+    /// The identity key with R = identity, S = 0 "verifies" every message
+    /// under RFC 8032's equation: the key is refused before that can matter,
+    /// and an R of small order is refused even for a good key.
+    #[test]
+    fn ed25519_signatures_with_a_small_order_r_are_refused() {
+        let key = PublicJwk::from_json(&format!(
+            r#"{{"kty":"OKP","crv":"Ed25519","x":"{ED25519_X}"}}"#
+        ))
+        .unwrap();
+        for r in &ED25519_SMALL_ORDER[..8] {
+            let mut signature = [0u8; 64];
+            signature[..32].copy_from_slice(r);
+            for alg in [Algorithm::EdDSA, Algorithm::Ed25519] {
+                assert!(!key.verify(alg, b"anything", &signature));
+            }
+        }
+    }
+
+    /// RFC 8037 §A.4's signature, under both names of the algorithm (RFC
+    /// 9864 §2.2), and S + L (the same signature, malleated) refused.
+    #[test]
+    fn ed25519_rfc8037_example_verifies_under_both_names_and_s_plus_l_does_not() {
+        let key = PublicJwk::from_json(&format!(
+            r#"{{"kty":"OKP","crv":"Ed25519","x":"{ED25519_X}"}}"#
+        ))
+        .unwrap();
+        let input = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+        let signature = b64url_decode(
+            "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg",
+        )
+        .unwrap();
+        assert!(key.verify(Algorithm::EdDSA, input, &signature));
+        assert!(key.verify(Algorithm::Ed25519, input, &signature));
+        assert!(!key.verify(Algorithm::ES256, input, &signature));
+        // S + L, little-endian, with L = 2^252 + 27742317777372353535851937790883648493.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut malleated = signature.clone();
+        let mut carry = 0u16;
+        for (s, l) in malleated[32..].iter_mut().zip(L) {
+            let sum = u16::from(*s) + u16::from(l) + carry;
+            *s = sum as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0, "S + L still fits 32 bytes");
+        assert!(!key.verify(Algorithm::EdDSA, input, &malleated));
+    }
+
+    /// x = 0 is on P-256, P-384 and P-521, so x = p is a second encoding of
+    /// that point (and a second thumbprint): refused by both backends, as
+    /// are points off the curve (0, 0) and, for P-521, y + p.
+    #[test]
+    fn ec_coordinates_at_or_above_p_are_refused_on_every_curve() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/ec_vectors.json")).unwrap();
+        for crv in ["P-256", "P-384", "P-521"] {
+            let c = &doc[crv];
+            assert!(
+                PublicJwk::from_json(&c["valid"].to_string()).is_ok(),
+                "{crv} valid"
+            );
+            for bad in c["refused"].as_array().unwrap() {
+                assert_eq!(
+                    PublicJwk::from_json(&bad.to_string()).unwrap_err(),
+                    JwkError::Invalid,
+                    "{crv}: {bad}"
+                );
+            }
+        }
+        let p521 = PublicJwk::from_json(&doc["P-521"]["valid"].to_string()).unwrap();
+        assert_eq!(p521.key_type(), KeyType::P521);
+        assert!(p521.fits(Algorithm::ES512));
+        assert!(!p521.fits(Algorithm::ES384));
+    }
+
     #[test]
     fn key_type_must_fit_algorithm() {
+        assert!(KeyType::P521.fits(Algorithm::ES512));
+        assert!(!KeyType::P521.fits(Algorithm::ES256));
+        assert!(KeyType::Ed25519.fits(Algorithm::Ed25519));
+        for alg in [
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ] {
+            assert!(KeyType::Rsa { bits: 3072 }.fits(alg), "{alg}");
+            assert!(!KeyType::P256.fits(alg), "{alg}");
+        }
         assert!(KeyType::P256.fits(Algorithm::ES256));
         assert!(!KeyType::P256.fits(Algorithm::ES384));
         assert!(!KeyType::P384.fits(Algorithm::ES256));

@@ -530,14 +530,25 @@ impl SenderBoundBuilder {
         self
     }
 
-    /// Accept DPoP proofs signed with these algorithms only (default: ES256,
-    /// ES384, EdDSA, PS256, RS256). `none` and MACs are never accepted.
+    /// Accept DPoP proofs signed with these algorithms only.
+    ///
+    /// Default: every asymmetric JOSE algorithm ([`Algorithm::ALL`]: ES256,
+    /// ES384, ES512, EdDSA, Ed25519, RS256, RS384, RS512, PS256, PS384,
+    /// PS512). The choice is the client's, every one of them is sound with
+    /// the key checks made here (Ed25519 keys of small order refused, RSA
+    /// keys of 2048 to 4096 bits), and a client whose algorithm is refused
+    /// cannot call at all; narrow the list for a profile that requires it
+    /// (FAPI 2.0 allows PS256, ES256 and EdDSA/Ed25519 only). `EdDSA` and
+    /// RFC 9864's `Ed25519` name the same signature: allow both, or clients
+    /// using the other name are refused. `none` and MACs are never accepted.
     pub fn dpop_algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.proof_policy = self.proof_policy.algorithms(algs);
         self
     }
 
-    /// Accept access tokens signed with these algorithms only (default: all supported).
+    /// Accept access tokens signed with these algorithms only (default: all
+    /// supported, [`Algorithm::ALL`]: the authorization server is trusted to
+    /// choose).
     pub fn token_algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.token_algorithms = algs.into_iter().collect();
         self
