@@ -85,8 +85,8 @@ end
 return 0
 ";
 
-/// Why a store could not be built.
-#[derive(Debug)]
+/// Why a store could not be built. Neither `Display` nor `Debug` shows the
+/// URL (it may hold a password): only what kind of error it was.
 #[non_exhaustive]
 pub enum RedisStoreError {
     /// The Redis URL is invalid.
@@ -104,15 +104,59 @@ impl fmt::Display for RedisStoreError {
     }
 }
 
+impl fmt::Debug for RedisStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (variant, e) = match self {
+            RedisStoreError::Url(e) => ("Url", e),
+            RedisStoreError::Connection(e) => ("Connection", e),
+        };
+        f.debug_tuple(variant).field(&e.kind()).finish()
+    }
+}
+
 impl std::error::Error for RedisStoreError {}
 
-/// Configures a [`RedisReplayStore`].
-#[derive(Debug, Clone)]
+/// Configures a [`RedisReplayStore`]. Its `Debug` output shows the Redis
+/// URL without user name and password.
+#[derive(Clone)]
 pub struct RedisReplayStoreBuilder {
     url: String,
     namespace: String,
     operation_timeout: Duration,
     restart_guard: Duration,
+}
+
+impl fmt::Debug for RedisReplayStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisReplayStoreBuilder")
+            .field("url", &redacted(&self.url))
+            .field("namespace", &self.namespace)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("restart_guard", &self.restart_guard)
+            .finish()
+    }
+}
+
+/// `url` without its user information or query (`redis://:secret@host/0`
+/// → `redis://<redacted>@host/0`; a Unix socket URL may carry `?pass=`); an
+/// unparsable URL is not shown at all.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            let had_userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            if parsed.query().is_some() {
+                parsed.set_query(Some("<redacted>"));
+            }
+            let shown = parsed.to_string();
+            match shown.split_once("://") {
+                Some((scheme, rest)) if had_userinfo => format!("{scheme}://<redacted>@{rest}"),
+                _ => shown,
+            }
+        }
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
 }
 
 impl RedisReplayStoreBuilder {
@@ -275,5 +319,43 @@ impl ReplayStore for RedisReplayStore {
                 Err(ReplayError::AlreadySeen)
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        for url in [
+            "redis://:s3cret-pw@10.0.0.7:6379/0",
+            "redis://admin:s3cret-pw@cache.internal/2",
+            "rediss://admin:s3cret-pw@cache.internal:6380",
+            "redis+unix:///run/redis.sock?db=1&pass=s3cret-pw",
+            "not a url s3cret-pw",
+        ] {
+            let builder = RedisReplayStore::builder(url);
+            let shown = format!("{builder:?}");
+            assert!(!shown.contains("s3cret-pw"), "{shown}");
+            assert!(!shown.contains("admin"), "{shown}");
+        }
+        let shown = format!(
+            "{:?}",
+            RedisReplayStore::builder("redis://:pw@10.0.0.7:6379/0")
+        );
+        assert!(
+            shown.contains("redis://<redacted>@10.0.0.7:6379/0"),
+            "{shown}"
+        );
+        let error = redis::Client::open("redis://:s3cret-pw@[::1").map(|_| ());
+        if let Err(e) = error {
+            let shown = format!(
+                "{:?} {}",
+                RedisStoreError::Url(e.clone()),
+                RedisStoreError::Url(e)
+            );
+            assert!(!shown.contains("s3cret-pw"), "{shown}");
+        }
     }
 }
