@@ -102,9 +102,26 @@ async fn forged_expired_and_non_string_nonces_are_refused() {
     let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": h.client.public_jwk()});
     let proof = h.client.sign_compact(&header, &claims);
     let auth = format!("DPoP {token}");
-    h.send("GET", "/whoami", Some(&auth), Some(&proof))
-        .await
-        .assert_refused(401, "invalid_dpop_proof", Error::ProofMissingClaim);
+    let r = h.send("GET", "/whoami", Some(&auth), Some(&proof)).await;
+    r.assert_refused(401, "invalid_dpop_proof", Error::ProofMissingClaim);
+    // Every refusal carries a fresh nonce while nonces are required (RFC
+    // 9449 §8: "on any response"): a client that retries any DPoP 401 with
+    // the nonce it got (requests-oauth2client does) finds one.
+    assert!(r.dpop_nonce.is_some(), "{r:?}");
+    for r in [
+        h.send("GET", "/whoami", None, None).await,
+        h.send("GET", "/whoami", Some("DPoP not.a.token"), Some(&proof))
+            .await,
+    ] {
+        assert_eq!(r.status, 401, "{r:?}");
+        assert!(r.dpop_nonce.is_some(), "{r:?}");
+    }
+    // Without nonces, none.
+    let plain = Harness::new();
+    assert_eq!(
+        plain.send("GET", "/whoami", None, None).await.dpop_nonce,
+        None
+    );
 }
 
 #[tokio::test]

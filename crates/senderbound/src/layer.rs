@@ -14,6 +14,7 @@ use crate::challenge::ChallengeConfig;
 use crate::key_sharing::{Detector, KeySharing};
 use crate::metadata::{Facts, ResourceMetadata, ServedMetadata};
 use crate::mtls::{ClientCertSource, ConnectionCert, ForwardedClientCert, TrustedProxies};
+use crate::profile::{Checked, Profile, ProfileViolation};
 use crate::replay::{CompactReplayStore, DEFAULT_COMPACT_REPLAY_CAPACITY, ReplayStore};
 use crate::revocation::RevocationCheck;
 use crate::service::{SenderBoundService, Shared};
@@ -215,6 +216,9 @@ pub enum BuildError {
     /// Key-sharing detection with no capacity, or a window of zero or
     /// longer than a week.
     InvalidKeySharing,
+    /// The configuration does not comply with the profile it chose
+    /// ([`profile`](SenderBoundBuilder::profile)).
+    Profile(ProfileViolation),
     /// The resource metadata (RFC 9728) cannot describe this resource: its
     /// `resource` must be one of the audiences and an `https` URL (`http`
     /// only on loopback) without query or fragment, and its documentation,
@@ -264,6 +268,7 @@ impl fmt::Display for BuildError {
             BuildError::InvalidKeySharing => f.write_str(
                 "key sharing: capacity must be positive and the window between 1 s and 7 days",
             ),
+            BuildError::Profile(violation) => write!(f, "{violation}"),
             BuildError::InvalidResourceMetadata => f.write_str(
                 "resource metadata: the resource must be an audience and an https URL (http only on loopback) without query or fragment; links must be http(s) URLs",
             ),
@@ -327,6 +332,7 @@ pub struct SenderBoundBuilder {
     freshness_from_nonce: bool,
     resource_metadata: Option<ResourceMetadata>,
     key_sharing: Option<KeySharing>,
+    profile: Option<Profile>,
 }
 
 impl Default for SenderBoundBuilder {
@@ -369,6 +375,7 @@ impl Default for SenderBoundBuilder {
             freshness_from_nonce: false,
             resource_metadata: None,
             key_sharing: None,
+            profile: None,
         }
     }
 }
@@ -441,8 +448,10 @@ impl SenderBoundBuilder {
     }
 
     /// Introspect tokens (RFC 7662) at `endpoint`, authenticating with
-    /// `auth`. Opaque tokens are introspected; JWTs too unless the issuer
-    /// has keys (see [`token_format`](Self::token_format)).
+    /// `auth`. Opaque tokens are introspected; JWTs are still verified with
+    /// the issuer's keys (given, or discovered), unless
+    /// [`TokenFormat::Introspect`] asks for every token to be introspected
+    /// (see [`token_format`](Self::token_format)).
     pub fn introspection(self, endpoint: impl Into<String>, auth: ClientAuth) -> Self {
         let endpoint = endpoint.into();
         self.single(|i| i.introspection_endpoint(endpoint).client_auth(auth))
@@ -753,6 +762,25 @@ impl SenderBoundBuilder {
         self
     }
 
+    /// Comply with `profile`: sets what it requires (algorithms, the proof
+    /// time window, metadata; see [`profile`](crate::profile) for the table
+    /// of each), and makes [`build`](Self::build) refuse a configuration that
+    /// no longer complies, whatever is set after this call. Default: no
+    /// profile, the defaults documented on each setter.
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.proof_policy = self
+            .proof_policy
+            .algorithms(profile.algorithms().iter())
+            .max_age(profile.proof_max_age().as_secs())
+            .max_future_skew(profile.proof_max_future_skew().as_secs());
+        self.token_algorithms = profile.algorithms();
+        if profile.serves_resource_metadata() && self.resource_metadata.is_none() {
+            self.resource_metadata = Some(ResourceMetadata::new());
+        }
+        self.profile = Some(profile);
+        self
+    }
+
     /// Watch for one key (or client certificate) used with tokens of
     /// different clients or subjects, and audit it as suspicious (or refuse
     /// it). See [`key_sharing`](crate::key_sharing).
@@ -782,6 +810,18 @@ impl SenderBoundBuilder {
             (None, true) => return Err(BuildError::FreshnessWithoutNonce),
             (_, false) => self.proof_policy.clone(),
         };
+        if let Some(profile) = self.profile {
+            profile
+                .check(&Checked {
+                    accept_bearer: self.accept_bearer,
+                    dpop_algorithms: proof_policy.accepted_algorithms(),
+                    token_algorithms: self.token_algorithms,
+                    proof_max_age: proof_policy.proof_max_age(),
+                    proof_max_future_skew: proof_policy.proof_max_future_skew(),
+                    serves_resource_metadata: self.resource_metadata.is_some(),
+                })
+                .map_err(BuildError::Profile)?;
+        }
         let quotable = |r: &String| {
             r.chars()
                 .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\')

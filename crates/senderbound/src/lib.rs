@@ -95,6 +95,7 @@ pub mod key_sharing;
 mod layer;
 pub mod metadata;
 pub mod mtls;
+pub mod profile;
 pub mod replay;
 mod require_scope;
 pub mod revocation;

@@ -136,10 +136,11 @@ impl Shared {
                 );
                 let mut response =
                     Rejection::new(error, scheme, self.challenges.clone()).into_response();
-                // RFC 9449 §9: a use_dpop_nonce error comes with the nonce to use.
-                if error.code() == Some(senderbound_core::ErrorCode::UseDpopNonce)
-                    && let Some(nonce) = self.fresh_nonce()
-                {
+                // RFC 9449 §9: a use_dpop_nonce error comes with the nonce to
+                // use; §8 lets a server send one on any response, so every
+                // refusal carries it while nonces are required (clients such
+                // as requests-oauth2client expect one on every DPoP 401).
+                if let Some(nonce) = self.fresh_nonce() {
                     response.headers_mut().insert(DPOP_NONCE, nonce);
                 }
                 Err(response)
