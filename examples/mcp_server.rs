@@ -10,10 +10,14 @@
 //!   `SenderBoundLayer`: every request needs `Authorization: DPoP` and a
 //!   fresh proof; the verified `Sender` reaches the tools through the
 //!   request extensions (`Extension<http::request::Parts>`).
-//! - `Authorize` reads each JSON-RPC message and applies per-tool scopes:
-//!   `add_note` needs `notes:write`, everything else `notes:read`. A refusal
-//!   is `403 insufficient_scope` with the scope to ask for, and every tool
-//!   call is one audit event naming the tool, the token and its key.
+//! - `Authorize` reads each JSON-RPC message and applies the MCP
+//!   authorization spec's scope model: any valid token for this resource
+//!   may `initialize`, send notifications, `ping` and list tools; calling a
+//!   tool needs that tool's scope (`list_notes` needs `notes:read`,
+//!   `add_note` `notes:write`, `whoami` none; `--tool-scope TOOL=SCOPE`
+//!   changes them, a tool not listed is refused). A refusal is
+//!   `403 insufficient_scope` with the scope to ask for (step-up), and every
+//!   tool call is one audit event naming the tool, the token and its key.
 //! - The Layer serves the RFC 9728 metadata at
 //!   `/.well-known/oauth-protected-resource/mcp`, and every `401` points at
 //!   it, so MCP clients find the authorization server.
@@ -22,11 +26,16 @@
 //! - Without `--issuer`, a **demo-only** authorization server runs on
 //!   `--dev-as-listen`, issuing DPoP-bound tokens to the client
 //!   `notes-agent` / `notes-agent-secret` (scopes `notes:read notes:write`).
-//!   With `--issuer`, tokens come from your AS (its metadata and JWKS are
-//!   discovered) and no demo AS runs.
+//!   With `--issuer`, tokens come from your AS and no demo AS runs: the
+//!   flags are `resource_server`'s (`--audience`, default `ORIGIN/mcp`;
+//!   `--public-base-url` or `--allowed-host`; `--jwks-uri`, `--jwks-file`;
+//!   `--nonce-secret`; `--algs`; `--redis-url`; `--profile`; `--log-level`;
+//!   see `--help`), so it can stand in front of any authorization server,
+//!   or be the target of the MCP conformance suite (docs/security.md).
 //!
 //! Audit events go to stderr; `listening on URL` goes to stdout.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -37,26 +46,33 @@ use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, schemars, tool, tool_router};
+use senderbound::Sender;
 use senderbound::authorize::{Authorize, Denied, PolicyRequest};
 use senderbound::key_sharing::KeySharing;
 use senderbound::metadata::ResourceMetadata;
-use senderbound::{Sender, SenderBound};
 use senderbound_suite::dev_as::DevAs;
-use senderbound_suite::server_cli::{announce, ctrl_c, log_to_stderr};
+use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr_at};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
 #[command(about = "An MCP server protected by senderbound (DPoP-bound tokens only)")]
 struct Args {
-    /// Address of the MCP server.
-    #[arg(long, default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
-    /// Trust this authorization server instead of running the demo one.
-    #[arg(long)]
-    issuer: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Address of the demo-only authorization server (without --issuer).
     #[arg(long, default_value = "127.0.0.1:3001")]
     dev_as_listen: SocketAddr,
+    /// The scope a tool call needs, as TOOL=SCOPE (TOOL= for none).
+    /// Repeatable; replaces the defaults (whoami=, list_notes=notes:read,
+    /// add_note=notes:write). Tools not listed cannot be called.
+    #[arg(long, value_parser = tool_scope)]
+    tool_scope: Vec<(String, String)>,
+}
+
+fn tool_scope(arg: &str) -> Result<(String, String), String> {
+    arg.split_once('=')
+        .map(|(tool, scope)| (tool.to_owned(), scope.to_owned()))
+        .ok_or_else(|| format!("expected TOOL=SCOPE, got {arg}"))
 }
 
 /// One note, and who wrote it (as verified, not as claimed).
@@ -177,40 +193,84 @@ impl SessionOwners {
     }
 }
 
-/// Per-tool scopes: `add_note` needs `notes:write`, every other MCP
-/// message `notes:read`.
-fn tool_scopes(req: &PolicyRequest) -> Result<(), Denied> {
-    let needed = match req.tool() {
-        Some("add_note") => "notes:write",
-        _ => "notes:read",
-    };
-    if req.sender().has_scope(needed) {
-        Ok(())
-    } else {
-        let what = req.tool().unwrap_or("this MCP request");
-        Err(Denied::new(format!("{what} needs {needed}")).needs_scopes([needed]))
+/// The MCP authorization spec's scope model: a valid token for this
+/// resource may do everything but call tools; a tool call needs the tool's
+/// scope (403 `insufficient_scope` naming it, so the client can step up),
+/// and a tool with no entry cannot be called.
+#[derive(Clone)]
+struct ToolScopes(Arc<HashMap<String, String>>);
+
+impl ToolScopes {
+    fn new(configured: Vec<(String, String)>) -> Self {
+        let scopes = if configured.is_empty() {
+            vec![
+                ("whoami".to_owned(), String::new()),
+                ("list_notes".to_owned(), "notes:read".to_owned()),
+                ("add_note".to_owned(), "notes:write".to_owned()),
+            ]
+        } else {
+            configured
+        };
+        ToolScopes(Arc::new(scopes.into_iter().collect()))
+    }
+
+    fn supported(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = self.0.values().filter(|s| !s.is_empty()).cloned().collect();
+        scopes.sort();
+        scopes.dedup();
+        scopes
+    }
+
+    fn check(&self, req: &PolicyRequest) -> Result<(), Denied> {
+        let Some(tool) = req.tool() else {
+            return Ok(()); // initialize, notifications, ping, tools/list, …
+        };
+        match self.0.get(tool).map(String::as_str) {
+            None => Err(Denied::new(format!("tool {tool} is not offered"))),
+            Some("") => Ok(()),
+            Some(needed) if req.sender().has_scope(needed) => Ok(()),
+            Some(needed) => {
+                Err(Denied::new(format!("{tool} needs {needed}")).needs_scopes([needed]))
+            }
+        }
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    log_to_stderr();
     let args = Args::parse();
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    let origin = format!("http://{}", listener.local_addr()?);
-    let resource = format!("{origin}/mcp");
+    log_to_stderr_at(args.server.log_level);
+    let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
+    let addr = listener.local_addr()?;
+    let scopes = ToolScopes::new(args.tool_scope.clone());
+    let mut server = args.server;
+    if server.audience.is_empty() {
+        let origin = server.public_base_url("http", addr);
+        server
+            .audience
+            .push(format!("{}/mcp", origin.trim_end_matches('/')));
+    }
+    let resource = server.audience[0].clone();
 
-    let builder = SenderBound::builder()
-        .audience(&resource)
-        .public_base_url(&origin)
+    let builder = server
+        .builder("http", addr)?
         .resource_metadata(
             ResourceMetadata::new()
-                .scopes_supported(["notes:read", "notes:write"])
+                .resource(&resource)
+                .scopes_supported(scopes.supported())
                 .resource_name("senderbound notes (MCP example)"),
         )
         .detect_key_sharing(KeySharing::new().reject());
-    let (builder, dev_as) = match &args.issuer {
-        Some(issuer) => (builder.issuer(issuer), None),
+    let (builder, dev_as) = match &server.issuer {
+        Some(issuer) => {
+            if !server.names_token_keys() {
+                eprintln!("keys of {issuer}: discovered from its metadata");
+            }
+            (builder.issuer(issuer), None)
+        }
+        None if server.names_token_keys() => {
+            return Err("--jwks-uri, --jwks-file and introspection need --issuer".into());
+        }
         None => {
             let as_listener = tokio::net::TcpListener::bind(args.dev_as_listen).await?;
             let issuer = format!("http://{}/dev-as", as_listener.local_addr()?);
@@ -241,7 +301,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_layer(
             Authorize::new(move |req: &PolicyRequest| {
                 sessions.check(req)?;
-                tool_scopes(req)
+                scopes.check(req)
             })
             .inspect_mcp_calls(),
         )
@@ -259,8 +319,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("resource metadata: {url}");
     }
     announce(&resource)?;
-    axum::serve(listener, app)
-        .with_graceful_shutdown(ctrl_c())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(ctrl_c())
+    .await?;
     Ok(())
 }

@@ -87,12 +87,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     let addr = listener.local_addr()?;
-    let public_base_url = args.server.public_base_url("https", addr);
-    let auth = args.server.build(&public_base_url)?;
+    let auth = args.server.build("https", addr)?;
 
     let app = routes().layer(auth.layer());
     announce(&format!("https://{addr}"))?;
-    tracing::info!(%addr, issuer = %args.server.issuer, %public_base_url, "mTLS resource server ready");
+    tracing::info!(%addr, issuer = ?args.server.issuer, "mTLS resource server ready");
     tls::serve(listener, config, app)
         .with_graceful_shutdown(ctrl_c())
         .await?;

@@ -9,7 +9,12 @@
 //! ```
 //!
 //! The issuer's metadata (RFC 8414, then OpenID Connect Discovery) names its
-//! JWKS; `--jwks-uri` skips discovery. Opaque tokens are introspected with
+//! JWKS; `--jwks-uri` or `--jwks-file` skips discovery.
+//!
+//! Clients sign `http://LISTEN/path` as `htu` unless `--public-base-url`
+//! says what they call; `--allowed-host HOST[:PORT]` (repeatable) instead
+//! takes the host from each request's `Host` (or `:authority`), refusing
+//! others. `--profile fapi2|mcp` applies a profile (`senderbound::profile`). Opaque tokens are introspected with
 //! `--introspection-url URL --client-id ID --client-secret SECRET` (or
 //! `--client-id/--client-secret` alone to use the endpoint in the metadata).
 //!
@@ -44,8 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(server.listen).await?;
     let addr = listener.local_addr()?;
-    let public_base_url = server.public_base_url("http", addr);
-    let auth = server.build(&public_base_url)?;
+    let auth = server.build("http", addr)?;
 
     // `/healthz` is outside the Layer: a liveness probe needs no token (and
     // it is the unprotected ceiling of the load comparison, benches/compare.sh).
@@ -53,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(auth.layer())
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     announce(&format!("http://{addr}"))?;
-    tracing::info!(%addr, issuer = %server.issuer, %public_base_url, "resource server ready");
+    tracing::info!(%addr, issuer = ?server.issuer, "resource server ready");
     // Peer addresses are recorded so --trusted-proxy can be checked.
     axum::serve(
         listener,

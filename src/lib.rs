@@ -15,6 +15,7 @@ pub mod dev_as;
 pub mod harness;
 pub mod mock_as;
 pub mod pki;
+pub mod process;
 pub mod redis_server;
 pub mod server_cli;
 

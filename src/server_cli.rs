@@ -1,11 +1,13 @@
 //! The command-line flags the example servers share (`resource_server`,
-//! `mtls_server`), and the senderbound configuration they make.
+//! `mtls_server`, `mcp_server`), and the senderbound configuration they make.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use senderbound::mtls::TrustedProxies;
+use senderbound::profile::Profile;
 use senderbound::{Algorithm, ClientAuth, SenderBound, SenderBoundBuilder, TokenFormat, TypPolicy};
 
 /// Where to listen, which authorization server to trust, and how.
@@ -14,15 +16,20 @@ pub struct ServerArgs {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
-    /// The trusted issuer (exact `iss`); its metadata is discovered.
+    /// The trusted issuer (exact `iss`); its metadata is discovered unless
+    /// --jwks-uri or --jwks-file says where its keys are.
     #[arg(long)]
-    pub issuer: String,
+    pub issuer: Option<String>,
     /// This resource's identifier, required in `aud` (RFC 8707). Repeatable.
-    #[arg(long, required = true)]
+    #[arg(long)]
     pub audience: Vec<String>,
     /// Fetch keys from this JWKS URL instead of discovering it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jwks_file")]
     pub jwks_uri: Option<String>,
+    /// Verify tokens with the keys of this JWKS file (fixed keys: no
+    /// discovery, no refresh).
+    #[arg(long)]
+    pub jwks_file: Option<PathBuf>,
     /// Introspect tokens here (RFC 7662); needs --client-id and --client-secret.
     #[arg(long, requires_all = ["client_id", "client_secret"])]
     pub introspection_url: Option<String>,
@@ -66,11 +73,22 @@ pub struct ServerArgs {
         requires = "nonce_secret"
     )]
     pub previous_nonce_secret: Option<String>,
-    /// The URL clients address this server by (default SCHEME://LISTEN).
-    #[arg(long)]
+    /// The URL clients address this server by, and sign as `htu` (default
+    /// SCHEME://LISTEN).
+    #[arg(long, conflicts_with = "allowed_host")]
     pub public_base_url: Option<String>,
+    /// Instead of a public base URL: serve requests addressed to this host
+    /// (`name` or `name:port`, from `Host` or HTTP/2's `:authority`), the
+    /// `htu` being SCHEME://HOST/path. Repeatable.
+    #[arg(long)]
+    pub allowed_host: Vec<String>,
+    /// Comply with a profile: `fapi2` (FAPI 2.0 Security Profile) or `mcp`
+    /// (the MCP DPoP profile, SEP-1932).
+    #[arg(long, value_enum)]
+    pub profile: Option<ProfileArg>,
     /// DPoP proof algorithms accepted, comma-separated (default: every
-    /// asymmetric JOSE algorithm, ES256 … PS512, EdDSA and Ed25519).
+    /// asymmetric JOSE algorithm, ES256 … PS512, EdDSA and Ed25519, or the
+    /// profile's).
     #[arg(long, value_delimiter = ',')]
     pub algs: Vec<String>,
     /// Accept tokens with `typ` JWT or none (servers without RFC 9068).
@@ -100,6 +118,15 @@ pub struct ServerArgs {
     pub fetch_timeout_secs: u64,
 }
 
+/// A profile to comply with (see `senderbound::profile`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ProfileArg {
+    /// The FAPI 2.0 Security Profile.
+    Fapi2,
+    /// The MCP DPoP profile (SEP-1932).
+    Mcp,
+}
+
 /// Client authentication at the introspection endpoint.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ClientAuthMethod {
@@ -112,19 +139,28 @@ pub enum ClientAuthMethod {
 type BoxError = Box<dyn std::error::Error>;
 
 impl ServerArgs {
-    /// The public base URL: `--public-base-url`, or `scheme://addr`.
+    /// The public base URL: `--public-base-url`, or `scheme://addr`
+    /// (meaningless with `--allowed-host`).
     pub fn public_base_url(&self, scheme: &str, addr: SocketAddr) -> String {
         self.public_base_url
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{addr}"))
     }
 
-    /// The senderbound configuration these flags describe.
-    pub fn build(&self, public_base_url: &str) -> Result<SenderBound, BoxError> {
-        Ok(self.builder(public_base_url)?.build()?)
+    /// The senderbound configuration these flags describe, for a server
+    /// reached over `scheme` (`http` or `https`) at `addr`.
+    pub fn build(&self, scheme: &str, addr: SocketAddr) -> Result<SenderBound, BoxError> {
+        let issuer = self.issuer.as_deref().ok_or("--issuer is required")?;
+        if self.audience.is_empty() {
+            return Err("--audience is required".into());
+        }
+        Ok(self.builder(scheme, addr)?.issuer(issuer).build()?)
     }
 
-    fn builder(&self, public_base_url: &str) -> Result<SenderBoundBuilder, BoxError> {
+    /// Every setting but the issuer's name (the MCP example may trust its
+    /// demo authorization server instead): origin, keys, introspection,
+    /// algorithms, nonces, replay store, profile.
+    pub fn builder(&self, scheme: &str, addr: SocketAddr) -> Result<SenderBoundBuilder, BoxError> {
         let algs = self
             .algs
             .iter()
@@ -133,20 +169,31 @@ impl ServerArgs {
                     .ok_or_else(|| format!("unsupported algorithm {name}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let algs = if algs.is_empty() {
-            Algorithm::ALL.to_vec()
-        } else {
-            algs
-        };
         let mut builder = SenderBound::builder()
-            .issuer(&self.issuer)
-            .public_base_url(public_base_url)
-            .dpop_algorithms(algs)
             .fetch_timeout(Duration::from_secs(self.fetch_timeout_secs))
             .jwks_refresh_interval(Duration::from_secs(self.jwks_refresh_secs))
             .jwks_min_refresh_interval(Duration::from_secs(self.jwks_min_refresh_secs))
             .introspection_cache_ttl(Duration::from_secs(self.introspection_cache_secs))
             .token_leeway(Duration::from_secs(self.token_leeway_secs));
+        builder = if self.allowed_host.is_empty() {
+            builder.public_base_url(self.public_base_url(scheme, addr))
+        } else {
+            let builder = builder.allowed_hosts(&self.allowed_host);
+            if scheme == "http" {
+                builder.assume_plain_http()
+            } else {
+                builder
+            }
+        };
+        if let Some(profile) = self.profile {
+            builder = builder.profile(match profile {
+                ProfileArg::Fapi2 => Profile::Fapi2Security,
+                ProfileArg::Mcp => Profile::McpDpop,
+            });
+        }
+        if !algs.is_empty() {
+            builder = builder.dpop_algorithms(algs);
+        }
         if self.accept_mtls_bound {
             builder = builder.accept_mtls_bound();
         }
@@ -155,6 +202,9 @@ impl ServerArgs {
         }
         if let Some(uri) = &self.jwks_uri {
             builder = builder.jwks_uri(uri);
+        }
+        if let Some(path) = &self.jwks_file {
+            builder = builder.jwks_json(std::fs::read_to_string(path)?);
         }
         if let (Some(id), Some(secret)) = (&self.client_id, &self.client_secret) {
             let auth = match self.client_auth {
@@ -194,6 +244,12 @@ impl ServerArgs {
                 builder.trust_client_cert_header_from(TrustedProxies::parse(&self.trusted_proxy)?);
         }
         Ok(builder)
+    }
+
+    /// `true` if the flags say where the issuer's keys are, or how its
+    /// tokens are introspected.
+    pub fn names_token_keys(&self) -> bool {
+        self.jwks_uri.is_some() || self.jwks_file.is_some() || self.client_id.is_some()
     }
 }
 

@@ -6,61 +6,16 @@
 //! Node.js, `npm ci` in tests/real_as and the built examples;
 //! `scripts/test.sh` prepares all three and runs them.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use senderbound_client::DpopKey;
 use senderbound_suite::answer::Answer;
+use senderbound_suite::process::{self, Process, free_port, root, start};
 use serde_json::Value;
 
 const AUDIENCE: &str = "https://api.example.test/";
-
-/// A child process killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `command` and waits for a stdout line containing `ready`.
-fn start(mut command: Command, ready: &str, log: &Path) -> (Process, String) {
-    let stderr = std::fs::File::create(log).unwrap();
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let ready = ready.to_owned();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains(&ready) {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let process = Process(child);
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| {
-            panic!(
-                "{command:?} did not get ready; its log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            )
-        });
-    (process, line)
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn start_as(port: u16, scratch: &Path, extra: &[&str]) -> Process {
     let mut node = Command::new("node");
@@ -78,32 +33,11 @@ fn start_rs(scratch: &Path, name: &str, args: &[&str]) -> (Process, String) {
     start_example("resource_server", scratch, name, args)
 }
 
-/// Starts example `example` (built beforehand, in target/debug/examples)
-/// listening on a free port; returns it and its base URL.
+/// Starts example `example` listening on a free port, for [`AUDIENCE`].
 fn start_example(example: &str, scratch: &Path, name: &str, args: &[&str]) -> (Process, String) {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let bin = target.join("debug/examples").join(example);
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo build --example {example}`",
-        bin.display()
-    );
-    let mut rs = Command::new(bin);
-    rs.args(["--listen", "127.0.0.1:0", "--audience", AUDIENCE])
-        .args(args);
-    let (process, line) = start(rs, "listening on ", &scratch.join(format!("{name}.log")));
-    let url = line.trim_start_matches("listening on ").trim().to_owned();
-    (process, url)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let mut all = vec!["--listen", "127.0.0.1:0", "--audience", AUDIENCE];
+    all.extend_from_slice(args);
+    process::start_example(example, &all, scratch, name)
 }
 
 /// A client_credentials token from the AS, bound to `key` with DPoP.
