@@ -319,11 +319,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("resource metadata: {url}");
     }
     announce(&resource)?;
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(ctrl_c())
-    .await?;
+    senderbound::serve::serve(listener, app)
+        .with_graceful_shutdown(ctrl_c())
+        .await?;
     Ok(())
 }

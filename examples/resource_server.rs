@@ -29,8 +29,6 @@
 //! and key-fetch logs go to stderr; the line `listening on http://ADDR` goes
 //! to stdout once the socket is bound. Stops on Ctrl-C.
 
-use std::net::SocketAddr;
-
 use clap::Parser;
 use senderbound_suite::harness::routes;
 use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr_at};
@@ -58,12 +56,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     announce(&format!("http://{addr}"))?;
     tracing::info!(%addr, issuer = ?server.issuer, "resource server ready");
-    // Peer addresses are recorded so --trusted-proxy can be checked.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(ctrl_c())
-    .await?;
+    // senderbound's server: HTTP/1.1 and HTTP/2, request targets with a
+    // fragment marked for the Layer to refuse, and peer addresses recorded
+    // so --trusted-proxy can be checked.
+    senderbound::serve::serve(listener, app)
+        .with_graceful_shutdown(ctrl_c())
+        .await?;
     Ok(())
 }

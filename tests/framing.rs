@@ -213,3 +213,153 @@ async fn framing_comes_before_every_other_check() {
     let h = Harness::with(|b| b.public_base_url(format!("https://{HOST}")));
     assert_eq!(send(&h, Version::HTTP_10, PATH, &[]).await.status, 200);
 }
+
+// ------------------------------------------------------------ real sockets
+
+/// The harness app served by senderbound's server on loopback.
+async fn serve(h: &Harness) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = h.app.clone();
+    tokio::spawn(std::future::IntoFuture::into_future(
+        senderbound::serve::serve(listener, app),
+    ));
+    addr
+}
+
+/// Sends `head` (the request line and header fields, CRLF-separated; the
+/// credentials are added) on a fresh connection; the status line and
+/// every `www-authenticate` line of the answer.
+async fn raw(addr: std::net::SocketAddr, head: &str, h: &Harness) -> (String, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let token = h.token();
+    let proof = h.proof("GET", PATH, &token);
+    let request = format!(
+        "{head}\r\nAuthorization: DPoP {token}\r\nDPoP: {proof}\r\nConnection: close\r\n\r\n"
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    let challenge = answer
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    (status, challenge)
+}
+
+/// HTTP/1.1 over a socket: what hyper passes on (no Host, two of them, a
+/// Host that is not an authority, an absolute-form target naming another
+/// host, a fragment it silently drops) is refused by the Layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_framing_over_a_socket() {
+    for (mode, configure) in origin_modes() {
+        let h = Harness::with(configure);
+        let addr = serve(&h).await;
+        let (status, _) = raw(addr, &format!("GET {PATH} HTTP/1.1\r\nHost: {HOST}"), &h).await;
+        assert_eq!(status, "HTTP/1.1 200 OK", "{mode}");
+        for (head, error) in [
+            (format!("GET {PATH} HTTP/1.1"), Error::MissingHost),
+            (
+                format!("GET {PATH} HTTP/1.1\r\nHost: {HOST}\r\nHost: {HOST}"),
+                Error::MultipleHostHeaders,
+            ),
+            (
+                format!("GET {PATH} HTTP/1.1\r\nHost: user@{HOST}"),
+                Error::UserinfoInTarget,
+            ),
+            (
+                format!("GET {PATH} HTTP/1.1\r\nHost: {HOST} x"),
+                Error::InvalidHost,
+            ),
+            (
+                format!("GET {PATH} HTTP/1.1\r\nHost: {HOST}/x"),
+                Error::InvalidHost,
+            ),
+            (
+                format!("GET https://other.example.test{PATH} HTTP/1.1\r\nHost: {HOST}"),
+                Error::HostMismatch,
+            ),
+            (
+                format!("GET https://user@{HOST}{PATH} HTTP/1.1\r\nHost: {HOST}"),
+                Error::UserinfoInTarget,
+            ),
+            (
+                format!("GET {PATH}#frag HTTP/1.1\r\nHost: {HOST}"),
+                Error::FragmentInTarget,
+            ),
+            (
+                format!("GET {PATH}?x=1#frag HTTP/1.1\r\nHost: {HOST}"),
+                Error::FragmentInTarget,
+            ),
+        ] {
+            let (status, challenge) = raw(addr, &head, &h).await;
+            assert_eq!(status, "HTTP/1.1 400 Bad Request", "{mode}: {head:?}");
+            assert!(
+                challenge.contains("error=\"invalid_request\"")
+                    && challenge.contains(error.description()),
+                "{mode}: {head:?}: {challenge}"
+            );
+        }
+    }
+}
+
+/// HTTP/2 (cleartext, prior knowledge) over a socket: the authority is
+/// `:authority`, which the Layer uses and checks like `Host`; a `Host`
+/// naming another one is malformed (RFC 9113 §8.3.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_authority_over_a_socket() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    for (mode, configure) in origin_modes() {
+        let h = Harness::with(configure);
+        let addr = serve(&h).await;
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        for (authority, host, expected) in [
+            (HOST, None, Ok(())),
+            (HOST, Some(HOST), Ok(())),
+            ("API.example.test:443", None, Ok(())),
+            (HOST, Some("other.example.test"), Err(Error::HostMismatch)),
+            ("other.example.test", Some(HOST), Err(Error::HostMismatch)),
+        ] {
+            let token = h.token();
+            let proof = h.proof("GET", PATH, &token);
+            let mut req = http::Request::get(format!("https://{authority}{PATH}"))
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof);
+            if let Some(host) = host {
+                req = req.header("host", host);
+            }
+            let resp = sender
+                .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.version(), http::Version::HTTP_2);
+            let status = resp.status().as_u16();
+            let challenge = resp
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            let _ = resp.into_body().collect().await;
+            match expected {
+                Ok(()) => assert_eq!(status, 200, "{mode} {authority} {host:?}: {challenge}"),
+                Err(error) => {
+                    assert_eq!(status, 400, "{mode} {authority} {host:?}");
+                    assert!(
+                        challenge.contains(error.description()),
+                        "{mode} {authority} {host:?}: {challenge}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -78,6 +78,9 @@
 //! - `aws-lc-rs` (default): signatures verified with aws-lc-rs.
 //! - `rust-crypto`: pure-Rust verification (p256, p384, ed25519-dalek, rsa),
 //!   for targets that cannot build C. If both are enabled, aws-lc-rs is used.
+//! - `serve`: the `serve` module: serving a router over HTTP/1.1 and HTTP/2
+//!   with what the Layer needs from the server (request targets with a
+//!   fragment marked, the peer's address).
 //! - `tls`: the `tls` module: serving a router over rustls with client certificates
 //!   (tokio-rustls, hyper-util). TLS runs on aws-lc-rs, as the HTTP client
 //!   for discovery and JWKS already does, whichever backend verifies
@@ -100,6 +103,8 @@ pub mod replay;
 mod require_scope;
 pub mod revocation;
 mod sender;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod service;
 mod target_uri;
 #[cfg(feature = "tls")]

@@ -27,10 +27,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! HTTP/1.1 only (ALPN `http/1.1`; a configuration of your own must not
-//! offer `h2`), no connection upgrades, no connection limit. Each handshake
+//! The connections are served as [`serve`](crate::serve) serves them
+//! (request targets with a fragment marked, `ConnectInfo` on every request);
+//! ALPN offers `http/1.1` (a client speaking HTTP/2 with prior knowledge is
+//! served too). No connection upgrades, no connection limit. Each handshake
 //! must finish within 10 s and each request head arrive within 30 s, so
-//! idle sockets cannot pin tasks forever. Put a proxy in front for HTTP/2,
+//! idle sockets cannot pin tasks forever. Put a proxy in front for
 //! connection limits or anything fancier, and forward the certificate with
 //! RFC 9440 (see [`mtls`](crate::mtls)).
 
@@ -38,19 +40,11 @@ mod client_auth;
 
 pub use client_auth::AnyClientCert;
 
-use std::convert::Infallible;
 use std::fmt;
-use std::future::{Future, IntoFuture};
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -58,16 +52,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::danger::ClientCertVerifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 
 use crate::mtls::ClientCertificate;
+use crate::serve::Transport;
+pub use crate::serve::{Serve, WithGracefulShutdown};
 
 pub use rustls;
 
 /// How long a client has to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a client has to send a request head on an open connection.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::serve::HEADER_READ_TIMEOUT;
 
 /// Why [`server_config`] failed. Says which input, never its contents.
 #[derive(Debug)]
@@ -133,138 +127,15 @@ where
 ///
 /// Await it to run until an I/O error of the listener itself; add
 /// [`with_graceful_shutdown`](Serve::with_graceful_shutdown) to stop on a
-/// signal. Every request carries [`ConnectInfo<SocketAddr>`](ConnectInfo)
+/// signal. Every request carries [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo)
 /// and, if the client presented one, its [`ClientCertificate`].
 pub fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router) -> Serve {
-    Serve {
-        listener,
-        config,
-        app,
-    }
-}
-
-/// The future-to-be of [`serve`].
-#[must_use = "a server does nothing until awaited"]
-pub struct Serve {
-    listener: TcpListener,
-    config: Arc<ServerConfig>,
-    app: Router,
-}
-
-impl fmt::Debug for Serve {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Serve")
-            .field("listener", &self.listener)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Serve {
-    /// Stops accepting connections when `signal` completes, lets open
-    /// connections finish their current request, then returns.
-    pub fn with_graceful_shutdown<F>(self, signal: F) -> WithGracefulShutdown<F>
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        WithGracefulShutdown {
-            serve: self,
-            signal,
-        }
-    }
-}
-
-type ServeFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
-
-impl IntoFuture for Serve {
-    type Output = io::Result<()>;
-    type IntoFuture = ServeFuture;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(run(self, std::future::pending()))
-    }
-}
-
-/// [`serve`] with a shutdown signal.
-#[must_use = "a server does nothing until awaited"]
-pub struct WithGracefulShutdown<F> {
-    serve: Serve,
-    signal: F,
-}
-
-impl<F> fmt::Debug for WithGracefulShutdown<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WithGracefulShutdown")
-            .field("serve", &self.serve)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F> IntoFuture for WithGracefulShutdown<F>
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    type Output = io::Result<()>;
-    type IntoFuture = ServeFuture;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(run(self.serve, self.signal))
-    }
-}
-
-async fn run(serve: Serve, signal: impl Future<Output = ()> + Send) -> io::Result<()> {
-    let Serve {
-        listener,
-        config,
-        app,
-    } = serve;
-    let acceptor = TlsAcceptor::from(config);
-    let graceful = GracefulShutdown::new();
-    let mut signal = std::pin::pin!(signal);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) if is_connection_error(&e) => continue,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, don't spin.
-                    tracing::error!(target: "senderbound::tls", "accept failed: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            },
-            () = &mut signal => break,
-        };
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let Some((tls, cert)) = handshake(&acceptor, tcp).await else {
-                return;
-            };
-            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                if let Some(cert) = &cert {
-                    req.extensions_mut().insert(cert.clone());
-                }
-                app.clone().oneshot(req)
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(target: "senderbound::tls", "connection ended: {e}");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
+    Serve::with_transport(listener, app, Transport::Tls(TlsAcceptor::from(config)))
 }
 
 /// The TLS handshake, bounded in time, and the client's certificate (its
 /// first, end-entity certificate) if it sent one.
-async fn handshake(
+pub(crate) async fn handshake(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
 ) -> Option<(
@@ -291,19 +162,3 @@ async fn handshake(
         .map(|leaf| ClientCertificate::from_der(leaf.as_ref().to_vec()));
     Some((tls, cert))
 }
-
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
-}
-
-// `Router` answers every request (`Infallible`): keep it that way, the
-// connection task relies on it.
-const _: fn() = || {
-    fn infallible<S: tower_service::Service<http::Request<Incoming>, Error = Infallible>>() {}
-    infallible::<Router>();
-};
