@@ -286,8 +286,7 @@ mod tests {
         for piece in stream.chunks(step.max(1)) {
             follower.feed(piece);
         }
-        let seen = targets.0.lock().unwrap().iter().copied().collect();
-        seen
+        targets.0.lock().unwrap().iter().copied().collect()
     }
 
     #[test]
