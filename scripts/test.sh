@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The one test command for senderbound (CI runs exactly this via .ci/run):
 # formatting, lints with warnings as errors, the whole test suite with each
-# signature backend, the demo (non-zero on any unexpected outcome), and the
-# end-to-end tests against a real authorization server (node-oidc-provider,
-# installed here from the npm registry with `npm ci`), and the Redis replay
-# store against private redis-server instances (installed here with apt-get
-# when missing).
+# signature backend, the demo (non-zero on any unexpected outcome), the MCP
+# example as a conformance target, the end-to-end tests against a real
+# authorization server (node-oidc-provider, installed here from the npm
+# registry with `npm ci`) with third-party DPoP clients (oauth4webapi from
+# npm, requests-oauth2client from PyPI), and the Redis replay store against
+# private redis-server instances (installed here with apt-get when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,11 +60,18 @@ wait "$mcp_pid" 2>/dev/null || true
 tail -n 1 target/mcp-agent.out
 if [ "$agent_status" != 0 ]; then cat target/mcp-agent.out; exit "$agent_status"; fi
 
-step "end to end against node-oidc-provider (tests/real_as)"
+step "the MCP example as a conformance target (tests/mcp_conformance.rs)"
+cargo test --test mcp_conformance -- --ignored
+
+step "end to end against node-oidc-provider (tests/real_as), and clients no one here wrote"
 command -v node >/dev/null || { echo "Node.js is required for the real-AS test" >&2; exit 1; }
 (cd tests/real_as && npm ci --no-audit --no-fund --loglevel=error)
+# oauth4webapi (npm) and requests-oauth2client (PyPI), pinned in tests/clients.
+(cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
+if [ ! -x target/clients-venv/bin/python ]; then python3 -m venv target/clients-venv; fi
+target/clients-venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 cargo build --quiet --example resource_server --example mtls_server
-cargo test --test real_as -- --ignored
+cargo test --test real_as --test third_party_clients -- --ignored
 
 step "load generator smoke run: resource_server and node-oidc-provider, 400 requests"
 cargo build --quiet --example loadgen
