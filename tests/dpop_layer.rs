@@ -216,12 +216,16 @@ async fn malformed_authorization_is_invalid_request() {
 }
 
 #[tokio::test]
-async fn proof_without_authorization_is_invalid_request() {
+/// A proof without an access token authenticates nothing: the request has
+/// no credentials, so 401 with the bare challenge (RFC 6750 §3.1, RFC 9449
+/// §7.1), as with no headers at all.
+async fn proof_without_authorization_is_a_request_without_credentials() {
     let h = Harness::new();
     let proof = h.proof("GET", PATH, "whatever");
-    h.send("GET", PATH, None, Some(&proof))
-        .await
-        .assert_refused(400, "invalid_request", Error::ProofWithoutToken);
+    let r = h.send("GET", PATH, None, Some(&proof)).await;
+    assert_eq!((r.status, r.error()), (401, None), "{r:?}");
+    assert!(r.challenges[0].starts_with("DPoP algs="), "{r:?}");
+    assert!(r.body.is_empty(), "{r:?}");
 }
 
 // ------------------------------------------------------------- proof: shape

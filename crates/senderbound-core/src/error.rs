@@ -97,6 +97,10 @@ pub enum Error {
     MissingCredentials,
     /// An `Authorization` scheme other than the ones this resource accepts.
     UnsupportedScheme,
+    /// A DPoP proof came without any access token: a proof alone
+    /// authenticates nothing (the token is the credential, RFC 9449 §7.1),
+    /// so this is a request without credentials (RFC 6750 §3.1).
+    ProofWithoutToken,
 
     // ---- malformed request (400 invalid_request) ----
     /// More than one `Authorization` header field.
@@ -106,8 +110,6 @@ pub enum Error {
     /// An access token was sent in the query string (RFC 6750 §2.3); only the
     /// `Authorization` header is accepted.
     TokenInQuery,
-    /// A DPoP proof came without any access token.
-    ProofWithoutToken,
     /// The request has no host: an HTTP/1.1 request without `Host` (RFC
     /// 9112 §3.2), or no host to build the `htu` from.
     MissingHost,
@@ -295,12 +297,11 @@ impl Error {
         use Error::*;
         match self {
             // RFC 6750 §3.1: an unsupported authentication method gets no error code.
-            MissingCredentials | UnsupportedScheme | BearerNotAccepted => None,
+            MissingCredentials | UnsupportedScheme | ProofWithoutToken | BearerNotAccepted => None,
             ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => None,
             MultipleAuthorizationHeaders
             | MalformedAuthorization
             | TokenInQuery
-            | ProofWithoutToken
             | MissingHost
             | MultipleHostHeaders
             | InvalidHost
