@@ -84,9 +84,31 @@ impl Follower {
         while !bytes.is_empty() {
             bytes = match std::mem::replace(&mut self.state, State::Off) {
                 State::Off => return,
+                // Parsed in place when the head arrived whole (the usual
+                // case), else from the bytes gathered so far.
+                State::Head(head) if head.is_empty() => match self.head(bytes) {
+                    Some(used) => &bytes[used..],
+                    None => {
+                        if matches!(self.state, State::Head(_)) {
+                            self.state = State::Head(bytes.to_vec());
+                        }
+                        return;
+                    }
+                },
                 State::Head(mut head) => {
+                    let before = head.len();
                     head.extend_from_slice(bytes);
-                    self.head(head)
+                    match self.head(&head) {
+                        // The head was incomplete before these bytes, so
+                        // it ends inside them.
+                        Some(used) => &bytes[used.saturating_sub(before)..],
+                        None => {
+                            if matches!(self.state, State::Head(_)) {
+                                self.state = State::Head(head);
+                            }
+                            return;
+                        }
+                    }
                 }
                 State::Body(left) => {
                     let take = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
@@ -146,18 +168,20 @@ impl Follower {
         }
     }
 
-    /// A head in the making: once complete, record the request and go on
-    /// to its body; the bytes after the head are handed back.
-    fn head<'b>(&mut self, head: Vec<u8>) -> &'b [u8] {
+    /// A head in the making: once complete, records the request, sets the
+    /// state for its body and returns the head's length. `None` while the
+    /// head is incomplete (the state stays `Head`) or when it cannot be
+    /// followed (the state becomes `Off`).
+    fn head(&mut self, head: &[u8]) -> Option<usize> {
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut fields);
-        let used = match request.parse(&head) {
+        let used = match request.parse(head) {
             Ok(httparse::Status::Complete(used)) => used,
             Ok(httparse::Status::Partial) if head.len() < MAX_HEAD => {
-                self.state = State::Head(head);
-                return &[];
+                self.state = State::Head(Vec::new());
+                return None;
             }
-            _ => return &[], // Off: hyper refuses it, or it is too long
+            _ => return None, // Off: hyper refuses it, or it is too long
         };
         self.targets
             .push(request.path.is_some_and(|p| p.contains('#')));
@@ -187,16 +211,12 @@ impl Follower {
             (Some(first), Some(_)) => first.filter(|n| lengths.all(|l| l == Some(*n))),
         };
         self.state = match (upgrade, chunked, length) {
-            (true, _, _) | (_, Some(false), _) | (_, None, None) => State::Off,
+            (true, _, _) | (_, Some(false), _) | (_, None, None) => return None,
             (false, Some(true), _) => State::ChunkSize(Vec::new()),
             (false, None, Some(0)) => State::Head(Vec::new()),
             (false, None, Some(n)) => State::Body(n),
         };
-        // The bytes after the head belong to the body or the next request:
-        // hand them back by feeding them on from here.
-        let rest = head[used..].to_vec();
-        self.feed(&rest);
-        &[]
+        Some(used)
     }
 }
 
@@ -304,6 +324,19 @@ GET /h HTTP/1.1\r\nHost: a\r\n\r\n";
                 "step {step}"
             );
         }
+    }
+
+    /// Thousands of pipelined requests in one read are followed in a loop,
+    /// not by recursion (no stack growth with the number of requests).
+    #[test]
+    fn many_pipelined_requests_in_one_read() {
+        let one = b"GET /a HTTP/1.1\r\n\r\n";
+        let mut stream = one.repeat(50_000);
+        stream.extend_from_slice(b"GET /b#c HTTP/1.1\r\n\r\n");
+        let seen = follow(&stream, stream.len());
+        assert_eq!(seen.len(), 50_001);
+        assert_eq!(seen.iter().filter(|f| **f).count(), 1);
+        assert_eq!(seen.last(), Some(&true));
     }
 
     #[test]
