@@ -65,7 +65,10 @@ fn run(client: &mut Command, name: &str, nonce_change: bool) -> Value {
         .args(["--issuer", &format!("http://127.0.0.1:{as_port}")])
         .args(["--rs", &format!("http://127.0.0.1:{rs_port}")])
         .args(["--resource", AUDIENCE])
-        .args(["--nonce-change", if nonce_change { "stdin" } else { "none" }])
+        .args([
+            "--nonce-change",
+            if nonce_change { "stdin" } else { "none" },
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(scratch.join("client.log")).unwrap());
@@ -98,9 +101,16 @@ fn run(client: &mut Command, name: &str, nonce_change: bool) -> Value {
 /// valid call, a replay refused, and recovery after the nonce changed.
 fn assert_common(summary: &Value, name: &str) {
     let steps = &summary["steps"];
-    assert_eq!(summary["checks"]["token_dpop_bound"], true, "{name}: {summary}");
+    assert_eq!(
+        summary["checks"]["token_dpop_bound"], true,
+        "{name}: {summary}"
+    );
     // First contact: 401 use_dpop_nonce, then 200 with the nonce.
-    assert_eq!(steps["first"]["statuses"], serde_json::json!([401, 200]), "{name}");
+    assert_eq!(
+        steps["first"]["statuses"],
+        serde_json::json!([401, 200]),
+        "{name}"
+    );
     assert_eq!(steps["first"]["errors"][0], "use_dpop_nonce", "{name}");
     assert_eq!(steps["valid"]["status"], 200, "{name}");
     assert_eq!(steps["replay"]["status"], 401, "{name}");
@@ -118,7 +128,11 @@ fn assert_common(summary: &Value, name: &str) {
     assert_eq!(steps["whoami"]["jkt_matches_key"], true, "{name}");
     let change = &steps["nonce_change"];
     assert_eq!(change["same_origin"], true, "{name}");
-    assert_eq!(change["statuses"], serde_json::json!([401, 200]), "{name}: {summary}");
+    assert_eq!(
+        change["statuses"],
+        serde_json::json!([401, 200]),
+        "{name}: {summary}"
+    );
     assert_eq!(change["errors"][0], "use_dpop_nonce", "{name}");
 }
 
@@ -140,7 +154,10 @@ fn oauth4webapi() {
     assert_eq!(summary["steps"]["bad_token"]["error"], "invalid_token");
     // Ed25519 keys: oauth4webapi names the alg "Ed25519" (RFC 9864).
     let summary = run(&mut node("EdDSA"), "oauth4webapi-ed25519", false);
-    assert_eq!(summary["steps"]["valid"]["proof"]["alg"], "Ed25519", "{summary}");
+    assert_eq!(
+        summary["steps"]["valid"]["proof"]["alg"], "Ed25519",
+        "{summary}"
+    );
     assert_eq!(summary["steps"]["valid"]["status"], 200, "{summary}");
     assert_eq!(summary["steps"]["replay"]["error"], "invalid_dpop_proof");
 }
@@ -158,6 +175,9 @@ fn requests_oauth2client() {
         .arg(root().join("tests/clients/roc_client.py"))
         .args(["--alg", "EdDSA"]);
     let summary = run(&mut command, "requests-oauth2client-eddsa", false);
-    assert_eq!(summary["steps"]["valid"]["proof"]["alg"], "EdDSA", "{summary}");
+    assert_eq!(
+        summary["steps"]["valid"]["proof"]["alg"], "EdDSA",
+        "{summary}"
+    );
     assert_eq!(summary["steps"]["valid"]["status"], 200, "{summary}");
 }
