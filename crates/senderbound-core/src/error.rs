@@ -120,7 +120,7 @@ pub enum Error {
     InvalidHost,
     /// The request target's authority (absolute form, or HTTP/2
     /// `:authority`) and the `Host` header name different hosts (RFC 9112
-    /// §3.2.2, RFC 9113 §8.3.1).
+    /// §3.2, RFC 9113 §8.3.1).
     HostMismatch,
     /// The request target or `Host` carries user information, which HTTP
     /// does not allow (RFC 9110 §4.2.4).

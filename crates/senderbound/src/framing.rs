@@ -4,7 +4,9 @@
 //! - HTTP/1.1: exactly one `Host`, a valid `host[:port]` (RFC 9112 §3.2: a
 //!   server "MUST respond with a 400" otherwise); an absolute-form target
 //!   names its authority itself, and the client must send the same in `Host`
-//!   (§3.2.2); HTTP/1.0 may leave `Host` out.
+//!   (§3.2). An origin server may ignore such a `Host` (§3.2.2); refusing a
+//!   request whose two authorities differ is stricter, and leaves no doubt
+//!   which host a proof was checked against. HTTP/1.0 may leave `Host` out.
 //! - HTTP/2 and later: the authority is `:authority` (RFC 9113 §8.3.1); a
 //!   `Host` naming another one makes the request malformed. No authority at
 //!   all is malformed too.
