@@ -60,8 +60,8 @@ wait "$mcp_pid" 2>/dev/null || true
 tail -n 1 target/mcp-agent.out
 if [ "$agent_status" != 0 ]; then cat target/mcp-agent.out; exit "$agent_status"; fi
 
-step "the MCP example as a conformance target (tests/mcp_conformance.rs)"
-cargo test --test mcp_conformance -- --ignored
+step "the MCP example as a conformance target (tests/conformance_targets.rs)"
+cargo test --test conformance_targets -- --ignored
 
 step "end to end against node-oidc-provider (tests/real_as), and clients no one here wrote"
 command -v node >/dev/null || { echo "Node.js is required for the real-AS test" >&2; exit 1; }

@@ -1,4 +1,6 @@
-//! The `mcp_server` example as a conformance target, run as its own process
+//! The example servers as conformance targets, run as their own processes.
+//!
+//! `mcp_server`, run as its own process
 //! the way the MCP conformance suite runs it (scenario
 //! `auth/dpop-server-validation`, SEP-1932; docs/security.md has that
 //! suite's results): an issuer it trusts by a JWKS file mints a scope-less
@@ -342,5 +344,105 @@ async fn mcp_server_asks_for_a_tools_scope_only_when_it_is_called() {
     assert_eq!(
         answer.www_authenticate, "",
         "no scope would help: no challenge"
+    );
+}
+
+/// `resource_server` as a target for black-box tests: `--allowed-host`
+/// takes each request's `Host` as the `htu` host, refusing hosts not listed;
+/// framing is refused before anything else, a fragment included (the
+/// example serves with `senderbound::serve`); the challenge and the RFC 9728
+/// metadata advertise every algorithm.
+#[tokio::test]
+#[ignore = "needs the resource_server example built; scripts/test.sh runs it"]
+async fn resource_server_with_allowed_hosts() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let scratch = process::scratch("resource-server-target");
+    let issuer = DemoIssuer::new(ISSUER);
+    let jwks = scratch.join("jwks.json");
+    std::fs::write(&jwks, issuer.jwks_json()).unwrap();
+    let port = process::free_port();
+    let (listen, a, b) = (
+        format!("127.0.0.1:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("api.example.test:{port}"),
+    );
+    let args = [
+        "--listen",
+        &listen,
+        "--issuer",
+        ISSUER,
+        "--jwks-file",
+        jwks.to_str().unwrap(),
+        "--audience",
+        "https://api.example.test",
+        "--allowed-host",
+        &a,
+        "--allowed-host",
+        &b,
+    ];
+    let (_server, base) =
+        process::start_example("resource_server", &args, &scratch, "resource-server");
+    let key = DpopKey::generate();
+    let claims = issuer.claims("https://api.example.test", Some(key.jkt()), "read", now());
+    let token = issuer.sign(&claims);
+    // Raw HTTP/1.1: `host` for the Host field, `target` as sent.
+    let send = |host: String, target: &str| {
+        let proof = key
+            .proof("GET", &format!("http://{host}/api/read"))
+            .unwrap()
+            .access_token(&token)
+            .sign();
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: DPoP {token}\r\n\
+             DPoP: {proof}\r\nConnection: close\r\n\r\n"
+        );
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            answer
+        }
+    };
+    for host in [&a, &b] {
+        let answer = send(host.clone(), "/api/read").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    for (host, target, error) in [
+        (
+            format!("other.example.test:{port}"),
+            "/api/read",
+            Error::HostNotAllowed,
+        ),
+        (a.clone(), "/api/read#fragment", Error::FragmentInTarget),
+        (format!("user@{a}"), "/api/read", Error::UserinfoInTarget),
+        (
+            a.clone(),
+            "http://api.example.test/api/read",
+            Error::HostMismatch,
+        ),
+    ] {
+        let answer = send(host.clone(), target).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{host} {target}: {answer}"
+        );
+        assert!(
+            answer.contains("error=\"invalid_request\"") && answer.contains(error.description()),
+            "{host} {target}: {answer}"
+        );
+    }
+    // No credentials: the bare challenge lists every algorithm.
+    let answer = Answer::of(reqwest::Client::new().get(format!("{base}/api/read"))).await;
+    assert_eq!(answer.status, 401);
+    let all: Vec<&str> = senderbound::Algorithm::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    assert_eq!(
+        answer.www_authenticate,
+        format!("DPoP algs=\"{}\"", all.join(" "))
     );
 }
