@@ -14,8 +14,13 @@
 //!   [`ConnectInfo<SocketAddr>`](ConnectInfo), so forwarded client
 //!   certificates are believed only from trusted proxies
 //!   ([`mtls`](crate::mtls)).
-//! - A request head must arrive within 30 s of the connection opening or of
-//!   the previous response, so idle sockets cannot pin tasks forever.
+//! - The first request must arrive within 30 s of the connection opening
+//!   (whatever the protocol: the wait for the bytes that tell HTTP/1 from
+//!   HTTP/2 included), an HTTP/1 request head within 30 s of the previous
+//!   response, and an HTTP/2 peer must answer pings (every 20 s, within
+//!   20 s), so silent sockets cannot pin tasks forever. There is no limit on
+//!   the number of connections (the operating system's file limit is one):
+//!   put a proxy in front where that matters.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -54,8 +59,12 @@ use crate::framing::FragmentInTarget;
 use crate::mtls::ClientCertificate;
 use request_line::{RequestLines, Targets};
 
-/// How long a client has to send a request head on an open connection.
+/// How long a client has to send a request head on an open connection
+/// (its first request included, whatever the protocol).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an HTTP/2 connection is pinged, and how long an answer may
+/// take before the connection is closed.
+pub const HTTP2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// Serves `app` on `listener` over HTTP/1.1 and cleartext HTTP/2; see the
 /// [module docs](self).
@@ -218,7 +227,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let targets = Targets::default();
-    let io = TokioIo::new(RequestLines::new(io, targets.clone()));
+    let io = TokioIo::new(RequestLines::new(io, targets.clone(), HEADER_READ_TIMEOUT));
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         let extensions = req.extensions_mut();
         extensions.insert(ConnectInfo(peer));
@@ -226,7 +235,9 @@ where
             extensions.insert(cert.clone());
         }
         // HTTP/1 requests are dispatched in the order they were read.
-        if req.version() < http::Version::HTTP_2 && targets.next() {
+        if req.version() >= http::Version::HTTP_2 {
+            targets.dispatched();
+        } else if targets.next() {
             req.extensions_mut().insert(FragmentInTarget);
         }
         app.clone().oneshot(req)
@@ -236,7 +247,12 @@ where
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
+    // A peer that stops answering HTTP/2 pings is let go.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(HTTP2_KEEP_ALIVE))
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE);
     watcher.watch(builder.serve_connection(io, service)).await
 }
 
@@ -259,6 +275,30 @@ const _: fn() = || {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection that sends nothing (or less than the bytes that tell
+    /// HTTP/1 from HTTP/2) is closed once the first-request time is up.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_closed() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (client, server) = tokio::io::duplex(1024);
+        let app = Router::new().fallback(|| async { "never" });
+        let watcher = GracefulShutdown::new().watcher();
+        let served = tokio::spawn(connection(
+            server,
+            "127.0.0.1:1".parse().unwrap(),
+            None,
+            app,
+            watcher,
+        ));
+        let (mut read, mut write) = tokio::io::split(client);
+        write.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        tokio::time::sleep(HEADER_READ_TIMEOUT + Duration::from_secs(1)).await;
+        let result = served.await.unwrap();
+        assert!(result.is_err(), "{result:?}");
+        let mut rest = Vec::new();
+        let _ = read.read_to_end(&mut rest).await;
+    }
 
     /// A fragment reaches the Layer's framing check through a real socket.
     #[tokio::test]

@@ -12,17 +12,27 @@
 //!
 //! It only observes: hyper's parser decides what a request is. On anything
 //! it cannot follow (an upgrade, `CONNECT`, HTTP/2's preface, a head hyper
-//! would refuse) it stops reading along, and the requests that follow are
-//! not marked.
+//! would refuse, a head over 64 KiB) it stops reading along, and the
+//! requests that follow on that connection are not marked: a client can
+//! switch the marking off for its own connection only, and fragments never
+//! reach the `htu` comparison anyway. HTTP/2 `:path` is not followed.
+//!
+//! The wrapper also bounds how long a connection may stay open before its
+//! first request: the 30 s head timeout of hyper's HTTP/1 code only starts
+//! once hyper-util has seen enough bytes to tell HTTP/1 from HTTP/2.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 /// Longest request head followed (hyper's own limit is larger; a longer
 /// head only stops the reading along).
@@ -30,21 +40,40 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields followed (hyper's default limit).
 const MAX_HEADERS: usize = 100;
 
-/// Whether each request of a connection had a fragment, in order.
+/// Whether each request of a connection had a fragment, in order, and
+/// whether any request was dispatched yet.
 #[derive(Clone, Default)]
-pub(crate) struct Targets(Arc<Mutex<VecDeque<bool>>>);
+pub(crate) struct Targets(Arc<TargetsInner>);
+
+#[derive(Default)]
+struct TargetsInner {
+    fragments: Mutex<VecDeque<bool>>,
+    dispatched: AtomicBool,
+}
 
 impl Targets {
-    /// Whether the next request dispatched had a fragment in its target.
+    /// Whether the next request dispatched had a fragment in its target
+    /// (HTTP/1); also notes that a request was dispatched.
     pub(crate) fn next(&self) -> bool {
+        self.dispatched();
         self.0
+            .fragments
             .lock()
             .map(|mut q| q.pop_front().unwrap_or(false))
             .unwrap_or(false)
     }
 
+    /// Notes that a request was dispatched (any protocol).
+    pub(crate) fn dispatched(&self) {
+        self.0.dispatched.store(true, Ordering::Relaxed);
+    }
+
+    fn any_dispatched(&self) -> bool {
+        self.0.dispatched.load(Ordering::Relaxed)
+    }
+
     fn push(&self, fragment: bool) {
-        if let Ok(mut q) = self.0.lock() {
+        if let Ok(mut q) = self.0.fragments.lock() {
             q.push_back(fragment);
         }
     }
@@ -98,6 +127,16 @@ impl Follower {
                 State::Head(mut head) => {
                     let before = head.len();
                     head.extend_from_slice(bytes);
+                    // Parse again only once the head's empty line is in:
+                    // re-reading a head trickled in byte by byte on every
+                    // read would cost its length squared.
+                    if !ends_a_section(&head, before) {
+                        if head.len() >= MAX_HEAD {
+                            return; // Off
+                        }
+                        self.state = State::Head(head);
+                        return;
+                    }
                     match self.head(&head) {
                         // The head was incomplete before these bytes, so
                         // it ends inside them.
@@ -152,7 +191,7 @@ impl Follower {
                 State::Trailers(mut section) => {
                     let before = section.len();
                     section.extend_from_slice(bytes);
-                    match trailers_end(&section) {
+                    match trailers_end(&section, before) {
                         Some(end) => {
                             self.state = State::Head(Vec::new());
                             &bytes[end - before..]
@@ -200,15 +239,17 @@ impl Follower {
                     .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
             })
         });
-        let mut lengths = field("content-length").map(|v| {
+        // As hyper reads it: every value of every field (comma-separated),
+        // all the same number.
+        let mut lengths = field("content-length").flat_map(|v| {
             std::str::from_utf8(v)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or("x")
+                .split(',')
+                .map(|n| n.trim().parse::<u64>().ok())
         });
-        let length = match (lengths.next(), lengths.next()) {
-            (None, _) => Some(0),
-            (Some(first), None) => first,
-            (Some(first), Some(_)) => first.filter(|n| lengths.all(|l| l == Some(*n))),
+        let length = match lengths.next() {
+            None => Some(0),
+            Some(first) => first.filter(|n| lengths.all(|l| l == Some(*n))),
         };
         self.state = match (upgrade, chunked, length) {
             (true, _, _) | (_, Some(false), _) | (_, None, None) => return None,
@@ -220,31 +261,46 @@ impl Follower {
     }
 }
 
-/// The end of a trailer section (an empty line ends it), if complete.
-fn trailers_end(section: &[u8]) -> Option<usize> {
+/// The end of a trailer section (an empty line ends it), if complete; the
+/// first `searched` bytes were looked at already.
+fn trailers_end(section: &[u8], searched: usize) -> Option<usize> {
     if section.starts_with(b"\r\n") {
         return Some(2);
     }
+    let from = searched.saturating_sub(3);
     section
+        .get(from..)?
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+        .map(|i| from + i + 4)
+}
+
+/// Whether the bytes from `new` on (with the 3 before, where an empty line
+/// may have begun) hold an empty line: `\n\n` or `\n\r\n` (httparse
+/// accepts bare LF line ends, as hyper does).
+fn ends_a_section(buf: &[u8], new: usize) -> bool {
+    let tail = buf.get(new.saturating_sub(3)..).unwrap_or_default();
+    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
 }
 
 pin_project! {
-    /// A connection's I/O, followed by a [`Follower`] as it is read.
+    /// A connection's I/O, followed by a [`Follower`] as it is read, and
+    /// closed (a read error) if no request was dispatched `first_request`
+    /// after it opened.
     pub(crate) struct RequestLines<IO> {
         #[pin]
         io: IO,
         follower: Follower,
+        first_request: Option<Pin<Box<Sleep>>>,
     }
 }
 
 impl<IO> RequestLines<IO> {
-    pub(crate) fn new(io: IO, targets: Targets) -> Self {
+    pub(crate) fn new(io: IO, targets: Targets, first_request: Duration) -> Self {
         RequestLines {
             io,
             follower: Follower::new(targets),
+            first_request: Some(Box::pin(tokio::time::sleep(first_request))),
         }
     }
 }
@@ -258,8 +314,21 @@ impl<IO: AsyncRead> AsyncRead for RequestLines<IO> {
         let this = self.project();
         let before = buf.filled().len();
         let result = this.io.poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &result {
-            this.follower.feed(&buf.filled()[before..]);
+        match &result {
+            Poll::Ready(Ok(())) => this.follower.feed(&buf.filled()[before..]),
+            Poll::Pending => {
+                if this.follower.targets.any_dispatched() {
+                    *this.first_request = None;
+                } else if let Some(deadline) = this.first_request.as_mut()
+                    && deadline.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no request in time",
+                    )));
+                }
+            }
+            Poll::Ready(Err(_)) => {}
         }
         result
     }
@@ -306,7 +375,14 @@ mod tests {
         for piece in stream.chunks(step.max(1)) {
             follower.feed(piece);
         }
-        targets.0.lock().unwrap().iter().copied().collect()
+        targets
+            .0
+            .fragments
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect()
     }
 
     #[test]
@@ -337,6 +413,31 @@ GET /h HTTP/1.1\r\nHost: a\r\n\r\n";
         assert_eq!(seen.len(), 50_001);
         assert_eq!(seen.iter().filter(|f| **f).count(), 1);
         assert_eq!(seen.last(), Some(&true));
+    }
+
+    #[test]
+    fn content_length_as_hyper_reads_it() {
+        let stream =
+            b"POST /a HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabcGET /b#c HTTP/1.1\r\n\r\n";
+        assert_eq!(follow(stream, 4), [false, true]);
+    }
+
+    #[test]
+    fn an_empty_line_is_found_across_reads() {
+        for (stream, step) in [
+            (&b"GET /a#b HTTP/1.1\r\nX: 1\r\n\r\n"[..], 1),
+            (b"GET /a#b HTTP/1.1\nX: 1\n\n", 1),
+            (b"GET /a#b HTTP/1.1\r\nX: 1\r\n\r\n", 3),
+        ] {
+            assert_eq!(follow(stream, step), [true]);
+        }
+        assert!(ends_a_section(b"abc\r\n\r\n", 6));
+        assert!(ends_a_section(b"abc\n\n", 5));
+        assert!(!ends_a_section(b"abc\r\nx", 5));
+        assert!(
+            !ends_a_section(b"abc\r\n\r\n", 99),
+            "out of range: nothing new"
+        );
     }
 
     #[test]
