@@ -60,6 +60,8 @@ struct AsState {
     opaque: Mutex<HashMap<String, Value>>,
     fault: Mutex<Fault>,
     rfc8414: AtomicBool,
+    /// While `true`, both metadata locations answer 404.
+    no_metadata: AtomicBool,
     /// Where the metadata says the keys are: `/jwks` (the default),
     /// `/jwks-moved` (after [`MockAs::move_jwks`]), or nowhere.
     jwks_location: Mutex<Option<&'static str>>,
@@ -91,6 +93,7 @@ impl MockAs {
             opaque: Mutex::new(HashMap::new()),
             fault: Mutex::new(Fault::None),
             rfc8414: AtomicBool::new(true),
+            no_metadata: AtomicBool::new(false),
             jwks_location: Mutex::new(Some("/jwks")),
             counters: Counters::default(),
         });
@@ -196,6 +199,12 @@ impl MockAs {
     /// Serve metadata only at the OpenID Connect location (RFC 8414's answers 404).
     pub fn only_openid_configuration(&self) {
         self.state.rfc8414.store(false, Ordering::SeqCst);
+    }
+
+    /// While `true`, no metadata is published (both locations answer 404);
+    /// the other endpoints answer as usual.
+    pub fn publish_no_metadata(&self, none: bool) {
+        self.state.no_metadata.store(none, Ordering::SeqCst);
     }
 
     /// From now on the metadata names `/jwks-moved` as `jwks_uri`, and the
@@ -329,7 +338,7 @@ async fn rfc8414(State(state): State<Arc<AsState>>) -> Response {
     if let Some(response) = misbehave(&state).await {
         return response;
     }
-    if !state.rfc8414.load(Ordering::SeqCst) {
+    if !state.rfc8414.load(Ordering::SeqCst) || state.no_metadata.load(Ordering::SeqCst) {
         return StatusCode::NOT_FOUND.into_response();
     }
     metadata(&state).into_response()
@@ -339,6 +348,9 @@ async fn openid(State(state): State<Arc<AsState>>) -> Response {
     state.counters.metadata.fetch_add(1, Ordering::SeqCst);
     if let Some(response) = misbehave(&state).await {
         return response;
+    }
+    if state.no_metadata.load(Ordering::SeqCst) {
+        return StatusCode::NOT_FOUND.into_response();
     }
     metadata(&state).into_response()
 }

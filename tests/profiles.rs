@@ -235,3 +235,31 @@ async fn without_a_profile_the_defaults_stay() {
         .unwrap();
     assert_eq!(h.call(req).await.status, 401, "no metadata by default");
 }
+
+/// A profile fills in what was not set, whether set before or after it: it
+/// never loosens an explicit setting (which it checks instead).
+#[tokio::test]
+async fn a_profile_never_loosens_what_was_set_explicitly() {
+    for h in [
+        Harness::with(|b| {
+            b.dpop_algorithms([Algorithm::ES256])
+                .proof_max_age(Duration::from_secs(30))
+                .profile(Profile::McpDpop)
+        }),
+        Harness::with(|b| {
+            b.profile(Profile::McpDpop)
+                .dpop_algorithms([Algorithm::ES256])
+                .proof_max_age(Duration::from_secs(30))
+        }),
+    ] {
+        assert_eq!(
+            status_at(&h, -31, json!({})).await,
+            refused(Error::ProofExpired)
+        );
+        assert_eq!(status_at(&h, -30, json!({})).await, OK);
+        // What was not set comes from the profile: 300 s ahead.
+        assert_eq!(status_at(&h, 300, json!({})).await, OK);
+        let r = h.send("GET", "/api/read", None, None).await;
+        assert_eq!(r.param("algs").as_deref(), Some("ES256"));
+    }
+}

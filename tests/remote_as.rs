@@ -474,6 +474,44 @@ async fn jwts_are_verified_locally_when_an_introspection_endpoint_is_given() {
     assert_eq!(mock.introspections(), 1);
 }
 
+/// An AS that publishes no metadata at all, with its introspection
+/// endpoint given: its JWT-shaped tokens are introspected (discovery cannot
+/// name keys), never refused with 503.
+#[tokio::test]
+async fn jwt_shaped_tokens_of_an_as_without_metadata_are_introspected_at_the_given_endpoint() {
+    let mock = MockAs::start().await;
+    mock.publish_no_metadata(true);
+    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| b);
+    let token = h.token();
+    mock.register_opaque(&token, opaque_answer(&h, true));
+    let r = h.get_with("/whoami", &token).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!((mock.jwks_fetches(), mock.introspections()), (0, 1));
+}
+
+/// Metadata only says where the keys are: while the metadata endpoint is
+/// broken for longer than the keys may be stale, keys are still refreshed
+/// from the last known `jwks_uri`, and tokens go on being accepted.
+#[tokio::test]
+async fn keys_are_refreshed_from_the_last_known_jwks_uri_while_metadata_is_unavailable() {
+    let mock = MockAs::start().await;
+    let h = eager(&mock, |b| b.jwks_max_stale(Duration::from_millis(200)));
+    assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
+    mock.publish_no_metadata(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = mock.jwks_fetches();
+    let mut r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
+    for _ in 0..20 {
+        if r.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
+    }
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(mock.jwks_fetches() > before);
+}
+
 #[tokio::test]
 async fn jwt_shaped_tokens_of_an_as_without_keys_are_introspected() {
     let mock = MockAs::start().await;

@@ -129,8 +129,8 @@ fn is_reg_name(host: &str) -> bool {
     true
 }
 
-/// The inside of an RFC 3986 `IP-literal`: an IPv6 address (hex digits,
-/// colons, and dots for an embedded IPv4 address) or `v<hex>.<chars>`.
+/// The inside of an RFC 3986 `IP-literal`: an IPv6 address (as the standard
+/// library reads one, embedded IPv4 included) or `v<hex>.<chars>`.
 fn is_ip_literal(inner: &str) -> bool {
     if let Some(future) = inner.strip_prefix(['v', 'V']) {
         let Some((version, rest)) = future.split_once('.') else {
@@ -143,10 +143,7 @@ fn is_ip_literal(inner: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:".contains(&b));
     }
-    inner.contains(':')
-        && inner
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    inner.parse::<std::net::Ipv6Addr>().is_ok()
 }
 
 #[cfg(test)]
@@ -200,6 +197,8 @@ mod tests {
             "[::1]x",
             "[::1]:x",
             "[]",
+            "[:]",
+            "[1:2:3]",
             "[zz::1]",
             "[v.x]",
             "::1",

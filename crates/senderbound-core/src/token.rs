@@ -112,8 +112,11 @@ impl Binding {
 /// The verified claims of an access token that senderbound uses.
 ///
 /// Built by a token verifier (JWT, introspection, …) only after the token's
-/// signature or the authorization server vouched for it.
+/// signature or the authorization server vouched for it: with
+/// [`from_json_claims`](Self::from_json_claims) or
+/// [`from_introspection`](Self::from_introspection) (it grows new fields).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AccessToken {
     /// `iss`
     pub issuer: String,

@@ -187,22 +187,13 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use senderbound_core::token::{Audience, Binding};
 
     fn token(client: &str, sub: &str) -> AccessToken {
-        AccessToken {
-            issuer: "https://as".into(),
-            subject: Some(sub.into()),
-            client_id: Some(client.into()),
-            audience: Audience::from(vec!["https://rs".to_owned()]),
-            scopes: vec![],
-            expires_at: 0,
-            not_before: None,
-            issued_at: None,
-            token_id: None,
-            binding: Binding::Unbound,
-            key_thumbprint: None,
-        }
+        let claims = serde_json::json!({
+            "iss": "https://as", "aud": "https://rs", "exp": 0, "client_id": client, "sub": sub,
+        });
+        AccessToken::from_json_claims(claims.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]

@@ -333,6 +333,17 @@ pub struct SenderBoundBuilder {
     resource_metadata: Option<ResourceMetadata>,
     key_sharing: Option<KeySharing>,
     profile: Option<Profile>,
+    /// Settings made explicitly, which a profile leaves alone (it checks them).
+    explicit: Explicit,
+}
+
+/// Which of the settings a profile fills in were set explicitly.
+#[derive(Default, Clone, Copy)]
+struct Explicit {
+    dpop_algorithms: bool,
+    token_algorithms: bool,
+    proof_max_age: bool,
+    proof_max_future_skew: bool,
 }
 
 impl Default for SenderBoundBuilder {
@@ -376,6 +387,7 @@ impl Default for SenderBoundBuilder {
             resource_metadata: None,
             key_sharing: None,
             profile: None,
+            explicit: Explicit::default(),
         }
     }
 }
@@ -552,6 +564,7 @@ impl SenderBoundBuilder {
     /// using the other name are refused. `none` and MACs are never accepted.
     pub fn dpop_algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.proof_policy = self.proof_policy.algorithms(algs);
+        self.explicit.dpop_algorithms = true;
         self
     }
 
@@ -560,6 +573,7 @@ impl SenderBoundBuilder {
     /// choose).
     pub fn token_algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.token_algorithms = algs.into_iter().collect();
+        self.explicit.token_algorithms = true;
         self
     }
 
@@ -567,6 +581,7 @@ impl SenderBoundBuilder {
     /// `jti` is remembered.
     pub fn proof_max_age(mut self, age: Duration) -> Self {
         self.proof_policy = self.proof_policy.max_age(age.as_secs());
+        self.explicit.proof_max_age = true;
         self
     }
 
@@ -574,6 +589,7 @@ impl SenderBoundBuilder {
     /// (default 15 s).
     pub fn proof_max_future_skew(mut self, skew: Duration) -> Self {
         self.proof_policy = self.proof_policy.max_future_skew(skew.as_secs());
+        self.explicit.proof_max_future_skew = true;
         self
     }
 
@@ -762,21 +778,13 @@ impl SenderBoundBuilder {
         self
     }
 
-    /// Comply with `profile`: sets what it requires (algorithms, the proof
-    /// time window, metadata; see [`profile`](crate::profile) for the table
-    /// of each), and makes [`build`](Self::build) refuse a configuration that
-    /// no longer complies, whatever is set after this call. Default: no
-    /// profile, the defaults documented on each setter.
+    /// Comply with `profile`: what it requires (algorithms, the proof time
+    /// window, metadata; see [`profile`](crate::profile) for the table of
+    /// each) fills in every such setting not made explicitly, before or
+    /// after this call, and [`build`](Self::build) refuses a configuration
+    /// that does not comply (an explicit setting outside the profile).
+    /// Default: no profile, the defaults documented on each setter.
     pub fn profile(mut self, profile: Profile) -> Self {
-        self.proof_policy = self
-            .proof_policy
-            .algorithms(profile.algorithms().iter())
-            .max_age(profile.proof_max_age().as_secs())
-            .max_future_skew(profile.proof_max_future_skew().as_secs());
-        self.token_algorithms = profile.algorithms();
-        if profile.serves_resource_metadata() && self.resource_metadata.is_none() {
-            self.resource_metadata = Some(ResourceMetadata::new());
-        }
         self.profile = Some(profile);
         self
     }
@@ -787,6 +795,34 @@ impl SenderBoundBuilder {
     pub fn detect_key_sharing(mut self, config: KeySharing) -> Self {
         self.key_sharing = Some(config);
         self
+    }
+
+    /// The proof policy, token algorithms and resource metadata with the
+    /// profile's values filled in where nothing was set explicitly.
+    fn with_profile(&self) -> (ProofPolicy, AlgorithmSet, Option<ResourceMetadata>) {
+        let mut proof_policy = self.proof_policy.clone();
+        let mut token_algorithms = self.token_algorithms;
+        let mut metadata = self.resource_metadata.clone();
+        if let Some(profile) = self.profile {
+            let explicit = self.explicit;
+            if !explicit.dpop_algorithms {
+                proof_policy = proof_policy.algorithms(profile.algorithms().iter());
+            }
+            if !explicit.proof_max_age {
+                proof_policy = proof_policy.max_age(profile.proof_max_age().as_secs());
+            }
+            if !explicit.proof_max_future_skew {
+                proof_policy =
+                    proof_policy.max_future_skew(profile.proof_max_future_skew().as_secs());
+            }
+            if !explicit.token_algorithms {
+                token_algorithms = profile.algorithms();
+            }
+            if profile.serves_resource_metadata() && metadata.is_none() {
+                metadata = Some(ResourceMetadata::new());
+            }
+        }
+        (proof_policy, token_algorithms, metadata)
     }
 
     /// Checks the configuration and builds it. Nothing is fetched yet:
@@ -802,23 +838,25 @@ impl SenderBoundBuilder {
         if let Some(e) = self.single.key_errors.first() {
             return Err(BuildError::Jwk(*e));
         }
-        if self.proof_policy.accepted_algorithms().is_empty() || self.token_algorithms.is_empty() {
+        let (proof_policy, token_algorithms, resource_metadata) = self.with_profile();
+        if proof_policy.accepted_algorithms().is_empty() || token_algorithms.is_empty() {
             return Err(BuildError::NoAlgorithms);
         }
+        let dpop_algorithms = proof_policy.accepted_algorithms();
         let proof_policy = match (&self.nonces, self.freshness_from_nonce) {
-            (Some(nonces), true) => self.proof_policy.clone().max_age(nonces.lifetime_secs()),
+            (Some(nonces), true) => proof_policy.max_age(nonces.lifetime_secs()),
             (None, true) => return Err(BuildError::FreshnessWithoutNonce),
-            (_, false) => self.proof_policy.clone(),
+            (_, false) => proof_policy,
         };
         if let Some(profile) = self.profile {
             profile
                 .check(&Checked {
                     accept_bearer: self.accept_bearer,
                     dpop_algorithms: proof_policy.accepted_algorithms(),
-                    token_algorithms: self.token_algorithms,
+                    token_algorithms,
                     proof_max_age: proof_policy.proof_max_age(),
                     proof_max_future_skew: proof_policy.proof_max_future_skew(),
-                    serves_resource_metadata: self.resource_metadata.is_some(),
+                    serves_resource_metadata: resource_metadata.is_some(),
                 })
                 .map_err(BuildError::Profile)?;
         }
@@ -831,7 +869,7 @@ impl SenderBoundBuilder {
         }
         let names = self.issuers.iter().map(|i| i.issuer().to_owned());
         let mut rules = TokenRules::new(names, self.audiences)
-            .algorithms(self.token_algorithms.iter())
+            .algorithms(token_algorithms.iter())
             .typ_policy(self.typ);
         if let Some(leeway) = self.token_leeway {
             rules = rules.leeway(leeway);
@@ -898,19 +936,14 @@ impl SenderBoundBuilder {
                 (None, false) => return Err(BuildError::NoPublicOrigin),
             },
         };
-        let metadata = match self.resource_metadata {
+        let metadata = match resource_metadata {
             Some(config) => Some(
                 ServedMetadata::build(
                     config,
                     Facts {
                         audiences: rules.audiences(),
                         issuers: rules.issuers().to_vec(),
-                        dpop_algorithms: self
-                            .proof_policy
-                            .accepted_algorithms()
-                            .iter()
-                            .map(|a| a.as_str())
-                            .collect(),
+                        dpop_algorithms: dpop_algorithms.iter().map(|a| a.as_str()).collect(),
                         accept_bearer: self.accept_bearer,
                         accept_mtls: self.accept_mtls,
                     },
@@ -924,7 +957,7 @@ impl SenderBoundBuilder {
             None => None,
         };
         let challenges = Arc::new(ChallengeConfig {
-            algs: self.proof_policy.accepted_algorithms().to_space_separated(),
+            algs: dpop_algorithms.to_space_separated(),
             offer_bearer: self.accept_bearer || self.accept_mtls,
             realm: self.realm,
             resource_metadata: metadata.as_ref().map(|m| m.url.clone()),
@@ -1062,6 +1095,17 @@ mod tests {
                 .build()
                 .unwrap_err(),
             BuildError::Endpoint(FetchError::InvalidUrl)
+        );
+        // An issuer that is not a URL cannot be discovered: with an
+        // introspection endpoint given, its tokens are all introspected.
+        assert!(
+            SenderBound::builder()
+                .issuer("urn:example:as")
+                .introspection("https://as/introspect", auth.clone())
+                .audience("https://rs")
+                .allow_any_host()
+                .build()
+                .is_ok()
         );
         // An introspection endpoint does not stop JWTs being verified with
         // the issuer's discovered keys.

@@ -87,9 +87,10 @@ pub(crate) async fn discover(
 /// schedule ([`RefreshTiming`]): once older than the refresh interval it is
 /// fetched again (at most once per minimum interval, one fetch at a time),
 /// so a changed `jwks_uri` or introspection endpoint is followed without a
-/// restart. While the AS cannot be reached the last metadata stays in use,
-/// for at most the maximum staleness since it was last fetched; after that
-/// (and before the first success) callers get the fetch error: 503.
+/// restart. While a refresh fails the last metadata stays in use: it only
+/// says where things are, and what it points to answers for itself (keys
+/// staler than the maximum staleness are refused whatever the metadata).
+/// Before the first success callers get the fetch error: 503.
 pub(crate) struct Discovery {
     issuer: String,
     fetcher: Fetcher,
@@ -126,7 +127,7 @@ impl Discovery {
         // cached copy rather than wait for it.
         let _flight = match self.single_flight.try_lock() {
             Ok(guard) => guard,
-            Err(_) => match self.cached(self.timing.max_stale) {
+            Err(_) => match self.cached(Duration::MAX) {
                 Some(usable) => return Ok(usable),
                 None => self.single_flight.lock().await,
             },
@@ -136,7 +137,7 @@ impl Discovery {
             return Ok(fresh);
         }
         if let Some(error) = self.recent_attempt() {
-            return self.cached(self.timing.max_stale).ok_or(error);
+            return self.cached(Duration::MAX).ok_or(error);
         }
         self.note_attempt(None);
         let result = discover(&self.fetcher, &self.issuer).await;
@@ -163,7 +164,7 @@ impl Discovery {
                     "authorization server metadata discovery failed"
                 );
                 self.note_attempt(Some(e.clone()));
-                self.cached(self.timing.max_stale).ok_or(e)
+                self.cached(Duration::MAX).ok_or(e)
             }
         }
     }

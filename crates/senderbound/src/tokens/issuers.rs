@@ -254,10 +254,10 @@ impl IssuerRouter {
                 introspector.introspect(token).await?
             }
             (Some(KeySource::Fixed(keys)), _, _) => self.rules.verify_parsed(&jws, keys)?,
-            // An AS whose metadata names no keys: its JWT-shaped tokens
-            // can only be introspected.
+            // An AS whose metadata names no keys (or publishes no metadata
+            // at all): its JWT-shaped tokens can only be introspected.
             (Some(KeySource::Remote(remote)), Some(introspector), TokenFormat::Auto)
-                if !remote.publishes_keys().await? =>
+                if !remote.publishes_keys().await.unwrap_or(false) =>
             {
                 introspector.introspect(token).await?
             }
@@ -300,6 +300,11 @@ impl TokenVerifier for IssuerRouter {
     }
 
     fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration> {
+        // Introspection answers can change before `exp`; a token verified
+        // by a key is held to that key on every hit instead.
+        if token.key_thumbprint.is_some() {
+            return None;
+        }
         self.issuers
             .iter()
             .find(|i| i.name == token.issuer)
@@ -322,9 +327,14 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
     // Discovery is needed for keys unless they are given or only
     // introspection is wanted (JWTs are verified locally even when an
     // introspection endpoint is given: introspection is for opaque tokens),
-    // and for an introspection endpoint not given.
-    let wants_local_keys =
-        issuer.format != TokenFormat::Introspect && !fixed && issuer.jwks_uri.is_none();
+    // and for an introspection endpoint not given. With an endpoint given,
+    // keys are discovered only if the issuer can be (an https URL without
+    // query, RFC 8414 §2); otherwise its tokens are introspected, as before.
+    let discoverable = endpoint_url(&issuer.issuer).is_ok_and(|url| url.query().is_none());
+    let wants_local_keys = issuer.format != TokenFormat::Introspect
+        && !fixed
+        && issuer.jwks_uri.is_none()
+        && (issuer.introspection_endpoint.is_none() || discoverable);
     let needs_discovery = wants_local_keys
         || (issuer.client_auth.is_some() && issuer.introspection_endpoint.is_none());
     let fetcher = || ctx.fetcher.clone().ok_or(BuildError::HttpClient);
