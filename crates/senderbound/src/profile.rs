@@ -1,10 +1,12 @@
 //! Profiles: one builder call for the rules a deployment must comply with.
 //!
-//! [`SenderBoundBuilder::profile`](crate::SenderBoundBuilder::profile) sets
-//! what the profile requires, and [`build`](crate::SenderBoundBuilder::build)
-//! checks that the configuration still complies, whatever was set after it
-//! (a [`BuildError::Profile`](crate::BuildError::Profile) otherwise). Without
-//! a profile the defaults stay.
+//! With [`SenderBoundBuilder::profile`](crate::SenderBoundBuilder::profile),
+//! every setting of the table below that was not set explicitly (before or
+//! after the call) takes the profile's value, and
+//! [`build`](crate::SenderBoundBuilder::build) checks that the explicit ones
+//! comply (a [`BuildError::Profile`](crate::BuildError::Profile) otherwise):
+//! a profile never loosens what was set. Without a profile the defaults
+//! stay.
 //!
 //! | Setting | Default | [`Fapi2Security`](Profile::Fapi2Security) | [`McpDpop`](Profile::McpDpop) |
 //! |---|---|---|---|
