@@ -12,6 +12,8 @@ pub struct Answer {
     pub www_authenticate: String,
     /// The body as JSON (`Null` if it is not JSON).
     pub body: Value,
+    /// The `DPoP-Nonce` header, if any.
+    pub dpop_nonce: Option<String>,
 }
 
 impl Answer {
@@ -25,11 +27,17 @@ impl Answer {
             .map(|v| v.to_str().unwrap_or("<non-ascii>").to_owned())
             .collect::<Vec<_>>()
             .join(" | ");
+        let dpop_nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response.bytes().await.unwrap_or_default();
         Answer {
             status,
             www_authenticate,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            dpop_nonce,
         }
     }
 

@@ -100,6 +100,19 @@ impl DemoIssuer {
     }
 }
 
+/// The claims (payload) of a compact JWS, decoded without verifying
+/// anything: for tests that look at what a client or server signed. `Null`
+/// if it is not a JWS with a JSON payload.
+pub fn unverified_claims(jws: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jws.split('.').nth(1).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// The README's Rust snippets, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -12,10 +12,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use base64::Engine as _;
 use senderbound_client::mcp::DpopMcpClient;
 use senderbound_client::{DpopKey, DpopSession, TokenRequest};
-use serde_json::Value;
+use senderbound_suite::unverified_claims;
 
 /// What the recording server saw: the `htu` of each proof it received.
 #[derive(Clone, Default)]
@@ -27,14 +26,6 @@ impl Seen {
     }
 }
 
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap_or_default();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap_or_default();
-    serde_json::from_slice(&bytes).unwrap_or_default()
-}
-
 /// Records the proof's `htu`, then asks for a nonce (as a resource server
 /// or an authorization server would).
 async fn record(State(seen): State<Seen>, headers: HeaderMap) -> axum::response::Response {
@@ -42,7 +33,10 @@ async fn record(State(seen): State<Seen>, headers: HeaderMap) -> axum::response:
         .get("dpop")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let htu = claims(proof)["htu"].as_str().unwrap_or("<none>").to_owned();
+    let htu = unverified_claims(proof)["htu"]
+        .as_str()
+        .unwrap_or("<none>")
+        .to_owned();
     seen.0.lock().unwrap().push(htu);
     (
         StatusCode::UNAUTHORIZED,

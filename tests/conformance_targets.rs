@@ -236,19 +236,13 @@ async fn mcp_server_with_nonces_passes_the_scenario_checks_and_the_nonce_flow() 
     // fresh nonce, the retry with it passes, a made-up one is refused.
     let token = t.token("");
     let answer = t
-        .http
-        .post(&t.url)
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", t.proof(&token))
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize())
-        .send()
-        .await
-        .unwrap();
-    let nonce = answer.headers()["dpop-nonce"].to_str().unwrap().to_owned();
-    Answer::read(answer)
-        .await
-        .refused(401, Some("use_dpop_nonce"), Error::NonceMissing);
+        .post("DPoP", &token, &[&t.proof(&token)], &initialize())
+        .await;
+    answer.refused(401, Some("use_dpop_nonce"), Error::NonceMissing);
+    let nonce = answer
+        .dpop_nonce
+        .clone()
+        .expect("a DPoP-Nonce with use_dpop_nonce");
     let with_nonce = |nonce: &str| {
         let (header, mut claims) = t.proof_parts(&token);
         claims["nonce"] = json!(nonce);

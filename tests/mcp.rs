@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use base64::Engine as _;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Json;
 use rmcp::model::CallToolRequestParams;
@@ -24,8 +23,8 @@ use senderbound::core::nonce::Nonces;
 use senderbound::{Sender, SenderBound};
 use senderbound_client::mcp::DpopMcpClient;
 use senderbound_client::{DpopKey, DpopSession, TokenError, TokenRequest};
-use senderbound_suite::DemoIssuer;
 use senderbound_suite::dev_as::DevAs;
+use senderbound_suite::{DemoIssuer, unverified_claims};
 use serde_json::{Value, json};
 
 #[derive(Clone)]
@@ -172,13 +171,6 @@ async fn rmcp_client_with_a_token_bound_to_another_key_is_refused() {
 }
 
 /// The payload of a compact JWS.
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
 
 #[tokio::test]
 async fn request_token_gets_a_token_bound_to_the_session_key() {
@@ -204,7 +196,7 @@ async fn request_token_gets_a_token_bound_to_the_session_key() {
         .await
         .unwrap();
     assert_eq!(token.token_type, "DPoP");
-    let claims = jwt_claims(&token.access_token);
+    let claims = unverified_claims(&token.access_token);
     assert_eq!(claims["cnf"]["jkt"], session.key().jkt());
     assert_eq!(claims["scope"], "read");
     assert_eq!(session.access_token(), Some(token.access_token.clone()));
@@ -249,7 +241,7 @@ async fn fake_token(State(fake): State<FakeAs>, headers: HeaderMap) -> axum::res
         .get("dpop")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if jwt_claims(proof)["nonce"] != "as-nonce-1" {
+    if unverified_claims(proof)["nonce"] != "as-nonce-1" {
         return (
             StatusCode::BAD_REQUEST,
             [("dpop-nonce", "as-nonce-1")],

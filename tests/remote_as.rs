@@ -350,15 +350,43 @@ async fn opaque_tokens_without_introspection_are_malformed() {
 /// Sends `token` until the answer is not 200 (background refreshes land
 /// within a request or two), then returns that answer.
 async fn until_refused(h: &Harness, token: &str) -> senderbound_suite::harness::Reply {
-    let mut r = h.get_with("/whoami", token).await;
+    until(h, || token.to_owned(), |status| status != 200).await
+}
+
+/// Sends the tokens `token` makes until the answer is 200 (the AS came back
+/// or keys refreshed in the background), then returns that answer.
+async fn until_accepted(
+    h: &Harness,
+    token: impl Fn() -> String,
+) -> senderbound_suite::harness::Reply {
+    until(h, token, |status| status == 200).await
+}
+
+async fn until(
+    h: &Harness,
+    token: impl Fn() -> String,
+    done: impl Fn(u16) -> bool,
+) -> senderbound_suite::harness::Reply {
+    let mut r = h.get_with("/whoami", &token()).await;
     for _ in 0..50 {
-        if r.status != 200 {
+        if done(r.status) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-        r = h.get_with("/whoami", token).await;
+        r = h.get_with("/whoami", &token()).await;
     }
     r
+}
+
+/// A JWT-shaped token the mock vouches for only by introspection, at the
+/// endpoint given: accepted, introspected once, no keys fetched.
+async fn introspected_not_verified(mock: &MockAs) {
+    let h = introspecting(mock, RS_CLIENT_SECRET, |b| b);
+    let token = h.token();
+    mock.register_opaque(&token, opaque_answer(&h, true));
+    let r = h.get_with("/whoami", &token).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!((mock.jwks_fetches(), mock.introspections()), (0, 1));
 }
 
 #[tokio::test]
@@ -404,14 +432,7 @@ async fn cached_tokens_get_503_once_the_keys_are_too_stale() {
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.error(), None);
     mock.set_down(false);
-    let mut r = h.get_with("/whoami", &cached).await;
-    for _ in 0..20 {
-        if r.status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        r = h.get_with("/whoami", &cached).await;
-    }
+    let r = until_accepted(&h, || cached.clone()).await;
     assert_eq!(
         r.status, 200,
         "the same token again once keys are fresh: {r:?}"
@@ -481,12 +502,7 @@ async fn jwts_are_verified_locally_when_an_introspection_endpoint_is_given() {
 async fn jwt_shaped_tokens_of_an_as_without_metadata_are_introspected_at_the_given_endpoint() {
     let mock = MockAs::start().await;
     mock.publish_no_metadata(true);
-    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| b);
-    let token = h.token();
-    mock.register_opaque(&token, opaque_answer(&h, true));
-    let r = h.get_with("/whoami", &token).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!((mock.jwks_fetches(), mock.introspections()), (0, 1));
+    introspected_not_verified(&mock).await;
 }
 
 /// Metadata only says where the keys are: while the metadata endpoint is
@@ -500,14 +516,7 @@ async fn keys_are_refreshed_from_the_last_known_jwks_uri_while_metadata_is_unava
     mock.publish_no_metadata(true);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = mock.jwks_fetches();
-    let mut r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
-    for _ in 0..20 {
-        if r.status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
-    }
+    let r = until_accepted(&h, || h.issuer.sign(&h.claims())).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(mock.jwks_fetches() > before);
 }
@@ -516,13 +525,7 @@ async fn keys_are_refreshed_from_the_last_known_jwks_uri_while_metadata_is_unava
 async fn jwt_shaped_tokens_of_an_as_without_keys_are_introspected() {
     let mock = MockAs::start().await;
     mock.hide_jwks_uri();
-    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| b);
-    // A JWT-shaped token this AS vouches for only by introspection.
-    let token = h.token();
-    mock.register_opaque(&token, opaque_answer(&h, true));
-    let r = h.get_with("/whoami", &token).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!((mock.jwks_fetches(), mock.introspections()), (0, 1));
+    introspected_not_verified(&mock).await;
 }
 
 #[tokio::test]
@@ -536,14 +539,7 @@ async fn cached_keys_are_not_used_forever_while_the_as_is_unreachable() {
     assert_eq!(r.status, 503, "{r:?}");
     mock.set_down(false);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let mut r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
-    for _ in 0..20 {
-        if r.status == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        r = h.get_with("/whoami", &h.issuer.sign(&h.claims())).await;
-    }
+    let r = until_accepted(&h, || h.issuer.sign(&h.claims())).await;
     assert_eq!(r.status, 200, "recovers once the AS answers: {r:?}");
 }
 
