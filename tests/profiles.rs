@@ -234,6 +234,20 @@ async fn without_a_profile_the_defaults_stay() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(h.call(req).await.status, 401, "no metadata by default");
+    // Every algorithm is accepted, so every one is advertised: in the
+    // challenge and in the RFC 9728 metadata.
+    let all: Vec<&str> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
+    let r = h.send("GET", "/api/read", None, None).await;
+    assert_eq!(r.param("algs"), Some(all.join(" ")));
+    let h = Harness::with(|b| b.resource_metadata(senderbound::metadata::ResourceMetadata::new()));
+    let req = http::Request::get("/.well-known/oauth-protected-resource")
+        .header("host", HOST)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        h.call(req).await.json()["dpop_signing_alg_values_supported"],
+        json!(all)
+    );
 }
 
 /// A profile fills in what was not set, whether set before or after it: it
