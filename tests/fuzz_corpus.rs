@@ -41,7 +41,7 @@ const TARGETS: &[(&str, Body)] = &[
 ];
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {

@@ -53,7 +53,7 @@ pub fn start(mut command: Command, ready: &str, log: &Path) -> (Process, String)
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The built example `name` (in `target/debug/examples`); panics with the

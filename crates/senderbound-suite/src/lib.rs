@@ -115,10 +115,10 @@ pub fn unverified_claims(jws: &str) -> Value {
 
 /// The README's Rust snippets, compiled as doc tests so they cannot rot.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
 /// docs/deployment.md's Rust snippets, compiled as doc tests too.
 #[cfg(doctest)]
-#[doc = include_str!("../docs/deployment.md")]
+#[doc = include_str!("../../../docs/deployment.md")]
 pub struct DeploymentDoctests;
