@@ -29,11 +29,14 @@
 //! shows only the thumbprint.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod mcp;
 mod session;
+mod signer;
 mod tasks;
 #[cfg(feature = "reqwest")]
 mod token_request;
@@ -41,6 +44,7 @@ mod token_request;
 pub use session::{DpopSession, asks_for_nonce};
 pub use tasks::TaskKeys;
 #[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use token_request::{TokenError, TokenRequest, TokenResponse};
 
 use std::fmt;
@@ -48,8 +52,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::signature::Signer as _;
-use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -100,10 +102,12 @@ fn htu_of(url: &Url) -> String {
     htu
 }
 
-/// An ES256 key pair used to sign DPoP proofs.
+/// An ES256 key pair used to sign DPoP proofs, held by the crypto backend
+/// the crate's features choose (aws-lc-rs by default, pure-Rust `p256` with
+/// `rust-crypto` alone).
 #[derive(Clone)]
 pub struct DpopKey {
-    signing: SigningKey,
+    signing: signer::Signer,
     public_jwk: Value,
     jkt: String,
 }
@@ -118,25 +122,27 @@ impl fmt::Debug for DpopKey {
 
 impl DpopKey {
     /// A fresh random P-256 key from the operating system's RNG.
+    ///
+    /// # Panics
+    /// If the operating system has no random number generator at all (no
+    /// key can be made without one).
     pub fn generate() -> Self {
-        Self::from_signing_key(SigningKey::random(&mut rand_core::OsRng))
+        match signer::Signer::generate() {
+            Some(signing) => Self::from_signer(signing),
+            None => panic!("no random number generator to make a DPoP key with"),
+        }
     }
 
     /// A key from its 32-byte secret scalar; `None` if the bytes are not a
     /// valid P-256 scalar. Meant for reproducible tests.
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Option<Self> {
-        SigningKey::from_bytes(secret.into())
-            .ok()
-            .map(Self::from_signing_key)
+        signer::Signer::from_secret_bytes(secret).map(Self::from_signer)
     }
 
-    fn from_signing_key(signing: SigningKey) -> Self {
-        let point = signing.verifying_key().to_encoded_point(false);
-        // An uncompressed point from a valid key always has both coordinates.
-        let (x, y) = match (point.x(), point.y()) {
-            (Some(x), Some(y)) => (b64(x), b64(y)),
-            _ => unreachable!("uncompressed P-256 point without coordinates"),
-        };
+    fn from_signer(signing: signer::Signer) -> Self {
+        // Uncompressed: 0x04, then 32 bytes each of x and y.
+        let point = signing.public_point();
+        let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
         let thumbprint_input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
         let jkt = b64(&Sha256::digest(thumbprint_input.as_bytes()));
         DpopKey {
@@ -204,9 +210,11 @@ impl DpopKey {
         URL_SAFE_NO_PAD.encode_string(header.to_string(), &mut out);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut out);
-        let signature: Signature = self.signing.sign(out.as_bytes());
+        // The backend fails only on an internal error: the JWS then has an
+        // empty signature, which every verifier refuses.
+        let signature = self.signing.sign(out.as_bytes()).unwrap_or_default();
         out.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut out);
+        URL_SAFE_NO_PAD.encode_string(signature, &mut out);
         out
     }
 }
