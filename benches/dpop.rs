@@ -31,11 +31,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::Request;
-use senderbound::SenderBound;
-use senderbound::core::htu;
-use senderbound::core::proof::{ProofPolicy, RequestFacts};
 use senderbound::replay::{MemoryReplayStore, ReplayStore};
-use senderbound_suite::DemoIssuer;
+use senderbound::{SenderBoundBuilder, SenderBoundLayer};
+use senderbound_core::htu;
+use senderbound_core::proof::{ProofPolicy, RequestFacts};
+use senderbound_suite::TestIssuer;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
@@ -45,7 +45,7 @@ const AUDIENCE: &str = "https://api.example.test";
 const URL: &str = "https://api.example.test/r";
 
 fn now() -> u64 {
-    senderbound::Clock::now(&senderbound::SystemClock)
+    senderbound::clock::Clock::now(&senderbound::clock::SystemClock)
 }
 
 fn b64(bytes: impl AsRef<[u8]>) -> String {
@@ -117,7 +117,7 @@ impl ClientKey {
     }
 
     fn new(alg: &'static str, jwk: Value, sign: Sign, floor: Verify) -> Self {
-        let jkt = senderbound::core::jwk::PublicJwk::from_json(&jwk.to_string())
+        let jkt = senderbound_core::jwk::PublicJwk::from_json(&jwk.to_string())
             .unwrap()
             .thumbprint()
             .to_owned();
@@ -217,27 +217,34 @@ mod floor {
 struct Forgetful;
 
 impl ReplayStore for Forgetful {
-    fn check_and_insert<'a>(
-        &'a self,
+    async fn check_and_insert(
+        &self,
         _: senderbound::replay::ReplayKey,
         _: std::time::Duration,
-    ) -> senderbound::replay::ReplayFuture<'a> {
-        Box::pin(std::future::ready(Ok(())))
+    ) -> Result<(), senderbound::replay::ReplayError> {
+        Ok(())
     }
 }
 
-fn layer(issuer: &DemoIssuer, store: Option<Arc<dyn ReplayStore>>) -> Router {
-    let mut builder = SenderBound::builder()
-        .issuer(ISSUER)
-        .jwks_json(issuer.jwks_json())
+/// Puts a replay store into a configuration (the default when `None`).
+type WithStore = Box<dyn Fn(SenderBoundBuilder) -> SenderBoundBuilder>;
+
+fn with_store(store: impl ReplayStore) -> Option<WithStore> {
+    let store = Arc::new(store);
+    Some(Box::new(move |b| b.replay_store(store.clone())))
+}
+
+fn layer(issuer: &TestIssuer, store: Option<WithStore>) -> Router {
+    let mut builder = SenderBoundLayer::builder()
+        .trust(issuer.trust())
         .audience(AUDIENCE)
-        .public_base_url("https://api.example.test");
+        .origin("https://api.example.test");
     if let Some(store) = store {
-        builder = builder.replay_store(store);
+        builder = store(builder);
     }
     Router::new()
         .route("/r", get(|| async { "ok" }))
-        .layer(builder.build().unwrap().layer())
+        .layer(builder.build().unwrap())
 }
 
 fn request(token: &str, proof: String) -> Request<Body> {
@@ -250,8 +257,8 @@ fn request(token: &str, proof: String) -> Request<Body> {
 }
 
 fn dpop(c: &mut Criterion) {
-    let backend = senderbound::core::backend_name();
-    let issuer = DemoIssuer::new(ISSUER);
+    let backend = senderbound_core::backend_name();
+    let issuer = TestIssuer::new(ISSUER);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -261,7 +268,7 @@ fn dpop(c: &mut Criterion) {
 
     for key in [ClientKey::es256(), ClientKey::eddsa(), ClientKey::rs256()] {
         let token = issuer.sign(&issuer.claims(AUDIENCE, Some(&key.jkt), "read", now()));
-        let hash = senderbound::core::token_hash(&token);
+        let hash = senderbound_core::token_hash(&token);
         let mut group = c.benchmark_group(format!("{}/{backend}", key.alg));
 
         let (message, signature) = split(&key.proof(&token));
@@ -292,19 +299,18 @@ fn dpop(c: &mut Criterion) {
 
         // The Layer, the token cached by a first request: with the default
         // store; for ES256 also with the others.
-        let mut stores: Vec<(&str, Option<Arc<dyn ReplayStore>>)> =
-            vec![("layer_cached_token", None)];
+        let mut stores: Vec<(&str, Option<WithStore>)> = vec![("layer_cached_token", None)];
         let _redis = if key.alg == "ES256" {
             stores.push((
                 "layer_cached_token_moka_store",
-                Some(Arc::new(MemoryReplayStore::new(20_000_000))),
+                with_store(MemoryReplayStore::new(20_000_000)),
             ));
             stores.push((
                 "layer_cached_token_store_remembering_nothing",
-                Some(Arc::new(Forgetful)),
+                with_store(Forgetful),
             ));
             redis_store(&runtime).map(|(server, store)| {
-                stores.push(("layer_cached_token_redis_store", Some(store)));
+                stores.push(("layer_cached_token_redis_store", with_store(store)));
                 server
             })
         } else {
@@ -369,7 +375,7 @@ fn redis_store(
     runtime: &tokio::runtime::Runtime,
 ) -> Option<(
     senderbound_suite::redis_server::RedisServer,
-    Arc<dyn ReplayStore>,
+    senderbound_redis::RedisReplayStore,
 )> {
     let installed = std::process::Command::new("redis-server")
         .arg("--version")
@@ -386,7 +392,7 @@ fn redis_store(
         .restart_guard(std::time::Duration::ZERO)
         .build()
         .unwrap();
-    Some((server, Arc::new(store)))
+    Some((server, store))
 }
 
 /// The comparisons of secrets and bindings take the same time whether the

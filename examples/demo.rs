@@ -19,9 +19,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use senderbound::SenderBound;
+use senderbound::{Origin, SenderBoundLayer};
 use senderbound_client::DpopKey;
-use senderbound_suite::DemoIssuer;
+use senderbound_suite::TestIssuer;
 use senderbound_suite::capture::Captured;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -119,16 +119,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // DEMO ONLY: an in-process token issuer with a key generated right now.
     // A real resource server trusts an authorization server instead.
-    let issuer = DemoIssuer::new("https://demo-issuer.invalid");
+    let issuer = TestIssuer::new("https://demo-issuer.invalid");
 
-    let auth = SenderBound::builder()
-        .issuer(issuer.issuer())
+    let auth = SenderBoundLayer::builder()
+        .trust(issuer.trust()) // the demo issuer's key
         .audience(&audience)
-        .jwks_json(issuer.jwks_json())
-        .allowed_hosts([addr.to_string()]) // the host clients address
-        .assume_plain_http() // the demo listens on plain HTTP on loopback
+        // The host clients address; the demo listens on plain HTTP on loopback.
+        .origin(Origin::hosts([addr.to_string()]).plain_http())
         .build()?;
-    let app = senderbound_suite::harness::routes().layer(auth.layer());
+    let app = senderbound_suite::harness::routes().layer(auth.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             eprintln!("server error: {e}");
@@ -143,12 +142,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  token issuer   DEMO ONLY, in-process ({})",
         issuer.issuer()
     );
-    println!("  signatures     {}", senderbound::core::backend_name());
+    println!("  signatures     {}", senderbound_core::backend_name());
 
     // --- the client side -------------------------------------------------
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let key = DpopKey::generate();
-    let now = senderbound::Clock::now(&senderbound::SystemClock);
+    let now = senderbound::clock::Clock::now(&senderbound::clock::SystemClock);
     let token = issuer.sign(&issuer.claims(&audience, Some(key.jkt()), "read", now));
     let url = |path: &str| format!("http://{addr}{path}");
     println!("  client key     jkt {}", key.jkt());

@@ -10,7 +10,7 @@
 //!   `SenderBoundLayer`: every request needs `Authorization: DPoP` and a
 //!   fresh proof; the verified `Sender` reaches the tools through the
 //!   request extensions (`Extension<http::request::Parts>`).
-//! - `Authorize` reads each JSON-RPC message and applies the MCP
+//! - `AuthorizeLayer` reads each JSON-RPC message and applies the MCP
 //!   authorization spec's scope model: any valid token for this resource
 //!   may `initialize`, send notifications, `ping` and list tools; calling a
 //!   tool needs that tool's scope (`list_notes` needs `notes:read`,
@@ -47,9 +47,10 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, schemars, tool, tool_router};
 use senderbound::Sender;
-use senderbound::authorize::{Authorize, Denied, PolicyRequest};
+use senderbound::authorize::{AuthorizeLayer, Denied, PolicyRequest};
 use senderbound::key_sharing::KeySharing;
 use senderbound::metadata::ResourceMetadata;
+use senderbound::tokens::{Binding, Issuer};
 use senderbound_suite::dev_as::DevAs;
 use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr_at};
 use serde::{Deserialize, Serialize};
@@ -130,8 +131,13 @@ impl NotesServer {
         Ok(Json(Caller {
             client_id: sender.client_id().unwrap_or_default().to_owned(),
             subject: sender.subject().unwrap_or_default().to_owned(),
-            binding: sender.binding().as_str().to_owned(),
-            jkt: sender.jkt().unwrap_or_default().to_owned(),
+            binding: match sender.binding() {
+                Binding::Dpop { .. } => "dpop",
+                Binding::Mtls { .. } => "mtls",
+                Binding::Unbound => "bearer",
+            }
+            .to_owned(),
+            jkt: sender.binding().jkt().unwrap_or_default().to_owned(),
             scopes: sender.scopes().to_vec(),
         }))
     }
@@ -152,7 +158,7 @@ impl NotesServer {
         let note = Note {
             text,
             client_id: sender.client_id().unwrap_or_default().to_owned(),
-            jkt: sender.jkt().unwrap_or_default().to_owned(),
+            jkt: sender.binding().jkt().unwrap_or_default().to_owned(),
         };
         if let Ok(mut notes) = self.notes.lock() {
             notes.push(note.clone());
@@ -174,7 +180,7 @@ impl SessionOwners {
             req.headers()
                 .get("mcp-session-id")
                 .and_then(|v| v.to_str().ok()),
-            req.sender().jkt(),
+            req.sender().binding().jkt(),
         ) else {
             return Ok(());
         };
@@ -260,13 +266,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .scopes_supported(scopes.supported())
                 .resource_name("senderbound notes (MCP example)"),
         )
-        .detect_key_sharing(KeySharing::new().reject());
+        .key_sharing(KeySharing::new().reject());
     let (builder, dev_as) = match &server.issuer {
         Some(issuer) => {
             if !server.names_token_keys() {
                 eprintln!("keys of {issuer}: discovered from its metadata");
             }
-            (builder.issuer(issuer), None)
+            (builder.trust(server.trusted_issuer(issuer)?), None)
         }
         None if server.names_token_keys() => {
             return Err("--jwks-uri, --jwks-file and introspection need --issuer".into());
@@ -279,7 +285,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "notes-agent-secret",
                 &["notes:read", "notes:write"],
             );
-            let builder = builder.issuer(&issuer).jwks_json(dev.jwks_json());
+            let builder = builder.trust(Issuer::new(&issuer).keys(dev.jwks_json()));
             (builder, Some((as_listener, dev)))
         }
     };
@@ -299,13 +305,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route_service("/mcp", mcp)
         .route_layer(
-            Authorize::new(move |req: &PolicyRequest| {
+            AuthorizeLayer::new(move |req: &PolicyRequest| {
                 sessions.check(req)?;
                 scopes.check(req)
             })
             .inspect_mcp_calls(),
         )
-        .layer(auth.layer());
+        .layer(auth.clone());
 
     if let Some((as_listener, dev)) = dev_as {
         eprintln!(

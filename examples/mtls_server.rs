@@ -89,7 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let auth = args.server.build("https", addr)?;
 
-    let app = routes().layer(auth.layer());
+    let app = routes().layer(auth.clone());
     announce(&format!("https://{addr}"))?;
     tracing::info!(%addr, issuer = ?args.server.issuer, "mTLS resource server ready");
     tls::serve(listener, config, app)

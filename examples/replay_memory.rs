@@ -11,7 +11,9 @@
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use senderbound::replay::{CompactReplayStore, MemoryReplayStore, ReplayKey, ReplayStore};
+use senderbound::replay::{
+    CompactReplayStore, MemoryReplayStore, ReplayError, ReplayKey, ReplayStore,
+};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Store {
@@ -50,9 +52,22 @@ fn main() {
     let keys: Vec<ReplayKey> = (0..args.entries)
         .map(|i| ReplayKey::new("bench-jkt", &i.to_string()))
         .collect();
-    let store: Box<dyn ReplayStore> = match args.store {
-        Store::Moka => Box::new(MemoryReplayStore::new(args.entries + 1)),
-        Store::Compact => Box::new(CompactReplayStore::new(args.entries + 1)),
+    // `ReplayStore` is generic (`impl Future` in the trait): one type per arm.
+    enum AnyStore {
+        Moka(MemoryReplayStore),
+        Compact(CompactReplayStore),
+    }
+    impl AnyStore {
+        async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<(), ReplayError> {
+            match self {
+                AnyStore::Moka(s) => s.check_and_insert(key, ttl).await,
+                AnyStore::Compact(s) => s.check_and_insert(key, ttl).await,
+            }
+        }
+    }
+    let store = match args.store {
+        Store::Moka => AnyStore::Moka(MemoryReplayStore::new(args.entries + 1)),
+        Store::Compact => AnyStore::Compact(CompactReplayStore::new(args.entries + 1)),
     };
     let ttl = Duration::from_secs(76);
     let before = resident();

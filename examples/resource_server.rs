@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `/healthz` is outside the Layer: a liveness probe needs no token (and
     // it is the unprotected ceiling of the load comparison, benches/compare.sh).
     let app = routes()
-        .layer(auth.layer())
+        .layer(auth.clone())
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     announce(&format!("http://{addr}"))?;
     tracing::info!(%addr, issuer = ?server.issuer, "resource server ready");

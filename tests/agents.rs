@@ -8,10 +8,13 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::{get, post};
 use http::Request;
-use senderbound::authorize::{Authorize, Denied, Policy, PolicyRequest};
+use senderbound::authorize::{Denied, Policy, PolicyRequest};
 use senderbound::key_sharing::KeySharing;
 use senderbound::metadata::ResourceMetadata;
-use senderbound::{Error, Sender};
+use senderbound::mtls::ConnectionCert;
+use senderbound::proof::ProofRules;
+use senderbound::tokens::Issuer;
+use senderbound::{AuthorizeLayer, Error, Origin, Sender};
 use senderbound_suite::capture::Captured;
 use senderbound_suite::harness::{AUDIENCE, HOST, Harness, ISSUER, Reply};
 use serde_json::{Value, json};
@@ -30,13 +33,16 @@ fn get_plain(path: &str) -> Request<Body> {
 #[tokio::test]
 async fn the_metadata_document_reflects_the_configuration() {
     let h = Harness::with(|b| {
-        b.dpop_algorithms([senderbound::Algorithm::ES256, senderbound::Algorithm::EdDSA])
-            .resource_metadata(
-                ResourceMetadata::new()
-                    .scopes_supported(["read", "write"])
-                    .resource_name("Test API")
-                    .resource_documentation("https://docs.example.test/api"),
-            )
+        b.proofs(
+            ProofRules::new()
+                .algorithms([senderbound::Algorithm::ES256, senderbound::Algorithm::EdDSA]),
+        )
+        .resource_metadata(
+            ResourceMetadata::new()
+                .scopes_supported(["read", "write"])
+                .resource_name("Test API")
+                .resource_documentation("https://docs.example.test/api"),
+        )
     });
     // Served without credentials, at the root (the resource has no path).
     let reply = h.call(get_plain(WELL_KNOWN)).await;
@@ -105,7 +111,7 @@ async fn a_resource_with_a_path_is_described_at_the_path_suffixed_url_and_the_ro
     assert_eq!(h.call(get_plain(WELL_KNOWN)).await.status, 401);
     let h = Harness::with(|b| {
         b.audience(&mcp)
-            .accept_mtls_bound()
+            .mtls(ConnectionCert)
             .resource_metadata(ResourceMetadata::new().resource(&mcp).also_at_root())
     });
     for path in [format!("{WELL_KNOWN}/mcp"), WELL_KNOWN.to_owned()] {
@@ -133,7 +139,7 @@ async fn a_nested_layer_gets_its_metadata_served_at_the_root_by_the_metadata_rou
     });
     let api = Router::new()
         .route("/mcp", get(|| async { "mcp" }))
-        .layer(h.auth.layer());
+        .layer(h.auth.clone());
     let nested_only = Router::new().nest("/api", api.clone());
     let path = format!("{WELL_KNOWN}/api/mcp");
     let call = |app: Router| {
@@ -165,10 +171,12 @@ fn metadata_that_cannot_describe_the_resource_is_a_build_error() {
     let build =
         |configure: fn(senderbound::SenderBoundBuilder) -> senderbound::SenderBoundBuilder| {
             configure(
-                senderbound::SenderBound::builder()
-                    .issuer(ISSUER)
-                    .jwks_json(senderbound_suite::DemoIssuer::new(ISSUER).jwks_json())
-                    .allowed_hosts([HOST]),
+                senderbound::SenderBoundLayer::builder()
+                    .trust(
+                        Issuer::new(ISSUER)
+                            .keys(senderbound_suite::TestIssuer::new(ISSUER).jwks_json()),
+                    )
+                    .origin(Origin::hosts([HOST])),
             )
             .build()
             .err()
@@ -199,13 +207,13 @@ fn metadata_that_cannot_describe_the_resource_is_a_build_error() {
     assert_eq!(
         build(|b| b
             .audience(AUDIENCE)
-            .detect_key_sharing(KeySharing::new().capacity(0))),
+            .key_sharing(KeySharing::new().capacity(0))),
         sharing
     );
     assert_eq!(
         build(|b| b
             .audience(AUDIENCE)
-            .detect_key_sharing(KeySharing::new().window(std::time::Duration::MAX))),
+            .key_sharing(KeySharing::new().window(std::time::Duration::MAX))),
         sharing
     );
 }
@@ -219,7 +227,7 @@ async fn echo(sender: Sender, body: String) -> axum::Json<Value> {
 
 fn mcp_routes(policy: impl Policy) -> Router {
     Router::new().route("/mcp", post(echo)).route_layer(
-        Authorize::new(policy)
+        AuthorizeLayer::new(policy)
             .inspect_mcp_calls()
             .max_body_bytes(1024),
     )
@@ -263,7 +271,7 @@ async fn the_policy_sees_the_tool_and_denies_with_403_and_the_scope_to_ask_for()
     assert_eq!(allowed.status, 200, "{allowed:?}");
     // The handler got the body the policy read, byte for byte.
     assert_eq!(allowed.json()["body"], tool_call("read_note"));
-    assert_eq!(allowed.json()["client_id"], "demo-client");
+    assert_eq!(allowed.json()["client_id"], "test-client");
 
     let denied = post_mcp(&h, &token, &tool_call("delete_note")).await;
     // The policy named the scope that would do: a step-up challenge.
@@ -321,7 +329,7 @@ async fn the_policy_sees_the_tool_and_denies_with_403_and_the_scope_to_ask_for()
         "error=\"insufficient_scope\"",
         "detail=\"delete_note needs admin\"",
         "severity=\"routine\"",
-        "client_id=\"demo-client\"",
+        "client_id=\"test-client\"",
     ] {
         assert!(deny.contains(field), "{field} missing in {deny}");
     }
@@ -376,8 +384,8 @@ async fn an_async_policy_decides_on_method_and_path() {
     let routes = Router::new()
         .route("/reports", get(|| async { "reports" }))
         .route("/admin", get(|| async { "admin" }))
-        .route_layer(Authorize::new(Registry(HashMap::from([(
-            "demo-client",
+        .route_layer(AuthorizeLayer::new(Registry(HashMap::from([(
+            "test-client",
             &["/reports"][..],
         )]))));
     let h = Harness::with_routes(routes, |b| b);
@@ -400,7 +408,7 @@ async fn an_async_policy_decides_on_method_and_path() {
     assert!(
         deny.contains("WARN")
             && deny.contains("severity=\"suspicious\"")
-            && deny.contains("detail=\"demo-client may not GET /admin\""),
+            && deny.contains("detail=\"test-client may not GET /admin\""),
         "{deny}"
     );
 }
@@ -409,7 +417,7 @@ async fn an_async_policy_decides_on_method_and_path() {
 async fn a_policy_outside_the_layer_refuses_with_500() {
     let app = Router::new()
         .route("/x", get(|| async { "x" }))
-        .route_layer(Authorize::new(|_: &PolicyRequest| Ok(())));
+        .route_layer(AuthorizeLayer::new(|_: &PolicyRequest| Ok(())));
     let response = tower::ServiceExt::oneshot(app, get_plain("/x"))
         .await
         .unwrap();
@@ -429,7 +437,7 @@ fn token_for(h: &Harness, client_id: &str, sub: &str) -> String {
 #[tokio::test]
 async fn one_key_with_two_clients_is_audited_as_suspicious() {
     let (captured, _guard) = Captured::install();
-    let h = Harness::with(|b| b.detect_key_sharing(KeySharing::new()));
+    let h = Harness::with(|b| b.key_sharing(KeySharing::new()));
     assert_eq!(
         h.get_with("/whoami", &token_for(&h, "agent-a", "u1"))
             .await
@@ -479,7 +487,7 @@ async fn one_key_with_two_clients_is_audited_as_suspicious() {
 
 #[tokio::test]
 async fn in_reject_mode_the_second_identity_is_refused_and_the_first_keeps_working() {
-    let h = Harness::with(|b| b.detect_key_sharing(KeySharing::new().reject()));
+    let h = Harness::with(|b| b.key_sharing(KeySharing::new().reject()));
     let first = token_for(&h, "agent-a", "u1");
     assert_eq!(h.get_with("/whoami", &first).await.status, 200);
     h.get_with("/whoami", &token_for(&h, "agent-b", "u1"))
@@ -492,8 +500,7 @@ async fn in_reject_mode_the_second_identity_is_refused_and_the_first_keeps_worki
     assert_eq!(h.get_with("/whoami", &first).await.status, 200);
 
     // A backend acting for many users with one key can ignore subjects.
-    let backend =
-        Harness::with(|b| b.detect_key_sharing(KeySharing::new().ignore_subjects().reject()));
+    let backend = Harness::with(|b| b.key_sharing(KeySharing::new().ignore_subjects().reject()));
     let backend = Harness {
         client: h.client.clone(),
         ..backend
@@ -607,7 +614,7 @@ fn decisions_are_counted_by_outcome_class_and_error() {
         .unwrap();
     metrics::with_local_recorder(&counters, || {
         runtime.block_on(async {
-            let h = Harness::with(|b| b.detect_key_sharing(KeySharing::new()));
+            let h = Harness::with(|b| b.key_sharing(KeySharing::new()));
             let token = h.token();
             for _ in 0..3 {
                 assert_eq!(h.get_with("/whoami", &token).await.status, 200);
@@ -659,8 +666,8 @@ fn decisions_are_counted_by_outcome_class_and_error() {
 async fn one_client_certificate_with_two_clients_is_refused_in_reject_mode() {
     use senderbound::mtls::ClientCertificate;
     let h = Harness::with(|b| {
-        b.accept_mtls_bound()
-            .detect_key_sharing(KeySharing::new().reject())
+        b.mtls(ConnectionCert)
+            .key_sharing(KeySharing::new().reject())
     });
     let cert = ClientCertificate::from_der(vec![0x30, 0x03, 0x02, 0x01, 0x07]);
     let token = |client: &str| {

@@ -1,7 +1,7 @@
 //! The audit trail: one event per decision, with the fields an incident
 //! review needs, the right severity, and never a secret.
 
-use senderbound::mtls::ClientCertificate;
+use senderbound::mtls::{ClientCertificate, ConnectionCert};
 use senderbound_client::DpopKey;
 use senderbound_suite::capture::Captured;
 use senderbound_suite::harness::{AUDIENCE, HOST, Harness};
@@ -75,7 +75,7 @@ async fn one_event_per_decision_with_severity_and_no_secrets() {
         "path=\"/api/read\"",
         "iss=\"https://as.example.test\"",
         "sub=\"user-42\"",
-        "client_id=\"demo-client\"",
+        "client_id=\"test-client\"",
         "scopes=\"read\"",
     ] {
         assert!(allow.contains(field), "{field} missing in {allow}");
@@ -203,7 +203,7 @@ async fn an_unreachable_authorization_server_is_audited_as_infrastructure() {
 #[tokio::test]
 async fn audit_events_name_the_certificate() {
     let (captured, _guard) = Captured::install();
-    let h = Harness::with(|b| b.accept_mtls_bound());
+    let h = Harness::with(|b| b.mtls(ConnectionCert));
     let cert = |n: u8| ClientCertificate::from_der(vec![0x30, 0x03, 0x02, 0x01, n]);
     let a = cert(1);
     let mut claims = h.issuer.claims(AUDIENCE, None, "read", h.now());
@@ -263,9 +263,10 @@ async fn audit_events_name_the_certificate() {
 #[tokio::test]
 async fn agent_decisions_are_on_record_without_secrets() {
     use axum::routing::{get, post};
-    use senderbound::authorize::{Authorize, Denied, PolicyRequest};
-    use senderbound::core::nonce::Nonces;
+    use senderbound::AuthorizeLayer;
+    use senderbound::authorize::{Denied, PolicyRequest};
     use senderbound::key_sharing::KeySharing;
+    use senderbound::proof::Nonces;
     use serde_json::json;
 
     let (captured, _guard) = Captured::install();
@@ -275,11 +276,11 @@ async fn agent_decisions_are_on_record_without_secrets() {
     };
     let routes = axum::Router::new()
         .route("/mcp", post(|| async { "{}" }))
-        .route_layer(Authorize::new(policy).inspect_mcp_calls())
+        .route_layer(AuthorizeLayer::new(policy).inspect_mcp_calls())
         .route("/whoami", get(|| async { "me" }));
     let secret = [42u8; 32];
     let mut h = senderbound_suite::harness::Harness::with_routes(routes, |b| {
-        b.detect_key_sharing(KeySharing::new())
+        b.key_sharing(KeySharing::new())
     });
     h.client = DpopKey::from_secret_bytes(&secret).unwrap();
     let token = h.token();
@@ -353,9 +354,8 @@ async fn agent_decisions_are_on_record_without_secrets() {
         401
     );
     // A server that wants a nonce.
-    let n = senderbound_suite::harness::Harness::with(|b| {
-        b.require_nonce(Nonces::new(&[9u8; 32]).unwrap())
-    });
+    let n =
+        senderbound_suite::harness::Harness::with(|b| b.nonces(Nonces::new(&[9u8; 32]).unwrap()));
     let n_token = n.token();
     let n_proof = n.proof("GET", "/whoami", &n_token);
     proofs.push(n_proof.clone());

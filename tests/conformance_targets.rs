@@ -15,7 +15,7 @@
 
 use senderbound::Error;
 use senderbound_client::DpopKey;
-use senderbound_suite::DemoIssuer;
+use senderbound_suite::TestIssuer;
 use senderbound_suite::answer::Answer;
 use senderbound_suite::process::{self, Process};
 use serde_json::{Value, json};
@@ -25,7 +25,7 @@ const ISSUER: &str = "https://conformance-issuer.example.test";
 struct Target {
     _server: Process,
     url: String,
-    issuer: DemoIssuer,
+    issuer: TestIssuer,
     key: DpopKey,
     http: reqwest::Client,
     /// A nonce the server issued, put in every proof once known.
@@ -35,7 +35,7 @@ struct Target {
 impl Target {
     fn start(name: &str, extra: &[&str]) -> Target {
         let scratch = process::scratch(name);
-        let issuer = DemoIssuer::new(ISSUER);
+        let issuer = TestIssuer::new(ISSUER);
         let jwks = scratch.join("jwks.json");
         std::fs::write(&jwks, issuer.jwks_json()).unwrap();
         let port = process::free_port().to_string();
@@ -106,7 +106,7 @@ impl Target {
 }
 
 fn now() -> u64 {
-    senderbound::Clock::now(&senderbound::SystemClock)
+    senderbound::clock::Clock::now(&senderbound::clock::SystemClock)
 }
 
 fn initialize() -> Value {
@@ -351,7 +351,7 @@ async fn mcp_server_asks_for_a_tools_scope_only_when_it_is_called() {
 async fn resource_server_with_allowed_hosts() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let scratch = process::scratch("resource-server-target");
-    let issuer = DemoIssuer::new(ISSUER);
+    let issuer = TestIssuer::new(ISSUER);
     let jwks = scratch.join("jwks.json");
     std::fs::write(&jwks, issuer.jwks_json()).unwrap();
     let port = process::free_port();

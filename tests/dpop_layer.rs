@@ -3,10 +3,12 @@
 //! reject with its exact status, error code and check.
 
 use base64::Engine as _;
-use senderbound::core::Algorithm;
-use senderbound::{Error, TypPolicy};
+use senderbound::proof::ProofRules;
+use senderbound::tokens::{TokenPolicy, TypPolicy};
+use senderbound::{Error, Origin};
 use senderbound_client::DpopKey;
-use senderbound_suite::DemoIssuer;
+use senderbound_core::Algorithm;
+use senderbound_suite::TestIssuer;
 use senderbound_suite::harness::{AUDIENCE, HOST, Harness, ISSUER, Reply};
 use serde_json::{Value, json};
 
@@ -62,7 +64,7 @@ async fn valid_request_reaches_the_handler_with_the_sender() {
     assert_eq!(sender["jkt"], h.client.jkt());
     assert_eq!(sender["iss"], ISSUER);
     assert_eq!(sender["sub"], "user-42");
-    assert_eq!(sender["client_id"], "demo-client");
+    assert_eq!(sender["client_id"], "test-client");
     assert_eq!(sender["aud"], json!([AUDIENCE]));
     assert_eq!(sender["scopes"], json!(["read"]));
     // Nothing secret in the Sender.
@@ -365,7 +367,7 @@ async fn hs256_is_rejected_even_if_allowed_by_configuration() {
 
 #[tokio::test]
 async fn alg_not_on_the_allow_list_is_rejected() {
-    let h = Harness::with(|b| b.dpop_algorithms([Algorithm::EdDSA]));
+    let h = Harness::with(|b| b.proofs(ProofRules::new().algorithms([Algorithm::EdDSA])));
     let token = h.token();
     let r = h.get_with(PATH, &token).await;
     r.assert_refused(401, "invalid_dpop_proof", Error::ProofAlgorithm);
@@ -573,7 +575,7 @@ async fn scheme_and_host_case_and_default_port_are_accepted() {
 
 #[tokio::test]
 async fn public_base_url_behind_a_proxy() {
-    let h = Harness::with(|b| b.public_base_url("https://public.example.test/v1/"));
+    let h = Harness::with(|b| b.origin("https://public.example.test/v1/"));
     let token = h.token();
     // The client signs the public URI; the server sees only the path.
     let ok = with_htu(&h, &token, "https://public.example.test/v1/api/read", PATH).await;
@@ -635,8 +637,11 @@ async fn iat_window() {
 #[tokio::test]
 async fn iat_window_is_configurable() {
     let h = Harness::with(|b| {
-        b.proof_max_age(std::time::Duration::from_secs(5))
-            .proof_max_future_skew(std::time::Duration::from_secs(2))
+        b.proofs(
+            ProofRules::new()
+                .max_age(std::time::Duration::from_secs(5))
+                .max_future_skew(std::time::Duration::from_secs(2)),
+        )
     });
     let token = h.token();
     let at = |offset: i64| {
@@ -943,7 +948,7 @@ async fn tampered_token_is_rejected() {
 #[tokio::test]
 async fn token_signed_by_unknown_key_is_rejected() {
     let h = Harness::new();
-    let rogue = DemoIssuer::new(ISSUER);
+    let rogue = TestIssuer::new(ISSUER);
     let claims = h.claims();
     // Same kid as the trusted key, other key: the signature fails.
     let same_kid = rogue.sign_with_header(
@@ -995,7 +1000,7 @@ async fn token_typ_and_alg_are_checked() {
 
 #[tokio::test]
 async fn lenient_typ_accepts_plain_jwt_but_never_a_proof_type() {
-    let h = Harness::with(|b| b.token_typ(TypPolicy::AllowJwt));
+    let h = Harness::with(|b| b.tokens(TokenPolicy::new().typ(TypPolicy::AllowJwt)));
     let claims = h.claims();
     let kid = h.issuer.kid();
     for header in [
@@ -1103,20 +1108,20 @@ async fn refusal_bodies_carry_no_internals() {
 
 #[tokio::test]
 async fn layer_inside_a_nested_router_checks_the_full_path() {
-    use senderbound::SenderBound;
+    use senderbound::SenderBoundLayer;
+    use senderbound::tokens::Issuer;
     use tower::ServiceExt;
     let h = Harness::new();
-    let auth = SenderBound::builder()
-        .issuer(ISSUER)
+    let auth = SenderBoundLayer::builder()
+        .trust(Issuer::new(ISSUER).keys(h.issuer.jwks_json()))
         .audience(AUDIENCE)
-        .jwks_json(h.issuer.jwks_json())
-        .allowed_hosts([HOST])
+        .origin(Origin::hosts([HOST]))
         .clock(h.clock.clone())
         .build()
         .unwrap();
     let app = axum::Router::new().nest(
         "/v1",
-        senderbound_suite::harness::routes().layer(auth.layer()),
+        senderbound_suite::harness::routes().layer(auth.clone()),
     );
     let token = h.token();
     let call = |htu_path: &str| {
@@ -1187,7 +1192,7 @@ async fn request_to_a_host_not_served_is_refused() {
 
 #[tokio::test]
 async fn any_host_only_when_explicitly_allowed() {
-    let h = Harness::with(|b| b.allow_any_host());
+    let h = Harness::with(|b| b.origin(Origin::any_host()));
     let token = h.token();
     let auth = format!("DPoP {token}");
     let proof = h

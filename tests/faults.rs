@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use senderbound::{ClientAuth, Error, SenderBoundBuilder};
+use senderbound::Error;
+use senderbound::tokens::{ClientAuth, Fetching, Introspection, Issuer};
 use senderbound_suite::harness::{Harness, Reply};
 use senderbound_suite::mock_as::{Fault, MockAs, RS_CLIENT_ID, RS_CLIENT_SECRET};
 use serde_json::json;
@@ -46,9 +47,11 @@ fn refused_as_unavailable(r: &Reply, fault: Fault) {
 fn discovering(mock: &MockAs) -> Harness {
     let issuer = mock.issuer().to_owned();
     Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer)
-            .jwks_min_refresh_interval(Duration::ZERO)
-            .fetch_timeout(FETCH_TIMEOUT)
+        b.issuer(issuer).fetching(
+            Fetching::new()
+                .min_key_refresh(Duration::ZERO)
+                .timeout(FETCH_TIMEOUT),
+        )
     })
 }
 
@@ -99,18 +102,21 @@ async fn an_as_refusing_connections_is_503_and_is_used_again_when_back() {
     assert_eq!(bounded(h.get_with("/whoami", &token)).await.status, 200);
 }
 
+/// Introspection at the mock (`configure` adjusts it: the limits are
+/// introspection settings now), fetches bounded by `fetch_timeout`.
 fn introspecting(
     mock: &MockAs,
-    configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
+    configure: impl FnOnce(Introspection) -> Introspection,
+    fetch_timeout: Duration,
 ) -> Harness {
     let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
     let auth = ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET);
     Harness::with_issuer(mock.signer(), |b| {
-        configure(
-            b.issuer(issuer)
-                .introspection(endpoint, auth)
-                .fetch_timeout(FETCH_TIMEOUT),
+        b.trust(
+            Issuer::new(issuer)
+                .introspection(configure(Introspection::new(auth).endpoint(endpoint))),
         )
+        .fetching(Fetching::new().timeout(fetch_timeout))
     })
 }
 
@@ -125,7 +131,7 @@ fn active_answer(h: &Harness) -> serde_json::Value {
 async fn a_misbehaving_introspection_endpoint_is_503_then_recovery_is_automatic() {
     for fault in FAULTS {
         let mock = MockAs::start().await;
-        let h = introspecting(&mock, |b| b);
+        let h = introspecting(&mock, |i| i, FETCH_TIMEOUT);
         mock.register_opaque("opaque-1", active_answer(&h));
         mock.set_fault(fault);
         for _ in 0..2 {
@@ -140,7 +146,7 @@ async fn a_misbehaving_introspection_endpoint_is_503_then_recovery_is_automatic(
 #[tokio::test]
 async fn introspection_answers_that_say_nothing_usable_are_never_an_accept() {
     let mock = MockAs::start().await;
-    let h = introspecting(&mock, |b| b);
+    let h = introspecting(&mock, |i| i, FETCH_TIMEOUT);
     let good = active_answer(&h);
     for (name, answer, code) in [
         ("active as a string", json!({"active": "true"}), 401),
@@ -183,10 +189,11 @@ async fn introspection_answers_that_say_nothing_usable_are_never_an_accept() {
 async fn introspections_in_flight_are_bounded_per_issuer() {
     let mock = MockAs::start().await;
     // The fetch timeout also bounds the wait for a turn: long enough here.
-    let h = Arc::new(introspecting(&mock, |b| {
-        b.max_concurrent_introspections(2)
-            .fetch_timeout(Duration::from_secs(10))
-    }));
+    let h = Arc::new(introspecting(
+        &mock,
+        |i| i.max_concurrent(2),
+        Duration::from_secs(10),
+    ));
     let tokens: Vec<String> = (0..8).map(|i| format!("opaque-{i}")).collect();
     for token in &tokens {
         mock.register_opaque(token, active_answer(&h));

@@ -8,6 +8,7 @@
 //!   (`the_same_proof_sent_50_times_concurrently_succeeds_exactly_once`),
 //!   and `tests/redis.rs` for a fleet.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use senderbound::Error;
 use senderbound::replay::{
-    CompactReplayStore, MemoryReplayStore, ReplayFuture, ReplayKey, ReplayStore,
+    CompactReplayStore, MemoryReplayStore, ReplayError, ReplayKey, ReplayStore,
 };
 use senderbound_client::DpopKey;
 use senderbound_suite::harness::{HOST, Harness, Reply};
@@ -33,7 +34,11 @@ struct Counting<S> {
 }
 
 impl<S: ReplayStore> ReplayStore for Counting<S> {
-    fn check_and_insert<'a>(&'a self, key: ReplayKey, ttl: Duration) -> ReplayFuture<'a> {
+    fn check_and_insert(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), ReplayError>> + Send {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.check_and_insert(key, ttl)
     }
@@ -45,7 +50,7 @@ async fn send(h: &Harness, token: &str, proof: &str) -> Reply {
 }
 
 /// Floods a store of [`CAPACITY`] with [`FLOOD`] unique valid proofs.
-async fn flood_of_unique_valid_proofs(store: Arc<dyn ReplayStore>, len: impl Fn() -> u64) {
+async fn flood_of_unique_valid_proofs(store: Arc<impl ReplayStore>, len: impl Fn() -> u64) {
     let h = Harness::with(|b| b.replay_store(store));
     let token = h.token();
     let proofs: Vec<String> = (0..FLOOD).map(|_| h.proof("GET", PATH, &token)).collect();

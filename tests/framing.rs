@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use http::{Request, Version};
-use senderbound::{Error, SenderBoundBuilder};
+use senderbound::{Error, Origin, SenderBoundBuilder};
 use senderbound_suite::harness::{HOST, Harness, Reply};
 
 const PATH: &str = "/api/read";
@@ -16,10 +16,8 @@ type Configure = fn(SenderBoundBuilder) -> SenderBoundBuilder;
 fn origin_modes() -> Vec<(&'static str, Configure)> {
     vec![
         ("allowed hosts", |b| b),
-        ("public base URL", |b| {
-            b.public_base_url(format!("https://{HOST}"))
-        }),
-        ("any host", |b| b.allow_any_host()),
+        ("public base URL", |b| b.origin(format!("https://{HOST}"))),
+        ("any host", |b| b.origin(Origin::any_host())),
     ]
 }
 
@@ -210,7 +208,7 @@ async fn framing_comes_before_every_other_check() {
         "invalid_request",
         Error::MissingHost,
     );
-    let h = Harness::with(|b| b.public_base_url(format!("https://{HOST}")));
+    let h = Harness::with(|b| b.origin(format!("https://{HOST}")));
     assert_eq!(send(&h, Version::HTTP_10, PATH, &[]).await.status, 200);
 }
 

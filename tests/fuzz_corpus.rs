@@ -19,7 +19,7 @@ use ed25519_dalek::Signer;
 use senderbound_client::DpopKey;
 use senderbound_core::proof::{ProofPolicy, RequestFacts};
 use senderbound_core::token::TokenRules;
-use senderbound_suite::DemoIssuer;
+use senderbound_suite::TestIssuer;
 use senderbound_suite::pki::Identity;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -173,7 +173,7 @@ fn regenerate_seeds() {
     );
 
     // Access tokens from one issuer, DPoP- and certificate-bound.
-    let issuer = DemoIssuer::new(bodies::ISSUER);
+    let issuer = TestIssuer::new(bodies::ISSUER);
     fs::write(
         fuzz_dir().join("seeds/jwks.json"),
         issuer.jwks_json() + "\n",

@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http_body_util::BodyExt;
-use senderbound::core::jwk::PublicJwk;
-use senderbound::{FixedClock, SenderBound};
+use senderbound::clock::FixedClock;
+use senderbound::tokens::Issuer;
+use senderbound::{Origin, SenderBoundLayer};
+use senderbound_core::jwk::PublicJwk;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -17,15 +19,14 @@ fn fixtures() -> Value {
 
 async fn call(doc: &Value, f: &Value, token: &str, proof: &str) -> (u16, Value) {
     let now = doc["now"].as_u64().unwrap();
-    let auth = SenderBound::builder()
-        .issuer(doc["issuer"].as_str().unwrap())
+    let auth = SenderBoundLayer::builder()
+        .trust(Issuer::new(doc["issuer"].as_str().unwrap()).keys(f["jwks"].to_string()))
         .audience(doc["audience"].as_str().unwrap())
-        .jwks_json(f["jwks"].to_string())
-        .allowed_hosts(["api.example.test"])
+        .origin(Origin::hosts(["api.example.test"]))
         .clock(Arc::new(FixedClock::new(now)))
         .build()
         .unwrap();
-    let app = senderbound_suite::harness::routes().layer(auth.layer());
+    let app = senderbound_suite::harness::routes().layer(auth.clone());
     let req = http::Request::get("/api/read")
         .header("host", "api.example.test")
         .header("authorization", format!("DPoP {token}"))
@@ -86,11 +87,11 @@ async fn jwcrypto_artefacts_with_a_flipped_signature_bit_are_rejected() {
         );
         // Through the Layer a changed token would first fail the proof's
         // `ath`, so the token's own signature check is exercised directly.
-        let rules = senderbound::core::token::TokenRules::new(
+        let rules = senderbound_core::token::TokenRules::new(
             [doc["issuer"].as_str().unwrap()],
             [doc["audience"].as_str().unwrap()],
         );
-        let keys = senderbound::core::jwk::JwkSet::from_json(&f["jwks"].to_string()).unwrap();
+        let keys = senderbound_core::jwk::JwkSet::from_json(&f["jwks"].to_string()).unwrap();
         assert!(rules.verify_jwt(token, &keys).is_ok(), "{alg} token");
         assert_eq!(
             rules.verify_jwt(&flip(token), &keys).unwrap_err(),
@@ -109,9 +110,9 @@ fn rsa_signatures_at_or_above_the_modulus_are_refused() {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use rsa::BigUint;
-    use senderbound::core::jwk::JwkSet;
-    use senderbound::core::proof::{ProofPolicy, RequestFacts};
-    use senderbound::core::token::TokenRules;
+    use senderbound_core::jwk::JwkSet;
+    use senderbound_core::proof::{ProofPolicy, RequestFacts};
+    use senderbound_core::token::TokenRules;
     use sha2::{Digest, Sha256};
 
     let doc = fixtures();
@@ -180,8 +181,8 @@ fn es512_scalars_at_or_above_the_group_order_are_refused() {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use rsa::BigUint;
-    use senderbound::core::jwk::JwkSet;
-    use senderbound::core::token::TokenRules;
+    use senderbound_core::jwk::JwkSet;
+    use senderbound_core::token::TokenRules;
 
     let doc = fixtures();
     let f = doc["fixtures"]

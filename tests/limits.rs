@@ -9,7 +9,7 @@ use senderbound_core::Error;
 use senderbound_core::jwk::{JwkError, JwkSet, KeyType, MAX_RSA_BITS, MIN_RSA_BITS, PublicJwk};
 use senderbound_core::proof::{ProofPolicy, RequestFacts};
 use senderbound_core::token::TokenRules;
-use senderbound_suite::DemoIssuer;
+use senderbound_suite::TestIssuer;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -145,7 +145,7 @@ fn numeric_dates_that_are_not_non_negative_numbers_are_refused() {
             "{iat}"
         );
     }
-    let issuer = DemoIssuer::new(ISSUER);
+    let issuer = TestIssuer::new(ISSUER);
     let keys = JwkSet::from_json(&issuer.jwks_json()).unwrap();
     let rules = TokenRules::new([ISSUER], [AUDIENCE]);
     for exp in [json!(-1), json!("2000000000"), json!(f64::MAX)] {
@@ -162,7 +162,7 @@ fn numeric_dates_that_are_not_non_negative_numbers_are_refused() {
 /// issuer's set, never the whole set.
 #[test]
 fn a_token_without_kid_is_tried_against_four_keys_at_most() {
-    let issuers: Vec<DemoIssuer> = (0..6).map(|_| DemoIssuer::new(ISSUER)).collect();
+    let issuers: Vec<TestIssuer> = (0..6).map(|_| TestIssuer::new(ISSUER)).collect();
     let keys = JwkSet::from_keys(issuers.iter().map(|i| {
         let mut jwk = i.public_jwk();
         jwk.as_object_mut().unwrap().remove("kid");
@@ -183,7 +183,7 @@ fn a_token_without_kid_is_tried_against_four_keys_at_most() {
 
 #[test]
 fn access_tokens_with_crit_are_refused() {
-    let issuer = DemoIssuer::new(ISSUER);
+    let issuer = TestIssuer::new(ISSUER);
     let keys = JwkSet::from_json(&issuer.jwks_json()).unwrap();
     let rules = TokenRules::new([ISSUER], [AUDIENCE]);
     let claims = issuer.claims(AUDIENCE, None, "read", NOW);

@@ -18,13 +18,15 @@ use rmcp::transport::{
     StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
 };
 use rmcp::{ClientHandler, ErrorData, ServiceExt, tool, tool_router};
-use senderbound::authorize::{Authorize, Denied, PolicyRequest};
-use senderbound::core::nonce::Nonces;
-use senderbound::{Sender, SenderBound};
+use senderbound::authorize::{Denied, PolicyRequest};
+use senderbound::clock::{Clock as _, SystemClock};
+use senderbound::proof::Nonces;
+use senderbound::tokens::Issuer;
+use senderbound::{AuthorizeLayer, Sender, SenderBoundLayer};
 use senderbound_client::mcp::DpopMcpClient;
 use senderbound_client::{DpopKey, DpopSession, TokenError, TokenRequest};
 use senderbound_suite::dev_as::DevAs;
-use senderbound_suite::{DemoIssuer, unverified_claims};
+use senderbound_suite::{TestIssuer, unverified_claims};
 use serde_json::{Value, json};
 
 #[derive(Clone)]
@@ -64,15 +66,14 @@ struct Agent;
 impl ClientHandler for Agent {}
 
 /// Serves the tools behind the Layer (nonces required) on a loopback port.
-async fn serve(issuer: &DemoIssuer) -> String {
+async fn serve(issuer: &TestIssuer) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
-    let auth = SenderBound::builder()
-        .issuer(issuer.issuer())
-        .jwks_json(issuer.jwks_json())
+    let auth = SenderBoundLayer::builder()
+        .trust(Issuer::new(issuer.issuer()).keys(issuer.jwks_json()))
         .audience(format!("{origin}/mcp"))
-        .public_base_url(&origin)
-        .require_nonce(Nonces::new(&[7u8; 32]).unwrap())
+        .origin(&origin)
+        .nonces(Nonces::new(&[7u8; 32]).unwrap())
         .build()
         .unwrap();
     let mcp = StreamableHttpService::new(
@@ -82,15 +83,15 @@ async fn serve(issuer: &DemoIssuer) -> String {
     );
     let app = Router::new()
         .route_service("/mcp", mcp)
-        .route_layer(Authorize::new(admin_tools).inspect_mcp_calls())
-        .layer(auth.layer());
+        .route_layer(AuthorizeLayer::new(admin_tools).inspect_mcp_calls())
+        .layer(auth);
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("{origin}/mcp")
 }
 
-fn session_with_token(issuer: &DemoIssuer, server: &str, scope: &str) -> Arc<DpopSession> {
+fn session_with_token(issuer: &TestIssuer, server: &str, scope: &str) -> Arc<DpopSession> {
     let session = Arc::new(DpopSession::new(DpopKey::generate()));
-    let now = senderbound::Clock::now(&senderbound::SystemClock);
+    let now = SystemClock.now();
     let claims = issuer.claims(server, Some(session.key().jkt()), scope, now);
     session.hold_token(issuer.sign(&claims));
     session
@@ -114,7 +115,7 @@ async fn connect(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rmcp_client_with_dpop_reaches_tools_that_see_the_sender() {
-    let issuer = DemoIssuer::new("https://as.example.test");
+    let issuer = TestIssuer::new("https://as.example.test");
     let server = serve(&issuer).await;
     let session = session_with_token(&issuer, &server, "read");
     // The server requires nonces: the first request is refused with
@@ -157,7 +158,7 @@ async fn rmcp_client_with_dpop_reaches_tools_that_see_the_sender() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rmcp_client_with_a_token_bound_to_another_key_is_refused() {
-    let issuer = DemoIssuer::new("https://as.example.test");
+    let issuer = TestIssuer::new("https://as.example.test");
     let server = serve(&issuer).await;
     let owner = session_with_token(&issuer, &server, "read");
     let thief = Arc::new(DpopSession::new(DpopKey::generate()));

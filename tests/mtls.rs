@@ -12,11 +12,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use senderbound::mtls::TrustedProxies;
+use senderbound::mtls::{ForwardedClientCert, TrustedProxies};
 use senderbound::tls::{self, AnyClientCert};
-use senderbound::{Error, SenderBound};
+use senderbound::tokens::Issuer;
+use senderbound::{Error, SenderBoundLayer};
 use senderbound_client::DpopKey;
-use senderbound_suite::DemoIssuer;
+use senderbound_suite::TestIssuer;
 use senderbound_suite::answer::Answer;
 use senderbound_suite::harness::routes;
 use senderbound_suite::pki::{Identity, Present, https_client, https_client_tls12};
@@ -31,7 +32,7 @@ const STRANGER: &str = "127.0.0.3";
 struct Server {
     addr: SocketAddr,
     identity: Identity,
-    issuer: DemoIssuer,
+    issuer: TestIssuer,
     _stop: oneshot::Sender<()>,
 }
 
@@ -45,15 +46,16 @@ fn now() -> u64 {
 /// The harness routes behind senderbound, served over TLS on 127.0.0.1.
 async fn start(require_cert: bool) -> Server {
     let identity = Identity::localhost();
-    let issuer = DemoIssuer::new("https://as.example.test");
+    let issuer = TestIssuer::new("https://as.example.test");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let auth = SenderBound::builder()
-        .issuer(issuer.issuer())
-        .jwks_json(issuer.jwks_json())
+    let auth = SenderBoundLayer::builder()
+        .trust(Issuer::new(issuer.issuer()).keys(issuer.jwks_json()))
         .audience(AUDIENCE)
-        .public_base_url(format!("https://{addr}"))
-        .trust_client_cert_header_from(TrustedProxies::parse([PROXY]).unwrap())
+        .origin(format!("https://{addr}"))
+        .mtls(ForwardedClientCert::new(
+            TrustedProxies::parse([PROXY]).unwrap(),
+        ))
         .build()
         .unwrap();
     let client_auth = if require_cert {
@@ -68,7 +70,7 @@ async fn start(require_cert: bool) -> Server {
     )
     .unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let app = routes().layer(auth.layer());
+    let app = routes().layer(auth);
     tokio::spawn(async move {
         tls::serve(listener, config, app)
             .with_graceful_shutdown(async {
@@ -349,18 +351,19 @@ async fn a_server_that_requires_certificates_refuses_handshakes_without_one() {
 /// by `axum::serve` with connection info.
 #[tokio::test]
 async fn behind_a_proxy_over_plain_http() {
-    let issuer = DemoIssuer::new("https://as.example.test");
+    let issuer = TestIssuer::new("https://as.example.test");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let auth = SenderBound::builder()
-        .issuer(issuer.issuer())
-        .jwks_json(issuer.jwks_json())
+    let auth = SenderBoundLayer::builder()
+        .trust(Issuer::new(issuer.issuer()).keys(issuer.jwks_json()))
         .audience(AUDIENCE)
-        .public_base_url("https://api.example.test")
-        .trust_client_cert_header_from(TrustedProxies::parse([PROXY]).unwrap())
+        .origin("https://api.example.test")
+        .mtls(ForwardedClientCert::new(
+            TrustedProxies::parse([PROXY]).unwrap(),
+        ))
         .build()
         .unwrap();
-    let app = routes().layer(auth.layer());
+    let app = routes().layer(auth);
     tokio::spawn(async move {
         axum::serve(
             listener,

@@ -11,7 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::Request;
 use senderbound::Error;
-use senderbound::mtls::{ClientCertificate, TrustedProxies};
+use senderbound::mtls::{ClientCertificate, ConnectionCert, ForwardedClientCert, TrustedProxies};
+use senderbound::revocation::Revocations;
+use senderbound::tokens::{ClientAuth, Introspection, Issuer};
 use senderbound_suite::harness::{AUDIENCE, HOST, Harness, Reply};
 use senderbound_suite::mock_as::{MockAs, RS_CLIENT_ID, RS_CLIENT_SECRET};
 use serde_json::{Value, json};
@@ -94,12 +96,14 @@ async fn send(h: &Harness, path: &str, token: &str, via: Via<'_>) -> Reply {
 
 /// Certificate-bound tokens accepted, certificates from the connection.
 fn mtls() -> Harness {
-    Harness::with(|b| b.accept_mtls_bound())
+    Harness::with(|b| b.mtls(ConnectionCert))
 }
 
 fn from_proxy() -> Harness {
     Harness::with(|b| {
-        b.trust_client_cert_header_from(TrustedProxies::parse(["192.0.2.0/24"]).unwrap())
+        b.mtls(ForwardedClientCert::new(
+            TrustedProxies::parse(["192.0.2.0/24"]).unwrap(),
+        ))
     })
 }
 
@@ -349,10 +353,10 @@ async fn a_trusted_proxys_own_connection_certificate_is_not_the_clients() {
 
 #[tokio::test]
 async fn scope_refusals_and_revocation_apply_to_certificate_bound_tokens() {
-    let revocations = senderbound::Revocations::new();
+    let revocations = Revocations::new();
     let h = Harness::with({
         let r = revocations.clone();
-        |b| b.revocations(r).accept_mtls_bound()
+        |b| b.revocations(r).mtls(ConnectionCert)
     });
     let a = cert(1);
     let token = mtls_token(&h, &a);
@@ -377,7 +381,7 @@ async fn scope_refusals_and_revocation_apply_to_certificate_bound_tokens() {
 #[tokio::test]
 async fn opaque_certificate_bound_tokens_are_introspected_only_with_a_certificate() {
     let mock = MockAs::start().await;
-    let h = introspecting(&mock, |b| b.accept_mtls_bound());
+    let h = introspecting(&mock, |b| b.mtls(ConnectionCert));
     let a = cert(1);
     let mut answer = mtls_claims(&h, &a);
     answer["active"] = json!(true);
@@ -399,7 +403,7 @@ async fn opaque_certificate_bound_tokens_are_introspected_only_with_a_certificat
 
 #[tokio::test]
 async fn allowing_bearer_tokens_does_not_unbind_certificate_bound_ones() {
-    let h = Harness::with(|b| b.allow_bearer().accept_mtls_bound());
+    let h = Harness::with(|b| b.allow_bearer().mtls(ConnectionCert));
     let a = cert(1);
     let token = mtls_token(&h, &a);
     let r = send(&h, "/whoami", &token, Via::default()).await;
@@ -448,9 +452,11 @@ fn introspecting(
     configure: impl FnOnce(senderbound::SenderBoundBuilder) -> senderbound::SenderBoundBuilder,
 ) -> Harness {
     let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
-    let auth = senderbound::ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET);
+    let auth = ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET);
     Harness::with_issuer(mock.signer(), |b| {
-        configure(b.issuer(issuer).introspection(endpoint, auth))
+        configure(
+            b.trust(Issuer::new(issuer).introspection(Introspection::new(auth).endpoint(endpoint))),
+        )
     })
 }
 
@@ -463,7 +469,9 @@ async fn opaque_tokens_are_not_introspected_when_no_certificate_can_count() {
     assert_eq!((r.status, r.error()), (401, None), "{r:?}");
     // A trusted proxy forwarding garbage: refused before the AS is asked.
     let h = introspecting(&mock, |b| {
-        b.trust_client_cert_header_from(TrustedProxies::parse(["192.0.2.0/24"]).unwrap())
+        b.mtls(ForwardedClientCert::new(
+            TrustedProxies::parse(["192.0.2.0/24"]).unwrap(),
+        ))
     });
     let r = send(&h, "/whoami", "opaque-x", proxied(&["garbage"])).await;
     r.assert_refused(401, "invalid_token", Error::CertificateMalformed);

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use senderbound::Error;
-use senderbound::core::nonce::Nonces;
+use senderbound::Origin;
+use senderbound::proof::{Nonces, ProofRules};
+use senderbound::tokens::Issuer;
 use senderbound_client::{DpopKey, DpopSession};
-use senderbound_suite::DemoIssuer;
+use senderbound_suite::TestIssuer;
 use senderbound_suite::harness::{AUDIENCE, HOST, Harness, ISSUER, Reply, routes};
 use serde_json::json;
 
@@ -18,7 +20,7 @@ const OTHER: &[u8] = b"another nonce secret, 32 bytes+ (test)";
 
 fn with_nonces(secret: &[u8]) -> Harness {
     let nonces = Nonces::new(secret).unwrap();
-    Harness::with(|b| b.require_nonce(nonces))
+    Harness::with(|b| b.nonces(nonces))
 }
 
 /// A DPoP request to `GET /whoami` whose proof carries `nonce`.
@@ -141,7 +143,7 @@ async fn an_aging_nonce_is_accepted_and_replaced_in_the_response() {
 
 #[tokio::test]
 async fn any_server_with_the_secret_accepts_another_servers_nonce() {
-    let issuer = DemoIssuer::new(ISSUER);
+    let issuer = TestIssuer::new(ISSUER);
     let server = |secret: &[u8], previous: Option<&[u8]>| {
         let mut nonces = Nonces::new(secret).unwrap();
         if let Some(previous) = previous {
@@ -149,7 +151,7 @@ async fn any_server_with_the_secret_accepts_another_servers_nonce() {
         }
         let jwks = issuer.jwks_json();
         Harness::with_issuer(issuer.clone(), |b| {
-            b.issuer(ISSUER).jwks_json(jwks).require_nonce(nonces)
+            b.trust(Issuer::new(ISSUER).keys(jwks)).nonces(nonces)
         })
     };
     let (a, b) = (server(SECRET, None), server(SECRET, None));
@@ -195,7 +197,7 @@ async fn freshness_can_rest_on_the_nonce() {
     let strict = with_nonces(SECRET);
     let relaxed = {
         let n = nonces();
-        Harness::with(|b| b.require_nonce(n).freshness_from_nonce())
+        Harness::with(|b| b.nonces(n).proofs(ProofRules::new().freshness_from_nonce()))
     };
     for (h, expected) in [(&strict, 401), (&relaxed, 200)] {
         let token = h.token();
@@ -219,12 +221,11 @@ async fn freshness_can_rest_on_the_nonce() {
             r.assert_refused(401, "invalid_dpop_proof", Error::ProofExpired);
         }
     }
-    let e = senderbound::SenderBound::builder()
-        .issuer(ISSUER)
+    let e = senderbound::SenderBoundLayer::builder()
+        .trust(Issuer::new(ISSUER).keys(TestIssuer::new(ISSUER).jwks_json()))
         .audience(AUDIENCE)
-        .allowed_hosts([HOST])
-        .jwks_json(DemoIssuer::new(ISSUER).jwks_json())
-        .freshness_from_nonce()
+        .origin(Origin::hosts([HOST]))
+        .proofs(ProofRules::new().freshness_from_nonce())
         .build()
         .unwrap_err();
     assert_eq!(e, senderbound::BuildError::FreshnessWithoutNonce);
@@ -232,21 +233,20 @@ async fn freshness_can_rest_on_the_nonce() {
 
 #[tokio::test]
 async fn the_client_session_does_the_nonce_dance_over_http() {
-    let issuer = DemoIssuer::new(ISSUER);
+    let issuer = TestIssuer::new(ISSUER);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let auth = senderbound::SenderBound::builder()
-        .issuer(ISSUER)
-        .jwks_json(issuer.jwks_json())
+    let auth = senderbound::SenderBoundLayer::builder()
+        .trust(Issuer::new(ISSUER).keys(issuer.jwks_json()))
         .audience(AUDIENCE)
-        .public_base_url(format!("http://{addr}"))
-        .require_nonce(Nonces::new(SECRET).unwrap())
+        .origin(format!("http://{addr}"))
+        .nonces(Nonces::new(SECRET).unwrap())
         .build()
         .unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
     let counter = requests.clone();
     let app = routes()
-        .layer(auth.layer())
+        .layer(auth.clone())
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 counter.fetch_add(1, Ordering::SeqCst);
@@ -256,7 +256,7 @@ async fn the_client_session_does_the_nonce_dance_over_http() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let session = DpopSession::new(DpopKey::generate());
-    let now = senderbound::Clock::now(&senderbound::SystemClock);
+    let now = senderbound::clock::Clock::now(&senderbound::clock::SystemClock);
     let token = issuer.sign(&issuer.claims(AUDIENCE, Some(session.key().jkt()), "read", now));
     let http = reqwest::Client::new();
     let url = format!("http://{addr}/whoami");

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use senderbound::clock::FixedClock;
 use senderbound::profile::Profile;
-use senderbound::{Algorithm, BuildError, Error, FixedClock, SenderBound, SenderBoundBuilder};
+use senderbound::proof::ProofRules;
+use senderbound::tokens::{Issuer, TokenPolicy};
+use senderbound::{Algorithm, BuildError, Error, Origin, SenderBoundBuilder, SenderBoundLayer};
 use senderbound_suite::harness::{AUDIENCE, HOST, Harness, ISSUER};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -76,16 +79,15 @@ async fn fapi2_allows_ps256_es256_and_ed25519_only() {
     let now = doc["now"].as_u64().unwrap();
     for f in doc["fixtures"].as_array().unwrap() {
         let alg = f["alg"].as_str().unwrap();
-        let auth = SenderBound::builder()
-            .issuer(doc["issuer"].as_str().unwrap())
+        let auth = SenderBoundLayer::builder()
+            .trust(Issuer::new(doc["issuer"].as_str().unwrap()).keys(f["jwks"].to_string()))
             .audience(doc["audience"].as_str().unwrap())
-            .jwks_json(f["jwks"].to_string())
-            .allowed_hosts(["api.example.test"])
+            .origin(Origin::hosts(["api.example.test"]))
             .clock(Arc::new(FixedClock::new(now)))
             .profile(Profile::Fapi2Security)
             .build()
             .unwrap();
-        let app = senderbound_suite::harness::routes().layer(auth.layer());
+        let app = senderbound_suite::harness::routes().layer(auth.clone());
         let req = http::Request::get("/api/read")
             .header("host", "api.example.test")
             .header(
@@ -143,11 +145,10 @@ async fn fapi2_tokens_only_in_the_authorization_header() {
 
 fn builder() -> SenderBoundBuilder {
     let h = Harness::new();
-    SenderBound::builder()
-        .issuer(ISSUER)
+    SenderBoundLayer::builder()
+        .trust(Issuer::new(ISSUER).keys(h.issuer.jwks_json()))
         .audience(AUDIENCE)
-        .jwks_json(h.issuer.jwks_json())
-        .allowed_hosts([HOST])
+        .origin(Origin::hosts([HOST]))
 }
 
 #[test]
@@ -159,15 +160,21 @@ fn leaving_a_profile_is_a_build_error() {
     let fapi = || builder().profile(Profile::Fapi2Security);
     for (what, b) in [
         ("bearer", fapi().allow_bearer()),
-        ("dpop alg", fapi().dpop_algorithms([Algorithm::RS256])),
-        ("token alg", fapi().token_algorithms([Algorithm::ES384])),
+        (
+            "dpop alg",
+            fapi().proofs(ProofRules::new().algorithms([Algorithm::RS256])),
+        ),
+        (
+            "token alg",
+            fapi().tokens(TokenPolicy::new().algorithms([Algorithm::ES384])),
+        ),
         (
             "skew 61 s",
-            fapi().proof_max_future_skew(Duration::from_secs(61)),
+            fapi().proofs(ProofRules::new().max_future_skew(Duration::from_secs(61))),
         ),
         (
             "skew 5 s",
-            fapi().proof_max_future_skew(Duration::from_secs(5)),
+            fapi().proofs(ProofRules::new().max_future_skew(Duration::from_secs(5))),
         ),
     ] {
         assert!(violation(b).starts_with("FAPI 2.0"), "{what}");
@@ -175,23 +182,34 @@ fn leaving_a_profile_is_a_build_error() {
     // Inside the profile's bounds, narrowing is fine.
     assert!(
         fapi()
-            .dpop_algorithms([Algorithm::ES256])
-            .proof_max_future_skew(Duration::from_secs(30))
+            .proofs(
+                ProofRules::new()
+                    .algorithms([Algorithm::ES256])
+                    .max_future_skew(Duration::from_secs(30))
+            )
             .build()
             .is_ok()
     );
     let mcp = || builder().profile(Profile::McpDpop);
     for (what, b) in [
         ("bearer", mcp().allow_bearer()),
-        ("age", mcp().proof_max_age(Duration::from_secs(301))),
+        (
+            "age",
+            mcp().proofs(ProofRules::new().max_age(Duration::from_secs(301))),
+        ),
         (
             "skew",
-            mcp().proof_max_future_skew(Duration::from_secs(301)),
+            mcp().proofs(ProofRules::new().max_future_skew(Duration::from_secs(301))),
         ),
     ] {
         assert!(violation(b).starts_with("MCP DPoP"), "{what}");
     }
-    assert!(mcp().proof_max_age(Duration::from_secs(60)).build().is_ok());
+    assert!(
+        mcp()
+            .proofs(ProofRules::new().max_age(Duration::from_secs(60)))
+            .build()
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -256,14 +274,19 @@ async fn without_a_profile_the_defaults_stay() {
 async fn a_profile_never_loosens_what_was_set_explicitly() {
     for h in [
         Harness::with(|b| {
-            b.dpop_algorithms([Algorithm::ES256])
-                .proof_max_age(Duration::from_secs(30))
-                .profile(Profile::McpDpop)
+            b.proofs(
+                ProofRules::new()
+                    .algorithms([Algorithm::ES256])
+                    .max_age(Duration::from_secs(30)),
+            )
+            .profile(Profile::McpDpop)
         }),
         Harness::with(|b| {
-            b.profile(Profile::McpDpop)
-                .dpop_algorithms([Algorithm::ES256])
-                .proof_max_age(Duration::from_secs(30))
+            b.profile(Profile::McpDpop).proofs(
+                ProofRules::new()
+                    .algorithms([Algorithm::ES256])
+                    .max_age(Duration::from_secs(30)),
+            )
         }),
     ] {
         assert_eq!(

@@ -15,7 +15,7 @@ use senderbound_core::htu::normalize;
 use senderbound_core::jwk::{JwkSet, PublicJwk};
 use senderbound_core::proof::{ProofPolicy, RequestFacts};
 use senderbound_core::token::TokenRules;
-use senderbound_suite::DemoIssuer;
+use senderbound_suite::TestIssuer;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -323,7 +323,7 @@ fn signed() -> &'static Signed {
     static SIGNED: OnceLock<Signed> = OnceLock::new();
     SIGNED.get_or_init(|| {
         let client = DpopKey::generate();
-        let issuer = DemoIssuer::new("https://as.example.com");
+        let issuer = TestIssuer::new("https://as.example.com");
         let token = issuer.sign(&issuer.claims(AUDIENCE, Some(client.jkt()), "read", NOW));
         let proof = client
             .proof("POST", HTU)

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use senderbound::Error;
-use senderbound::core::nonce::Nonces;
+use senderbound::proof::Nonces;
 use senderbound::replay::{ReplayError, ReplayKey, ReplayStore};
+use senderbound::tokens::Issuer;
 use senderbound_client::DpopKey;
 use senderbound_redis::RedisReplayStore;
-use senderbound_suite::DemoIssuer;
+use senderbound_suite::TestIssuer;
 use senderbound_suite::harness::{HOST, Harness, ISSUER, Reply};
 use senderbound_suite::redis_server::RedisServer;
 
@@ -66,7 +67,7 @@ async fn one_of_a_hundred_concurrent_inserts_wins() {
 /// Two resource servers (same issuer, same client key) sharing `redis` and
 /// one nonce secret.
 fn fleet(redis: &RedisServer) -> (Harness, Harness) {
-    let issuer = DemoIssuer::new(ISSUER);
+    let issuer = TestIssuer::new(ISSUER);
     let client = DpopKey::generate();
     let server = || {
         let jwks = issuer.jwks_json();
@@ -75,10 +76,9 @@ fn fleet(redis: &RedisServer) -> (Harness, Harness) {
         Harness {
             client: client.clone(),
             ..Harness::with_issuer(issuer.clone(), |b| {
-                b.issuer(ISSUER)
-                    .jwks_json(jwks)
+                b.trust(Issuer::new(ISSUER).keys(jwks))
                     .replay_store(replay)
-                    .require_nonce(nonces)
+                    .nonces(nonces)
             })
         }
     };

@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderValue, Request};
 use senderbound::Error;
-use senderbound::replay::{ReplayError, ReplayFuture, ReplayKey, ReplayStore};
+use senderbound::replay::{ReplayError, ReplayKey, ReplayStore};
 use senderbound_core::proof::{ProofPolicy, RequestFacts};
 use senderbound_suite::harness::{HOST, Harness};
 use tower::ServiceExt;
@@ -167,8 +167,12 @@ async fn hosts_that_only_look_like_the_served_one_are_refused() {
 struct DownStore;
 
 impl ReplayStore for DownStore {
-    fn check_and_insert<'a>(&'a self, _: ReplayKey, _: std::time::Duration) -> ReplayFuture<'a> {
-        Box::pin(async { Err(ReplayError::Unavailable) })
+    async fn check_and_insert(
+        &self,
+        _: ReplayKey,
+        _: std::time::Duration,
+    ) -> Result<(), ReplayError> {
+        Err(ReplayError::Unavailable)
     }
 }
 
@@ -261,11 +265,11 @@ fn access_tokens_with_duplicate_members_narrowed_algs_or_misfitting_kids_are_ref
 #[tokio::test]
 async fn require_scope_any_refuses_a_token_with_none_of_the_scopes() {
     use axum::routing::get;
-    use senderbound::RequireScope;
+    use senderbound::RequireScopeLayer;
 
     let routes = axum::Router::new().route(
         "/any",
-        get(|| async { "ok" }).route_layer(RequireScope::any(["admin", "write"])),
+        get(|| async { "ok" }).route_layer(RequireScopeLayer::any(["admin", "write"])),
     );
     let h = Harness::with_routes(routes, |b| b);
     h.get_with("/any", &h.token()).await.assert_refused(

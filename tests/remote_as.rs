@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use senderbound::{ClientAuth, Error, Issuer, SenderBoundBuilder, TokenFormat};
+use senderbound::Error;
+use senderbound::tokens::{ClientAuth, Fetching, Introspection, Issuer, TokenFormat};
 use senderbound_suite::harness::Harness;
 use senderbound_suite::mock_as::{MockAs, RS_CLIENT_ID, RS_CLIENT_SECRET};
 use serde_json::json;
@@ -15,18 +16,16 @@ fn discovering(mock: &MockAs) -> Harness {
     Harness::with_issuer(mock.signer(), |b| b.issuer(issuer))
 }
 
-/// Discovery with keys refreshed on every request and no minimum interval.
-fn eager(
-    mock: &MockAs,
-    configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
-) -> Harness {
+/// Discovery with keys refreshed on every request and no minimum interval
+/// (`configure` adds to these fetching settings: they are one value now).
+fn eager(mock: &MockAs, configure: impl FnOnce(Fetching) -> Fetching) -> Harness {
     let issuer = mock.issuer().to_owned();
     Harness::with_issuer(mock.signer(), |b| {
-        configure(
-            b.issuer(issuer)
-                .jwks_refresh_interval(Duration::ZERO)
-                .jwks_min_refresh_interval(Duration::ZERO),
-        )
+        b.issuer(issuer).fetching(configure(
+            Fetching::new()
+                .key_refresh(Duration::ZERO)
+                .min_key_refresh(Duration::ZERO),
+        ))
     })
 }
 
@@ -61,7 +60,7 @@ async fn metadata_for_another_issuer_is_refused_with_503() {
     let mock = MockAs::start().await;
     // Configured issuer differs from the metadata's `issuer` by a slash.
     let issuer = format!("{}/", mock.issuer());
-    let signer = senderbound_suite::DemoIssuer::new(issuer.clone());
+    let signer = senderbound_suite::TestIssuer::new(issuer.clone());
     let h = Harness::with_issuer(signer, |b| b.issuer(issuer));
     let r = h.get_with("/whoami", &h.token()).await;
     assert_eq!(r.status, 503, "{r:?}");
@@ -78,7 +77,8 @@ async fn a_rotated_in_key_is_accepted_after_one_refresh() {
     let mock = MockAs::start().await;
     let issuer = mock.issuer().to_owned();
     let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer).jwks_min_refresh_interval(Duration::ZERO)
+        b.issuer(issuer)
+            .fetching(Fetching::new().min_key_refresh(Duration::ZERO))
     });
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
     assert_eq!(mock.jwks_fetches(), 1);
@@ -92,7 +92,7 @@ async fn a_rotated_in_key_is_accepted_after_one_refresh() {
 #[tokio::test]
 async fn a_removed_key_stops_working_after_refresh_even_for_cached_tokens() {
     let mock = MockAs::start().await;
-    let h = eager(&mock, |b| b);
+    let h = eager(&mock, |f| f);
     let old_token = h.token();
     assert_eq!(h.get_with("/whoami", &old_token).await.status, 200);
     // The verified token is cached now; retire its key at the AS.
@@ -151,7 +151,7 @@ async fn concurrent_unknown_kids_share_one_fetch() {
 #[tokio::test]
 async fn while_the_as_is_down_cached_keys_work_and_unknown_keys_get_503() {
     let mock = MockAs::start().await;
-    let h = eager(&mock, |b| b);
+    let h = eager(&mock, |f| f);
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
     mock.set_down(true);
     // Refresh fails (every request tries, interval 0): cached keys serve.
@@ -184,7 +184,8 @@ async fn an_unreachable_as_with_no_keys_is_503_never_an_accept() {
     drop(mock); // connection refused from now on
     tokio::task::yield_now().await;
     let h = Harness::with_issuer(signer, |b| {
-        b.issuer(issuer).fetch_timeout(Duration::from_secs(2))
+        b.issuer(issuer)
+            .fetching(Fetching::new().timeout(Duration::from_secs(2)))
     });
     for _ in 0..3 {
         let r = h.get_with("/whoami", &h.token()).await;
@@ -197,21 +198,30 @@ async fn an_unreachable_as_with_no_keys_is_503_never_an_accept() {
 async fn a_fixed_jwks_uri_skips_discovery() {
     let mock = MockAs::start().await;
     let (issuer, jwks) = (mock.issuer().to_owned(), mock.jwks_uri());
-    let h = Harness::with_issuer(mock.signer(), |b| b.issuer(issuer).jwks_uri(jwks));
+    let h = Harness::with_issuer(mock.signer(), |b| {
+        b.trust(Issuer::new(issuer).jwks_uri(jwks))
+    });
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
     assert_eq!((mock.metadata_fetches(), mock.jwks_fetches()), (0, 1));
 }
 
-/// Introspection at the mock's endpoint with `client_secret_basic` and `secret`.
+/// Introspection at the mock's endpoint with `client_secret_basic` and
+/// `secret`, adjusted by `configure`, accepting tokens in `format` (the
+/// introspection settings and the format are the issuer's now).
 fn introspecting(
     mock: &MockAs,
     secret: &str,
-    configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
+    configure: impl FnOnce(Introspection) -> Introspection,
+    format: TokenFormat,
 ) -> Harness {
     let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
     let auth = ClientAuth::client_secret_basic(RS_CLIENT_ID, secret);
     Harness::with_issuer(mock.signer(), |b| {
-        configure(b.issuer(issuer).introspection(endpoint, auth))
+        b.trust(
+            Issuer::new(issuer)
+                .introspection(configure(Introspection::new(auth).endpoint(endpoint)))
+                .token_format(format),
+        )
     })
 }
 
@@ -226,7 +236,7 @@ fn opaque_answer(h: &Harness, active: bool) -> serde_json::Value {
 #[tokio::test]
 async fn opaque_tokens_are_introspected_with_client_secret_basic() {
     let mock = MockAs::start().await;
-    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| b);
+    let h = introspecting(&mock, RS_CLIENT_SECRET, |i| i, TokenFormat::Auto);
     mock.register_opaque("opaque-1", opaque_answer(&h, true));
     let r = h.get_with("/api/read", "opaque-1").await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -251,11 +261,9 @@ async fn introspection_with_client_secret_post_at_the_discovered_endpoint() {
     let mock = MockAs::start().await;
     let issuer = mock.issuer().to_owned();
     let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer)
-            .introspect_with(ClientAuth::client_secret_post(
-                RS_CLIENT_ID,
-                RS_CLIENT_SECRET,
-            ))
+        b.trust(Issuer::new(issuer).introspection(Introspection::new(
+            ClientAuth::client_secret_post(RS_CLIENT_ID, RS_CLIENT_SECRET),
+        )))
     });
     mock.register_opaque("opaque-post", opaque_answer(&h, true));
     assert_eq!(h.get_with("/whoami", "opaque-post").await.status, 200);
@@ -268,7 +276,7 @@ async fn introspection_with_client_secret_post_at_the_discovered_endpoint() {
 #[tokio::test]
 async fn wrong_introspection_credentials_are_the_servers_problem_503() {
     let mock = MockAs::start().await;
-    let h = introspecting(&mock, "wrong", |b| b);
+    let h = introspecting(&mock, "wrong", |i| i, TokenFormat::Auto);
     mock.register_opaque("opaque-1", opaque_answer(&h, true));
     let r = h.get_with("/whoami", "opaque-1").await;
     assert_eq!(r.status, 503, "{r:?}");
@@ -278,9 +286,12 @@ async fn wrong_introspection_credentials_are_the_servers_problem_503() {
 #[tokio::test]
 async fn introspection_answers_are_cached_no_longer_than_configured() {
     let mock = MockAs::start().await;
-    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| {
-        b.introspection_cache_ttl(Duration::ZERO)
-    });
+    let h = introspecting(
+        &mock,
+        RS_CLIENT_SECRET,
+        |i| i.cache_ttl(Duration::ZERO),
+        TokenFormat::Auto,
+    );
     mock.register_opaque("opaque-1", opaque_answer(&h, true));
     assert_eq!(h.get_with("/whoami", "opaque-1").await.status, 200);
     // The AS revokes it: with no caching the next request sees that.
@@ -293,9 +304,7 @@ async fn introspection_answers_are_cached_no_longer_than_configured() {
 #[tokio::test]
 async fn introspect_format_sends_jwts_to_the_as_too() {
     let mock = MockAs::start().await;
-    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| {
-        b.token_format(TokenFormat::Introspect)
-    });
+    let h = introspecting(&mock, RS_CLIENT_SECRET, |i| i, TokenFormat::Introspect);
     let jwt = h.token();
     // The AS does not know this JWT: inactive, although its signature is good.
     let r = h.get_with("/whoami", &jwt).await;
@@ -381,7 +390,7 @@ async fn until(
 /// A JWT-shaped token the mock vouches for only by introspection, at the
 /// endpoint given: accepted, introspected once, no keys fetched.
 async fn introspected_not_verified(mock: &MockAs) {
-    let h = introspecting(mock, RS_CLIENT_SECRET, |b| b);
+    let h = introspecting(mock, RS_CLIENT_SECRET, |i| i, TokenFormat::Auto);
     let token = h.token();
     mock.register_opaque(&token, opaque_answer(&h, true));
     let r = h.get_with("/whoami", &token).await;
@@ -392,7 +401,7 @@ async fn introspected_not_verified(mock: &MockAs) {
 #[tokio::test]
 async fn an_empty_key_set_the_as_publishes_withdraws_every_key_cached_tokens_included() {
     let mock = MockAs::start().await;
-    let h = eager(&mock, |b| b);
+    let h = eager(&mock, |f| f);
     let cached = h.token();
     assert_eq!(h.get_with("/whoami", &cached).await.status, 200);
     mock.retire(h.issuer.kid()); // the AS now publishes {"keys": []}
@@ -408,7 +417,7 @@ async fn an_empty_key_set_the_as_publishes_withdraws_every_key_cached_tokens_inc
 #[tokio::test]
 async fn a_key_set_that_cannot_be_read_does_not_replace_the_cached_one() {
     let mock = MockAs::start().await;
-    let h = eager(&mock, |b| b);
+    let h = eager(&mock, |f| f);
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
     mock.set_fault(senderbound_suite::mock_as::Fault::Garbage);
     for _ in 0..5 {
@@ -422,7 +431,7 @@ async fn a_key_set_that_cannot_be_read_does_not_replace_the_cached_one() {
 #[tokio::test]
 async fn cached_tokens_get_503_once_the_keys_are_too_stale() {
     let mock = MockAs::start().await;
-    let h = eager(&mock, |b| b.jwks_max_stale(Duration::from_millis(200)));
+    let h = eager(&mock, |f| f.max_key_staleness(Duration::from_millis(200)));
     let cached = h.token();
     assert_eq!(h.get_with("/whoami", &cached).await.status, 200);
     mock.set_down(true);
@@ -442,7 +451,7 @@ async fn cached_tokens_get_503_once_the_keys_are_too_stale() {
 #[tokio::test]
 async fn a_moved_jwks_uri_is_followed_without_a_restart() {
     let mock = MockAs::start().await;
-    let h = eager(&mock, |b| b);
+    let h = eager(&mock, |f| f);
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
     assert_eq!(mock.moved_jwks_fetches(), 0);
     // The AS moves its keys and rotates in a new one, published only there.
@@ -480,9 +489,14 @@ async fn jwts_are_verified_locally_when_an_introspection_endpoint_is_given() {
     let mock = MockAs::start().await;
     let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
     let h = Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer).introspection(
-            endpoint,
-            ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
+        b.trust(
+            Issuer::new(issuer).introspection(
+                Introspection::new(ClientAuth::client_secret_basic(
+                    RS_CLIENT_ID,
+                    RS_CLIENT_SECRET,
+                ))
+                .endpoint(endpoint),
+            ),
         )
     });
     let r = h.get_with("/whoami", &h.token()).await;
@@ -511,7 +525,7 @@ async fn jwt_shaped_tokens_of_an_as_without_metadata_are_introspected_at_the_giv
 #[tokio::test]
 async fn keys_are_refreshed_from_the_last_known_jwks_uri_while_metadata_is_unavailable() {
     let mock = MockAs::start().await;
-    let h = eager(&mock, |b| b.jwks_max_stale(Duration::from_millis(200)));
+    let h = eager(&mock, |f| f.max_key_staleness(Duration::from_millis(200)));
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
     mock.publish_no_metadata(true);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -531,7 +545,7 @@ async fn jwt_shaped_tokens_of_an_as_without_keys_are_introspected() {
 #[tokio::test]
 async fn cached_keys_are_not_used_forever_while_the_as_is_unreachable() {
     let mock = MockAs::start().await;
-    let h = eager(&mock, |b| b.jwks_max_stale(Duration::from_millis(200)));
+    let h = eager(&mock, |f| f.max_key_staleness(Duration::from_millis(200)));
     assert_eq!(h.get_with("/whoami", &h.token()).await.status, 200);
     mock.set_down(true);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -546,7 +560,7 @@ async fn cached_keys_are_not_used_forever_while_the_as_is_unreachable() {
 #[tokio::test]
 async fn opaque_bearer_tokens_are_not_introspected_when_bearer_is_not_accepted() {
     let mock = MockAs::start().await;
-    let h = introspecting(&mock, RS_CLIENT_SECRET, |b| b);
+    let h = introspecting(&mock, RS_CLIENT_SECRET, |i| i, TokenFormat::Auto);
     mock.register_opaque("opaque-1", opaque_answer(&h, true));
     for _ in 0..5 {
         let r = h
@@ -566,11 +580,9 @@ async fn a_failing_discovery_is_retried_at_most_once_per_interval_even_under_con
     // single-flight in front of discovery here. Default minimum interval: 10 s.
     let issuer = mock.issuer().to_owned();
     let h = std::sync::Arc::new(Harness::with_issuer(mock.signer(), |b| {
-        b.issuer(issuer)
-            .introspect_with(ClientAuth::client_secret_basic(
-                RS_CLIENT_ID,
-                RS_CLIENT_SECRET,
-            ))
+        b.trust(Issuer::new(issuer).introspection(Introspection::new(
+            ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET),
+        )))
     }));
     let calls: Vec<_> = (0..8)
         .map(|i| {

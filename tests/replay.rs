@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use senderbound::Error;
 use senderbound::replay::{
-    CompactReplayStore, MemoryReplayStore, ReplayError, ReplayFuture, ReplayKey, ReplayStore,
+    CompactReplayStore, MemoryReplayStore, ReplayError, ReplayKey, ReplayStore,
 };
-use senderbound::tokens::{TokenVerifier, VerifyFuture};
-use senderbound_suite::DemoIssuer;
+use senderbound::tokens::{AccessToken, TokenVerifier};
+use senderbound_suite::TestIssuer;
 use senderbound_suite::harness::{HOST, Harness, ISSUER};
 use serde_json::json;
 
@@ -91,7 +91,7 @@ async fn a_proof_that_failed_another_check_does_not_consume_its_jti() {
     );
 
     // 2. The token fails (signed by an unknown key) after the proof passed.
-    let rogue = DemoIssuer::new(ISSUER).sign(&h.claims());
+    let rogue = TestIssuer::new(ISSUER).sign(&h.claims());
     let bad = with_jti("jti-2", "GET", &rogue);
     h.send("GET", PATH, Some(&auth(&rogue)), Some(&bad))
         .await
@@ -131,30 +131,32 @@ async fn full_replay_store_fails_closed() {
 /// exactly one wins: for each in-process store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_of_many_concurrent_inserts_wins_in_every_store() {
-    let stores: [std::sync::Arc<dyn ReplayStore>; 2] = [
-        std::sync::Arc::new(MemoryReplayStore::new(1000)),
-        std::sync::Arc::new(CompactReplayStore::new(1000)),
-    ];
-    for store in stores {
-        for round in 0..20 {
-            let key = ReplayKey::new("jkt", &format!("jti-{round}"));
-            let tasks: Vec<_> = (0..64)
-                .map(|_| {
-                    let store = store.clone();
-                    tokio::spawn(async move {
-                        store.check_and_insert(key, Duration::from_secs(60)).await
-                    })
-                })
-                .collect();
-            let mut wins = 0;
-            for task in tasks {
-                match task.await.unwrap() {
-                    Ok(()) => wins += 1,
-                    Err(e) => assert_eq!(e, ReplayError::AlreadySeen),
-                }
+    // ReplayStore's `impl Future` methods make it not dyn-compatible in
+    // 0.2: each store is driven through a generic helper instead of an
+    // array of `Arc<dyn ReplayStore>`.
+    one_of_many_concurrent_inserts_wins(std::sync::Arc::new(MemoryReplayStore::new(1000))).await;
+    one_of_many_concurrent_inserts_wins(std::sync::Arc::new(CompactReplayStore::new(1000))).await;
+}
+
+async fn one_of_many_concurrent_inserts_wins(store: std::sync::Arc<impl ReplayStore>) {
+    for round in 0..20 {
+        let key = ReplayKey::new("jkt", &format!("jti-{round}"));
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(
+                    async move { store.check_and_insert(key, Duration::from_secs(60)).await },
+                )
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(()) => wins += 1,
+                Err(e) => assert_eq!(e, ReplayError::AlreadySeen),
             }
-            assert_eq!(wins, 1, "round {round}");
         }
+        assert_eq!(wins, 1, "round {round}");
     }
 }
 
@@ -182,8 +184,8 @@ async fn full_store_fails_closed(store: impl ReplayStore) {
 struct DownStore;
 
 impl ReplayStore for DownStore {
-    fn check_and_insert<'a>(&'a self, _: ReplayKey, _: Duration) -> ReplayFuture<'a> {
-        Box::pin(async { Err(ReplayError::Unavailable) })
+    async fn check_and_insert(&self, _: ReplayKey, _: Duration) -> Result<(), ReplayError> {
+        Err(ReplayError::Unavailable)
     }
 }
 
@@ -199,8 +201,8 @@ async fn unreachable_replay_store_fails_closed() {
 struct DownVerifier;
 
 impl TokenVerifier for DownVerifier {
-    fn verify<'a>(&'a self, _: &'a str) -> VerifyFuture<'a> {
-        Box::pin(async { Err(Error::TokenVerifierUnavailable) })
+    async fn verify(&self, _: &str) -> Result<AccessToken, senderbound_core::Error> {
+        Err(Error::TokenVerifierUnavailable)
     }
 }
 

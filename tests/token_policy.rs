@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
-use senderbound::{Error, Revocations};
+use senderbound::Error;
+use senderbound::revocation::Revocations;
+use senderbound::tokens::TokenPolicy;
 use senderbound_suite::harness::Harness;
 use serde_json::json;
 
 #[tokio::test]
 async fn tokens_living_longer_than_the_maximum_are_refused() {
-    let h = Harness::with(|b| b.max_token_lifetime(Duration::from_secs(600)));
+    let h = Harness::with(|b| b.tokens(TokenPolicy::new().max_lifetime(Duration::from_secs(600))));
     let mut claims = h.claims();
     claims["exp"] = json!(h.now() + 600);
     assert_eq!(
@@ -60,9 +62,9 @@ async fn revocation_applies_to_cached_tokens_on_the_next_request() {
             "client_id",
             Box::new(|r, on| {
                 if on {
-                    r.revoke_client("demo-client")
+                    r.revoke_client("test-client")
                 } else {
-                    r.restore_client("demo-client")
+                    r.restore_client("test-client")
                 }
             }),
         ),

@@ -6,8 +6,10 @@
 //! signatures are checked strictly (S < L, R not of small order).
 
 use senderbound::Error;
-use senderbound::core::jwk::{JwkSet, PublicJwk};
-use senderbound::core::proof::{ProofPolicy, RequestFacts};
+use senderbound::Origin;
+use senderbound::tokens::Issuer;
+use senderbound_core::jwk::{JwkSet, PublicJwk};
+use senderbound_core::proof::{ProofPolicy, RequestFacts};
 use senderbound_suite::harness::{AUDIENCE, HOST, Harness, ISSUER};
 use serde_json::{Value, json};
 
@@ -86,7 +88,7 @@ fn ed25519_signatures_are_verified_strictly() {
 #[tokio::test]
 async fn a_token_bound_to_a_key_of_small_order_is_refused_through_the_layer() {
     let doc = vectors();
-    let h = Harness::with(|b| b.allowed_hosts([HOST]));
+    let h = Harness::with(|b| b.origin(Origin::hosts([HOST])));
     let identity = json!({"kty": "OKP", "crv": "Ed25519",
         "x": doc["small_order_canonical"][0]["x"]});
     // Its thumbprint, computed as a client would (RFC 7638).
@@ -105,7 +107,7 @@ async fn a_token_bound_to_a_key_of_small_order_is_refused_through_the_layer() {
     // header.claims.signature with R = identity, S = 0: "valid" for any message.
     let header = json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": identity});
     let claims = json!({"jti": "forged", "htm": "GET", "htu": format!("https://{HOST}/api/read"),
-        "iat": h.now(), "ath": senderbound::core::ath(&token)});
+        "iat": h.now(), "ath": senderbound_core::ath(&token)});
     let b64 = |v: &Value| {
         use base64::Engine as _;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
@@ -137,11 +139,10 @@ fn authorization_server_keys_of_small_order_are_not_used() {
                 json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "weak", "x": v["x"]}]});
             let set = JwkSet::from_json(&jwks.to_string()).unwrap();
             assert!(set.is_empty(), "{jwks}");
-            let built = senderbound::SenderBound::builder()
-                .issuer(ISSUER)
+            let built = senderbound::SenderBoundLayer::builder()
+                .trust(Issuer::new(ISSUER).keys(jwks.to_string()))
                 .audience(AUDIENCE)
-                .allow_any_host()
-                .jwks_json(jwks.to_string())
+                .origin(Origin::any_host())
                 .build();
             assert_eq!(
                 built.unwrap_err(),

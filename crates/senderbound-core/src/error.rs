@@ -200,7 +200,9 @@ pub enum Error {
     TokenTooLarge,
     /// The token is not a well-formed JWT.
     TokenMalformed,
-    /// The token's `typ` is not acceptable (`at+jwt` expected).
+    /// The token's `typ` is not `at+jwt` (RFC 9068 §2.1). Servers whose
+    /// authorization server does not set it can relax the check with
+    /// `TokenPolicy::typ(TypPolicy::AllowJwt)` in `senderbound`.
     TokenType,
     /// The token's `alg` is not an accepted asymmetric algorithm.
     TokenAlgorithm,
@@ -409,7 +411,7 @@ impl Error {
             NonceInvalid => "DPoP proof nonce not issued by this server",
             TokenTooLarge => "access token too large",
             TokenMalformed => "access token malformed",
-            TokenType => "access token typ not accepted",
+            TokenType => "access token typ must be at+jwt (RFC 9068)",
             TokenAlgorithm => "access token alg not accepted",
             TokenUnknownKey => "access token signed by an unknown key",
             TokenSignature => "access token signature invalid",

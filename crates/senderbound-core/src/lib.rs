@@ -19,6 +19,8 @@
 //! - [`error`]: one [`Error`] enum; each variant maps to one HTTP status, one
 //!   `error=` code and one audit severity.
 //! - [`clock`]: an injectable clock.
+//! - [`replay`] and [`revocation`]: the traits a store implements (used
+//!   proofs, revoked tokens), here so a store crate needs no HTTP stack.
 //!
 //! Signatures are verified with keys parsed once by the backend chosen at
 //! compile time by this crate's features: `aws-lc-rs` (default, fastest) or
@@ -39,7 +41,7 @@
 //! [senderbound]: https://docs.rs/senderbound
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs, unreachable_pub)]
 
 pub mod alg;
 pub mod authority;
@@ -55,6 +57,8 @@ pub mod key_cache;
 pub mod nonce;
 mod numeric_date;
 pub mod proof;
+pub mod replay;
+pub mod revocation;
 pub mod token;
 
 pub use alg::{Algorithm, AlgorithmSet};

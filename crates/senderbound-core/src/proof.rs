@@ -93,15 +93,17 @@ impl ProofPolicy {
         self
     }
 
-    /// Reject proofs whose `iat` is more than `secs` in the past.
-    pub fn max_age(mut self, secs: u64) -> Self {
-        self.max_age = secs;
+    /// Reject proofs whose `iat` is more than `age` in the past (whole
+    /// seconds; a fraction is dropped).
+    pub fn max_age(mut self, age: std::time::Duration) -> Self {
+        self.max_age = age.as_secs();
         self
     }
 
-    /// Reject proofs whose `iat` is more than `secs` in the future.
-    pub fn max_future_skew(mut self, secs: u64) -> Self {
-        self.max_future_skew = secs;
+    /// Reject proofs whose `iat` is more than `skew` in the future (whole
+    /// seconds).
+    pub fn max_future_skew(mut self, skew: std::time::Duration) -> Self {
+        self.max_future_skew = skew.as_secs();
         self
     }
 

@@ -76,6 +76,22 @@ pub enum Binding {
 }
 
 impl Binding {
+    /// The DPoP key thumbprint, for [`Binding::Dpop`].
+    pub fn jkt(&self) -> Option<&str> {
+        match self {
+            Binding::Dpop { jkt } => Some(jkt),
+            _ => None,
+        }
+    }
+
+    /// The certificate thumbprint, for [`Binding::Mtls`].
+    pub fn x5t_s256(&self) -> Option<&str> {
+        match self {
+            Binding::Mtls { x5t_s256 } => Some(x5t_s256),
+            _ => None,
+        }
+    }
+
     /// `true` unless [`Binding::Unbound`].
     pub fn is_bound(&self) -> bool {
         !matches!(self, Binding::Unbound)
@@ -143,6 +159,18 @@ pub struct AccessToken {
     /// verified by a key (introspection). Lets a cached token be held to
     /// its key: it stops working when the key is withdrawn.
     pub key_thumbprint: Option<String>,
+    /// `acr`, the authentication context class (OpenID Connect Core §2,
+    /// RFC 9470), if it is a string.
+    pub acr: Option<String>,
+    /// `amr`, the authentication methods (RFC 8176), the strings of the
+    /// array; empty when absent.
+    pub amr: Vec<String>,
+    /// `auth_time`, when the user authenticated (seconds since the epoch),
+    /// if it is a number.
+    pub auth_time: Option<u64>,
+    /// Every claim as received (the JWT payload or the introspection
+    /// answer), for typed access to claims not named above.
+    pub claims: std::sync::Arc<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -300,6 +328,28 @@ impl AccessToken {
             Some(None) => return Err(Error::TokenConfirmationInvalid),
             None => Binding::Unbound,
         };
+        // Parsed into a map too, once per verified token (cached after).
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(json).map_err(|_| Error::TokenMalformed)?;
+        let acr = claims
+            .get("acr")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        let amr = match claims.get("amr") {
+            Some(serde_json::Value::Array(methods)) => methods
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let auth_time = claims.get("auth_time").and_then(|t| {
+            t.as_u64().or_else(|| {
+                t.as_f64()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
+        });
         Ok(AccessToken {
             issuer,
             subject: raw.sub,
@@ -312,6 +362,10 @@ impl AccessToken {
             token_id: raw.jti,
             binding,
             key_thumbprint: None,
+            acr,
+            amr,
+            auth_time,
+            claims: std::sync::Arc::new(claims),
         })
     }
 
@@ -385,8 +439,8 @@ impl TokenRules {
     /// Refuse tokens meant to live longer than `secs` (`exp` minus `iat`,
     /// or minus `nbf` without `iat`). Tokens with neither are then refused
     /// too, since their lifetime cannot be known.
-    pub fn max_lifetime(mut self, secs: u64) -> Self {
-        self.max_lifetime = Some(secs);
+    pub fn max_lifetime(mut self, lifetime: std::time::Duration) -> Self {
+        self.max_lifetime = Some(lifetime.as_secs());
         self
     }
 
@@ -402,9 +456,9 @@ impl TokenRules {
         self
     }
 
-    /// Leeway for `exp` and `nbf`, in seconds.
-    pub fn leeway(mut self, secs: u64) -> Self {
-        self.leeway = secs;
+    /// Leeway for `exp` and `nbf` (whole seconds).
+    pub fn leeway(mut self, leeway: std::time::Duration) -> Self {
+        self.leeway = leeway.as_secs();
         self
     }
 
@@ -689,7 +743,8 @@ mod tests {
 
     #[test]
     fn max_lifetime() {
-        let rules = TokenRules::new(["https://as"], ["https://rs"]).max_lifetime(600);
+        let rules = TokenRules::new(["https://as"], ["https://rs"])
+            .max_lifetime(std::time::Duration::from_secs(600));
         let mut t = AccessToken::from_json_claims(claims(r#","iat":1400"#).as_bytes()).unwrap();
         assert!(rules.check_claims(&t).is_ok());
         t.issued_at = Some(1399);

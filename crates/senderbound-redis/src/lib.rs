@@ -29,24 +29,24 @@
 //! pauses once too.
 //!
 //! ```no_run
-//! use senderbound::SenderBound;
+//! use senderbound::SenderBoundLayer;
 //! use senderbound_redis::RedisReplayStore;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let replay = RedisReplayStore::builder("redis://10.0.0.7:6379/")
 //!     .namespace("api-prod")
 //!     .build()?;
-//! let auth = SenderBound::builder()
+//! let auth = SenderBoundLayer::builder()
 //!     .issuer("https://as.example.com")
 //!     .audience("https://api.example.com")
-//!     .public_base_url("https://api.example.com")
+//!     .origin("https://api.example.com")
 //!     .replay_store(replay)
 //!     .build()?;
 //! # let _ = auth; Ok(()) }
 //! ```
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs, unreachable_pub)]
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,7 +55,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use senderbound::replay::{ReplayError, ReplayFuture, ReplayKey, ReplayStore};
+use senderbound_core::replay::{ReplayError, ReplayKey, ReplayStore};
 
 /// Default bound on one replay check, connection included.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
@@ -306,8 +306,8 @@ impl RedisReplayStore {
 }
 
 impl ReplayStore for RedisReplayStore {
-    fn check_and_insert<'a>(&'a self, key: ReplayKey, ttl: Duration) -> ReplayFuture<'a> {
-        Box::pin(async move {
+    async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<(), ReplayError> {
+        {
             let inserted = self
                 .set_nx(key, ttl)
                 .await
@@ -318,7 +318,7 @@ impl ReplayStore for RedisReplayStore {
             } else {
                 Err(ReplayError::AlreadySeen)
             }
-        })
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use senderbound_core::htu;
 use senderbound_core::proof::{ProofPolicy, RequestFacts};
 use serde_json::{Value, json};
 
-use crate::DemoIssuer;
+use crate::TestIssuer;
 
 /// Lifetime of the tokens issued, in seconds.
 pub const TOKEN_LIFETIME: u64 = 300;
@@ -37,7 +37,7 @@ pub struct DevAs {
 }
 
 struct Inner {
-    signer: DemoIssuer,
+    signer: TestIssuer,
     /// `{issuer}/token`.
     token_endpoint: String,
     /// Resources (audiences) tokens may be issued for; the first is the default.
@@ -52,7 +52,7 @@ impl DevAs {
         let issuer = issuer.trim_end_matches('/');
         DevAs {
             inner: Arc::new(Inner {
-                signer: DemoIssuer::new(issuer),
+                signer: TestIssuer::new(issuer),
                 token_endpoint: format!("{issuer}/token"),
                 resources: resources.iter().map(|r| (*r).to_owned()).collect(),
                 clients: Vec::new(),
@@ -183,7 +183,7 @@ async fn token(State(dev): State<DevAs>, headers: HeaderMap, body: String) -> Re
     let Ok(htu) = htu::normalize(&inner.token_endpoint) else {
         return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error");
     };
-    let now = senderbound::Clock::now(&senderbound::SystemClock);
+    let now = senderbound::clock::Clock::now(&senderbound::clock::SystemClock);
     let facts = RequestFacts {
         method: "POST",
         htu: &htu,

@@ -8,13 +8,14 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use http::{HeaderMap, Request};
 use http_body_util::BodyExt;
+use senderbound::clock::{Clock as _, FixedClock};
 use senderbound::mtls::ClientCertificate;
-use senderbound::{FixedClock, RequireScope, Sender, SenderBound, SenderBoundBuilder};
+use senderbound::{Origin, RequireScopeLayer, Sender, SenderBoundBuilder, SenderBoundLayer};
 use senderbound_client::DpopKey;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::DemoIssuer;
+use crate::TestIssuer;
 
 /// The issuer identifier the harness trusts.
 pub const ISSUER: &str = "https://as.example.test";
@@ -33,11 +34,11 @@ pub fn routes() -> Router {
     Router::new()
         .route(
             "/api/read",
-            get(whoami).route_layer(RequireScope::all(["read"])),
+            get(whoami).route_layer(RequireScopeLayer::all(["read"])),
         )
         .route(
             "/api/write",
-            post(whoami).route_layer(RequireScope::all(["write"])),
+            post(whoami).route_layer(RequireScopeLayer::all(["write"])),
         )
         .route("/whoami", get(whoami))
         .route("/headers", get(seen_headers))
@@ -65,7 +66,7 @@ async fn seen_headers(
 /// A protected app with everything needed to call it.
 pub struct Harness {
     /// The demo token issuer the app trusts.
-    pub issuer: DemoIssuer,
+    pub issuer: TestIssuer,
     /// The client's DPoP key.
     pub client: DpopKey,
     /// The app's clock, pinned at [`NOW`].
@@ -73,7 +74,7 @@ pub struct Harness {
     /// The protected app.
     pub app: Router,
     /// The configuration the app is protected with.
-    pub auth: SenderBound,
+    pub auth: SenderBoundLayer,
 }
 
 /// A response, reduced to what tests look at.
@@ -87,6 +88,8 @@ pub struct Reply {
     pub body: String,
     /// The `DPoP-Nonce` response header, if any.
     pub dpop_nonce: Option<String>,
+    /// The `Content-Type` response header, if any.
+    pub content_type: Option<String>,
 }
 
 impl Reply {
@@ -144,9 +147,9 @@ impl Harness {
 
     /// The default configuration changed by `configure`.
     pub fn with(configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder) -> Self {
-        let issuer = DemoIssuer::new(ISSUER);
-        let jwks = issuer.jwks_json();
-        Self::with_issuer(issuer, |b| configure(b.issuer(ISSUER).jwks_json(jwks)))
+        let issuer = TestIssuer::new(ISSUER);
+        let trusted = issuer.trust();
+        Self::with_issuer(issuer, |b| configure(b.trust(trusted)))
     }
 
     /// `routes` behind the Layer, configured as [`with`](Self::with) does.
@@ -156,20 +159,20 @@ impl Harness {
     ) -> Self {
         let mut harness = Self::with(configure);
         let auth = harness.auth.clone();
-        harness.app = routes.layer(auth.layer());
+        harness.app = routes.layer(auth);
         harness
     }
 
     /// An app whose tokens `issuer` signs, trusting what `configure` says
     /// (the builder comes with audience, host and clock only: no issuer).
     pub fn with_issuer(
-        issuer: DemoIssuer,
+        issuer: TestIssuer,
         configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
     ) -> Self {
         let clock = Arc::new(FixedClock::new(NOW));
-        let builder = SenderBound::builder()
+        let builder = SenderBoundLayer::builder()
             .audience(AUDIENCE)
-            .allowed_hosts([HOST])
+            .origin(Origin::hosts([HOST]))
             .clock(clock.clone());
         let auth = configure(builder)
             .build()
@@ -178,14 +181,14 @@ impl Harness {
             issuer,
             client: DpopKey::generate(),
             clock,
-            app: routes().layer(auth.layer()),
+            app: routes().layer(auth.clone()),
             auth,
         }
     }
 
     /// Current harness time.
     pub fn now(&self) -> u64 {
-        senderbound::Clock::now(&*self.clock)
+        self.clock.now()
     }
 
     /// Default token claims: bound to the client's key, scope `read`.
@@ -260,10 +263,16 @@ impl Harness {
             .iter()
             .map(|v| v.to_str().unwrap_or("<non-ascii>").to_owned())
             .collect();
-        let dpop_nonce = response
-            .headers()
-            .get("dpop-nonce")
-            .map(|v| v.to_str().unwrap_or("<non-ascii>").to_owned());
+        // Read in a block, before the body is awaited: the future stays `Send`.
+        let (dpop_nonce, content_type) = {
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap_or("<non-ascii>").to_owned())
+            };
+            (header("dpop-nonce"), header("content-type"))
+        };
         let body = response
             .into_body()
             .collect()
@@ -275,6 +284,7 @@ impl Harness {
             challenges,
             body,
             dpop_nonce,
+            content_type,
         }
     }
 }

@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::DemoIssuer;
+use crate::TestIssuer;
 
 /// The client id the mock's introspection endpoint accepts.
 pub const RS_CLIENT_ID: &str = "resource-server";
@@ -56,7 +56,7 @@ pub enum Fault {
 struct AsState {
     issuer: String,
     /// Published keys; the first one signs new tokens.
-    keys: Mutex<Vec<DemoIssuer>>,
+    keys: Mutex<Vec<TestIssuer>>,
     opaque: Mutex<HashMap<String, Value>>,
     fault: Mutex<Fault>,
     rfc8414: AtomicBool,
@@ -88,7 +88,7 @@ impl MockAs {
         let addr = listener.local_addr().unwrap();
         let issuer = format!("http://{addr}");
         let state = Arc::new(AsState {
-            keys: Mutex::new(vec![DemoIssuer::new(issuer.clone())]),
+            keys: Mutex::new(vec![TestIssuer::new(issuer.clone())]),
             issuer,
             opaque: Mutex::new(HashMap::new()),
             fault: Mutex::new(Fault::None),
@@ -165,14 +165,14 @@ impl MockAs {
     }
 
     /// The key that signs new tokens.
-    pub fn signer(&self) -> DemoIssuer {
+    pub fn signer(&self) -> TestIssuer {
         self.state.keys.lock().unwrap()[0].clone()
     }
 
     /// Generates a new key, publishes it first (it signs from now on) and
     /// returns it.
-    pub fn rotate_in(&self) -> DemoIssuer {
-        let key = DemoIssuer::new(self.state.issuer.clone());
+    pub fn rotate_in(&self) -> TestIssuer {
+        let key = TestIssuer::new(self.state.issuer.clone());
         self.state.keys.lock().unwrap().insert(0, key.clone());
         key
     }
@@ -377,7 +377,7 @@ async fn published_keys(state: &AsState) -> Response {
         .lock()
         .unwrap()
         .iter()
-        .map(DemoIssuer::public_jwk)
+        .map(TestIssuer::public_jwk)
         .collect();
     Json(json!({ "keys": keys })).into_response()
 }

@@ -6,9 +6,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use senderbound::mtls::TrustedProxies;
+use senderbound::mtls::{ConnectionCert, ForwardedClientCert, TrustedProxies};
 use senderbound::profile::Profile;
-use senderbound::{Algorithm, ClientAuth, SenderBound, SenderBoundBuilder, TokenFormat, TypPolicy};
+use senderbound::proof::{Nonces, ProofRules};
+use senderbound::tokens::{
+    ClientAuth, Fetching, Introspection, Issuer, TokenFormat, TokenPolicy, TypPolicy,
+};
+use senderbound::{Algorithm, Origin, SenderBoundBuilder, SenderBoundLayer};
 
 /// Where to listen, which authorization server to trust, and how.
 #[derive(Args, Debug)]
@@ -149,17 +153,48 @@ impl ServerArgs {
 
     /// The senderbound configuration these flags describe, for a server
     /// reached over `scheme` (`http` or `https`) at `addr`.
-    pub fn build(&self, scheme: &str, addr: SocketAddr) -> Result<SenderBound, BoxError> {
+    pub fn build(&self, scheme: &str, addr: SocketAddr) -> Result<SenderBoundLayer, BoxError> {
         let issuer = self.issuer.as_deref().ok_or("--issuer is required")?;
         if self.audience.is_empty() {
             return Err("--audience is required".into());
         }
-        Ok(self.builder(scheme, addr)?.issuer(issuer).build()?)
+        Ok(self
+            .builder(scheme, addr)?
+            .trust(self.trusted_issuer(issuer)?)
+            .build()?)
     }
 
-    /// Every setting but the issuer's name (the MCP example may trust its
-    /// demo authorization server instead): origin, keys, introspection,
-    /// algorithms, nonces, replay store, profile.
+    /// The issuer `name` with the keys, JWKS URI and introspection the
+    /// flags give.
+    pub fn trusted_issuer(&self, name: &str) -> Result<Issuer, BoxError> {
+        let mut issuer = Issuer::new(name);
+        if let Some(uri) = &self.jwks_uri {
+            issuer = issuer.jwks_uri(uri);
+        }
+        if let Some(path) = &self.jwks_file {
+            issuer = issuer.keys(std::fs::read_to_string(path)?);
+        }
+        if let (Some(id), Some(secret)) = (&self.client_id, &self.client_secret) {
+            let auth = match self.client_auth {
+                ClientAuthMethod::ClientSecretBasic => ClientAuth::client_secret_basic(id, secret),
+                ClientAuthMethod::ClientSecretPost => ClientAuth::client_secret_post(id, secret),
+            };
+            let mut introspection = Introspection::new(auth)
+                .cache_ttl(Duration::from_secs(self.introspection_cache_secs));
+            if let Some(url) = &self.introspection_url {
+                introspection = introspection.endpoint(url);
+            }
+            issuer = issuer.introspection(introspection);
+        }
+        if self.introspect_all {
+            issuer = issuer.token_format(TokenFormat::Introspect);
+        }
+        Ok(issuer)
+    }
+
+    /// Every setting but the issuer (the MCP example may trust its demo
+    /// authorization server instead): origin, algorithms, nonces, replay
+    /// store, profile.
     pub fn builder(&self, scheme: &str, addr: SocketAddr) -> Result<SenderBoundBuilder, BoxError> {
         let algs = self
             .algs
@@ -169,22 +204,29 @@ impl ServerArgs {
                     .ok_or_else(|| format!("unsupported algorithm {name}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut builder = SenderBound::builder()
-            .fetch_timeout(Duration::from_secs(self.fetch_timeout_secs))
-            .jwks_refresh_interval(Duration::from_secs(self.jwks_refresh_secs))
-            .jwks_min_refresh_interval(Duration::from_secs(self.jwks_min_refresh_secs))
-            .introspection_cache_ttl(Duration::from_secs(self.introspection_cache_secs))
-            .token_leeway(Duration::from_secs(self.token_leeway_secs));
-        builder = if self.allowed_host.is_empty() {
-            builder.public_base_url(self.public_base_url(scheme, addr))
+        let origin = if self.allowed_host.is_empty() {
+            Origin::public_url(self.public_base_url(scheme, addr))
+        } else if scheme == "http" {
+            Origin::hosts(&self.allowed_host).plain_http()
         } else {
-            let builder = builder.allowed_hosts(&self.allowed_host);
-            if scheme == "http" {
-                builder.assume_plain_http()
-            } else {
-                builder
-            }
+            Origin::hosts(&self.allowed_host)
         };
+        let mut tokens = TokenPolicy::new().leeway(Duration::from_secs(self.token_leeway_secs));
+        if self.allow_jwt_typ {
+            tokens = tokens.typ(TypPolicy::AllowJwt);
+        }
+        if let Some(secs) = self.max_token_lifetime_secs {
+            tokens = tokens.max_lifetime(Duration::from_secs(secs));
+        }
+        let mut builder = SenderBoundLayer::builder()
+            .origin(origin)
+            .tokens(tokens)
+            .fetching(
+                Fetching::new()
+                    .timeout(Duration::from_secs(self.fetch_timeout_secs))
+                    .key_refresh(Duration::from_secs(self.jwks_refresh_secs))
+                    .min_key_refresh(Duration::from_secs(self.jwks_min_refresh_secs)),
+            );
         if let Some(profile) = self.profile {
             builder = builder.profile(match profile {
                 ProfileArg::Fapi2 => Profile::Fapi2Security,
@@ -192,56 +234,31 @@ impl ServerArgs {
             });
         }
         if !algs.is_empty() {
-            builder = builder.dpop_algorithms(algs);
+            builder = builder.proofs(ProofRules::new().algorithms(algs));
         }
-        if self.accept_mtls_bound {
-            builder = builder.accept_mtls_bound();
+        if !self.trusted_proxy.is_empty() {
+            builder = builder.mtls(ForwardedClientCert::new(TrustedProxies::parse(
+                &self.trusted_proxy,
+            )?));
+        } else if self.accept_mtls_bound {
+            builder = builder.mtls(ConnectionCert);
         }
         for audience in &self.audience {
             builder = builder.audience(audience);
         }
-        if let Some(uri) = &self.jwks_uri {
-            builder = builder.jwks_uri(uri);
-        }
-        if let Some(path) = &self.jwks_file {
-            builder = builder.jwks_json(std::fs::read_to_string(path)?);
-        }
-        if let (Some(id), Some(secret)) = (&self.client_id, &self.client_secret) {
-            let auth = match self.client_auth {
-                ClientAuthMethod::ClientSecretBasic => ClientAuth::client_secret_basic(id, secret),
-                ClientAuthMethod::ClientSecretPost => ClientAuth::client_secret_post(id, secret),
-            };
-            builder = match &self.introspection_url {
-                Some(url) => builder.introspection(url, auth),
-                None => builder.introspect_with(auth),
-            };
-        }
-        if self.introspect_all {
-            builder = builder.token_format(TokenFormat::Introspect);
-        }
         if self.allow_bearer {
             builder = builder.allow_bearer();
-        }
-        if self.allow_jwt_typ {
-            builder = builder.token_typ(TypPolicy::AllowJwt);
-        }
-        if let Some(secs) = self.max_token_lifetime_secs {
-            builder = builder.max_token_lifetime(Duration::from_secs(secs));
         }
         if let Some(url) = &self.redis_url {
             builder =
                 builder.replay_store(senderbound_redis::RedisReplayStore::builder(url).build()?);
         }
         if let Some(secret) = &self.nonce_secret {
-            let mut nonces = senderbound::core::nonce::Nonces::new(secret.as_bytes())?;
+            let mut nonces = Nonces::new(secret.as_bytes())?;
             if let Some(previous) = &self.previous_nonce_secret {
                 nonces = nonces.previous_secret(previous.as_bytes())?;
             }
-            builder = builder.require_nonce(nonces);
-        }
-        if !self.trusted_proxy.is_empty() {
-            builder =
-                builder.trust_client_cert_header_from(TrustedProxies::parse(&self.trusted_proxy)?);
+            builder = builder.nonces(nonces);
         }
         Ok(builder)
     }

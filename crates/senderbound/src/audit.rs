@@ -13,7 +13,7 @@
 //!
 //! | field | meaning |
 //! |---|---|
-//! | `decision` | `authenticate` (the Layer), `authorize` ([`RequireScope`](crate::RequireScope), [`Authorize`](crate::authorize::Authorize)) |
+//! | `decision` | `authenticate` (the Layer), `authorize` ([`RequireScopeLayer`](crate::RequireScopeLayer), [`AuthorizeLayer`](crate::AuthorizeLayer)) |
 //! | `outcome` | `allow` or `deny` |
 //! | `status` | HTTP status of a refusal; 0 when allowed (the handler decides) |
 //! | `class` | token class: `dpop`, `mtls`, `bearer`, or `none` (no credentials) |
@@ -22,7 +22,7 @@
 //! | `cnf_jkt`, `cnf_x5t_s256` | what the token is bound to |
 //! | `iss`, `sub`, `client_id`, `aud`, `scopes`, `token_id` | the token's claims |
 //! | `token_iat`, `token_exp`, `token_lifetime` | when it was issued, when it expires, `exp - iat` (0 if unknown) |
-//! | `mcp_method`, `tool` | the MCP JSON-RPC method and tool name, when [`Authorize`](crate::authorize::Authorize) inspected the call |
+//! | `mcp_method`, `tool` | the MCP JSON-RPC method and tool name, when [`AuthorizeLayer`](crate::AuthorizeLayer) inspected the call |
 //! | `error`, `reason` | the RFC error code and the fixed description |
 //! | `detail` | a policy's own reason for a denial |
 //! | `finding` | `key_shared` when the key was seen with another identity, whose `other_client_id` / `other_sub` follow |
@@ -87,10 +87,15 @@ impl AuditRecord {
     /// The record of a request the Layer admitted, for a later decision
     /// (scope, policy) on it.
     pub(crate) fn admitted(sender: &crate::Sender, token: Arc<AccessToken>) -> Self {
+        let binding = sender.binding();
         AuditRecord {
-            class: sender.binding().as_str(),
-            jkt: sender.jkt().map(str::to_owned),
-            x5t_s256: sender.x5t_s256().map(str::to_owned),
+            class: match binding {
+                Binding::Dpop { .. } => CLASS_DPOP,
+                Binding::Mtls { .. } => CLASS_MTLS,
+                Binding::Unbound => CLASS_BEARER,
+            },
+            jkt: binding.jkt().map(str::to_owned),
+            x5t_s256: binding.x5t_s256().map(str::to_owned),
             token: Some(token),
             ..AuditRecord::default()
         }

@@ -1,4 +1,4 @@
-//! [`Authorize`]: an async policy hook after authentication: it sees the
+//! [`AuthorizeLayer`]: an async policy hook after authentication: it sees the
 //! verified [`Sender`], the request (method, path, headers) and, for MCP,
 //! the JSON-RPC method and tool being called, and may refuse with `403`.
 //!
@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use axum::{Router, routing::post};
-//! use senderbound::authorize::{Authorize, Denied, PolicyRequest};
+//! use senderbound::authorize::{AuthorizeLayer, Denied, PolicyRequest};
 //!
 //! // A synchronous rule is a closure; implement `Policy` for async ones.
 //! let policy = |req: &PolicyRequest| match req.tool() {
@@ -23,8 +23,8 @@
 //! let app: Router = Router::new()
 //!     .route("/mcp", post(|| async { "…" }))
 //!     // Read the JSON-RPC body so the policy sees MCP tool names.
-//!     .route_layer(Authorize::new(policy).inspect_mcp_calls());
-//! // … then `.layer(auth.layer())` around it, so a `Sender` is present.
+//!     .route_layer(AuthorizeLayer::new(policy).inspect_mcp_calls());
+//! // … then `.layer(auth)` around it, so a `Sender` is present.
 //! ```
 //!
 //! Put it *inside* the [`SenderBoundLayer`](crate::SenderBoundLayer): a
@@ -56,18 +56,18 @@ use tower_service::Service;
 
 use crate::audit::{self, AuditRecord};
 use crate::challenge::Rejection;
+use crate::pipeline::AuthContext;
 use crate::sender::{MissingSender, Sender};
-use crate::service::AuthContext;
 use crate::target_uri::original_uri;
 
-/// Default [`Authorize::max_body_bytes`]: 4 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+/// Default [`AuthorizeLayer::max_body_bytes`]: 4 MiB.
+const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 /// Most messages in one JSON-RPC batch (MCP removed batches in 2025-06-18;
 /// older clients send few).
-pub const MAX_BATCH: usize = 64;
+pub(crate) const MAX_BATCH: usize = 64;
 /// Longest JSON-RPC `method` or tool name read (MCP names are at most 128
 /// characters).
-pub const MAX_NAME_BYTES: usize = 256;
+pub(crate) const MAX_NAME_BYTES: usize = 256;
 
 /// What a policy is asked about.
 #[derive(Debug, Clone)]
@@ -107,7 +107,7 @@ impl PolicyRequest {
     }
 
     /// The MCP message being authorized, when the body was inspected
-    /// ([`Authorize::inspect_mcp_calls`]) and the request carries one.
+    /// ([`AuthorizeLayer::inspect_mcp_calls`]) and the request carries one.
     pub fn mcp(&self) -> Option<&McpCall> {
         self.mcp.as_ref()
     }
@@ -225,25 +225,25 @@ impl<P: Policy> DynPolicy for P {
 /// A route layer that asks a [`Policy`] about every request; see the
 /// [module](self) docs.
 #[derive(Clone)]
-pub struct Authorize {
+pub struct AuthorizeLayer {
     policy: Arc<dyn DynPolicy>,
     inspect_mcp: bool,
     max_body_bytes: usize,
 }
 
-impl std::fmt::Debug for Authorize {
+impl std::fmt::Debug for AuthorizeLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authorize")
+        f.debug_struct("AuthorizeLayer")
             .field("inspect_mcp", &self.inspect_mcp)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
     }
 }
 
-impl Authorize {
+impl AuthorizeLayer {
     /// Asks `policy` about every request.
     pub fn new(policy: impl Policy) -> Self {
-        Authorize {
+        AuthorizeLayer {
             policy: Arc::new(policy),
             inspect_mcp: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -263,37 +263,37 @@ impl Authorize {
     }
 
     /// Refuse (`400`) bodies larger than this when inspecting them
-    /// (default [`DEFAULT_MAX_BODY_BYTES`]).
+    /// (default 4 MiB).
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
         self
     }
 }
 
-impl<S> Layer<S> for Authorize {
-    type Service = AuthorizeService<S>;
+impl<S> Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthorizeService {
+        Authorize {
             inner,
             config: self.clone(),
         }
     }
 }
 
-/// The service made by [`Authorize`].
+/// The service made by [`AuthorizeLayer`].
 #[derive(Debug, Clone)]
-pub struct AuthorizeService<S> {
+pub struct Authorize<S> {
     inner: S,
-    config: Authorize,
+    config: AuthorizeLayer,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Response future of [`AuthorizeService`].
-pub type AuthorizeFuture<E> = BoxFuture<'static, Result<Response, E>>;
+/// Response future of [`Authorize`].
+pub type ResponseFuture<E> = BoxFuture<'static, Result<Response, E>>;
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthorizeService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S>
 where
     S: Service<Request<Body>, Response = http::Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
@@ -305,7 +305,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = AuthorizeFuture<S::Error>;
+    type Future = ResponseFuture<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -329,7 +329,7 @@ where
     }
 }
 
-impl Authorize {
+impl AuthorizeLayer {
     /// The body to hand on, or the refusal. Emits the audit event(s).
     async fn decide<B>(&self, parts: &Parts, body: B) -> Result<Body, Response>
     where

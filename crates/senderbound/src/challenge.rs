@@ -1,6 +1,30 @@
 //! Rendering refusals: status, `WWW-Authenticate` challenges (RFC 9449 §7.1,
-//! RFC 6750 §3) and a short JSON body. All responses senderbound itself
-//! produces are built here.
+//! RFC 6750 §3) and a body. All responses senderbound itself produces are
+//! built here.
+//!
+//! The status, the challenges, `Cache-Control: no-store`, `Retry-After` on a
+//! 503 and `DPoP-Nonce` are always senderbound's: clients and the RFCs
+//! depend on them. The body is yours to choose with
+//! [`refusal_body`](crate::SenderBoundBuilder::refusal_body): the OAuth
+//! JSON error object (the default), RFC 9457 problem details, none, or your
+//! own.
+//!
+//! ```
+//! use senderbound::challenge::RefusalBody;
+//!
+//! // RFC 9457 `application/problem+json`.
+//! let problem = RefusalBody::ProblemJson;
+//! // Your own, from the refusal's status and error.
+//! let custom = RefusalBody::custom(|refusal| {
+//!     let text = format!("{} ({})", refusal.error().description(), refusal.status().as_u16());
+//!     Some((http::HeaderValue::from_static("text/plain; charset=utf-8"), text.into()))
+//! });
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -22,12 +46,101 @@ pub(crate) struct ChallengeConfig {
     pub(crate) realm: Option<String>,
     /// The URL of this resource's metadata (RFC 9728 §5.1), if served.
     pub(crate) resource_metadata: Option<String>,
+    /// How the body is rendered.
+    pub(crate) body: RefusalBody,
+}
+
+/// A custom body renderer: the content type and the bytes, or `None` for no body.
+type Render = dyn Fn(&Rejection) -> Option<(HeaderValue, Bytes)> + Send + Sync;
+
+/// The body of a refusal; the status and headers stay senderbound's (see the
+/// [module docs](self)).
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum RefusalBody {
+    /// `application/json`: `{"error": "<code>", "error_description": "…"}`,
+    /// the OAuth error object (RFC 6749 §5.2 members); 503s say
+    /// `temporarily_unavailable`, policy refusals `access_denied`, and a
+    /// request without credentials gets no body. The default.
+    #[default]
+    OAuthJson,
+    /// `application/problem+json` (RFC 9457): `type` `about:blank`, `title`
+    /// (the status's reason phrase), `status`, `detail` (the fixed
+    /// description) and, as an extension member, the OAuth `error` code.
+    ProblemJson,
+    /// No body at all.
+    Empty,
+    /// Rendered by a function of the refusal.
+    Custom(Arc<Render>),
+}
+
+impl fmt::Debug for RefusalBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RefusalBody::OAuthJson => "OAuthJson",
+            RefusalBody::ProblemJson => "ProblemJson",
+            RefusalBody::Empty => "Empty",
+            RefusalBody::Custom(_) => "Custom(..)",
+        })
+    }
+}
+
+impl RefusalBody {
+    /// A body rendered by `render`: the content type and the bytes, or
+    /// `None` for no body. Never put request data (tokens, proofs) in it.
+    pub fn custom<F>(render: F) -> Self
+    where
+        F: Fn(&Rejection) -> Option<(HeaderValue, Bytes)> + Send + Sync + 'static,
+    {
+        RefusalBody::Custom(Arc::new(render))
+    }
+
+    fn render(&self, refusal: &Rejection) -> Option<(HeaderValue, Bytes)> {
+        let error = refusal.error;
+        // The OAuth error code, or the one a body without a challenge code uses.
+        let code = match error.code() {
+            Some(code) => Some(code.as_str()),
+            None if error.is_unavailable() => Some("temporarily_unavailable"),
+            None if error == Error::PolicyDenied => Some("access_denied"),
+            None => None,
+        };
+        match self {
+            RefusalBody::OAuthJson => code.map(|code| {
+                let body = serde_json::json!({
+                    "error": code,
+                    "error_description": error.description(),
+                });
+                (
+                    HeaderValue::from_static("application/json"),
+                    Bytes::from(body.to_string()),
+                )
+            }),
+            RefusalBody::ProblemJson => {
+                let status = refusal.status();
+                let mut body = serde_json::json!({
+                    "type": "about:blank",
+                    "title": status.canonical_reason().unwrap_or("Error"),
+                    "status": status.as_u16(),
+                    "detail": error.description(),
+                });
+                if let Some(code) = code {
+                    body["error"] = serde_json::Value::from(code);
+                }
+                Some((
+                    HeaderValue::from_static("application/problem+json"),
+                    Bytes::from(body.to_string()),
+                ))
+            }
+            RefusalBody::Empty => None,
+            RefusalBody::Custom(render) => render(refusal),
+        }
+    }
 }
 
 /// A refused request, ready to become a response.
 ///
-/// Returned by the Layer and by [`RequireScope`](crate::RequireScope); it
-/// carries the [`Error`] and how to word the challenge.
+/// Made by the Layer and the route layers; it carries the [`Error`] and how
+/// to word the challenge. A [custom body](RefusalBody::custom) reads it.
 #[derive(Debug, Clone)]
 pub struct Rejection {
     error: Error,
@@ -69,6 +182,11 @@ impl Rejection {
     /// Why the request was refused.
     pub fn error(&self) -> Error {
         self.error
+    }
+
+    /// The response status (one per [`Error`] variant).
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::UNAUTHORIZED)
     }
 
     /// The `WWW-Authenticate` field values for this refusal, one challenge each.
@@ -128,28 +246,13 @@ impl Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-        let body = match self.error.code() {
-            Some(code) => serde_json::json!({
-                "error": code.as_str(),
-                "error_description": self.error.description(),
-            })
-            .to_string(),
-            None if self.error.is_unavailable() => serde_json::json!({
-                "error": "temporarily_unavailable",
-                "error_description": self.error.description(),
-            })
-            .to_string(),
-            None if self.error == Error::PolicyDenied => serde_json::json!({
-                "error": "access_denied",
-                "error_description": self.error.description(),
-            })
-            .to_string(),
-            None => String::new(),
+        let body = self.config.body.render(&self);
+        let (content_type, bytes) = match body {
+            Some((content_type, bytes)) => (Some(content_type), Body::from(bytes)),
+            None => (None, Body::empty()),
         };
-        let has_body = !body.is_empty();
-        let mut response = Response::new(Body::from(body));
-        *response.status_mut() = status;
+        let mut response = Response::new(bytes);
+        *response.status_mut() = self.status();
         let headers = response.headers_mut();
         for challenge in self.challenges() {
             // Challenges are built from fixed strings and validated config;
@@ -158,8 +261,8 @@ impl IntoResponse for Rejection {
                 headers.append(WWW_AUTHENTICATE, v);
             }
         }
-        if has_body {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(content_type) = content_type {
+            headers.insert(CONTENT_TYPE, content_type);
         }
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.error.is_unavailable() {
@@ -172,7 +275,6 @@ impl IntoResponse for Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn config(offer_bearer: bool) -> Arc<ChallengeConfig> {
         Arc::new(ChallengeConfig {
@@ -180,6 +282,7 @@ mod tests {
             offer_bearer,
             realm: None,
             resource_metadata: None,
+            body: RefusalBody::default(),
         })
     }
 
@@ -190,6 +293,7 @@ mod tests {
             offer_bearer: true,
             realm: None,
             resource_metadata: Some("https://rs/.well-known/oauth-protected-resource".into()),
+            body: RefusalBody::default(),
         });
         let r = Rejection::new(Error::TokenExpired, Some(Scheme::DPoP), config);
         assert_eq!(

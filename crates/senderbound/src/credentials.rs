@@ -6,8 +6,7 @@ use http::header::AUTHORIZATION;
 use senderbound_core::Error;
 use senderbound_core::authorization::{self, Credentials};
 
-/// The name of the DPoP proof header (RFC 9449 §4.1).
-pub const DPOP: http::HeaderName = http::HeaderName::from_static("dpop");
+use crate::header::DPOP;
 
 /// The credentials a request presents. Deliberately not `Debug`: it holds
 /// the token and the proof.

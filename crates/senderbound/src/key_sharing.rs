@@ -8,7 +8,7 @@
 //! users) bound to one key are the visible sign of it, and only the
 //! resource server sees both.
 //!
-//! With [`detect_key_sharing`](crate::SenderBoundBuilder::detect_key_sharing)
+//! With [`key_sharing`](crate::SenderBoundBuilder::key_sharing)
 //! the Layer remembers, per key thumbprint (`jkt`, or `x5t#S256` for
 //! certificate-bound tokens), the issuer, `client_id` and `sub` of the first
 //! accepted token, for a sliding window. A later token with the same key and
@@ -18,14 +18,14 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use senderbound::{SenderBound, key_sharing::KeySharing};
+//! use senderbound::{SenderBoundLayer, key_sharing::KeySharing};
 //!
 //! # fn main() -> Result<(), senderbound::BuildError> {
-//! let auth = SenderBound::builder()
+//! let auth = SenderBoundLayer::builder()
 //!     .issuer("https://login.example.com")
 //!     .audience("https://api.example.com")
-//!     .public_base_url("https://api.example.com")
-//!     .detect_key_sharing(KeySharing::new().window(Duration::from_secs(3600)).reject())
+//!     .origin("https://api.example.com")
+//!     .key_sharing(KeySharing::new().window(Duration::from_secs(3600)).reject())
 //!     .build()?;
 //! # Ok(()) }
 //! ```

@@ -1,55 +1,21 @@
 //! # senderbound
 //!
-//! A tower [`Layer`](tower_layer::Layer) for axum that accepts only
-//! **sender-constrained** OAuth 2.0 access tokens. A bearer token works for
-//! whoever holds the string; a DPoP-bound token (RFC 9449) also needs a fresh
-//! proof signed by the key the token was bound to, so a leaked token is
-//! useless on its own.
-//!
-//! On every request the Layer checks, in this order: the `Authorization` and
-//! `DPoP` headers → the proof (RFC 9449 §4.3: `typ`, `alg`, public `jwk`,
-//! `htm`, `htu`, `iat`, `ath`, signature) → the access token (RFC 9068 JWT:
-//! signature, `iss`, `aud` per RFC 8707, `exp`/`nbf`; cached by hash) → the
-//! binding (`cnf.jkt` equals the proof key's RFC 7638 thumbprint) → replay
-//! (each proof once) → then hands the handler a verified [`Sender`].
-//! Every refusal is an exact RFC status and `WWW-Authenticate` challenge, and
-//! every decision is one audit event (see [`audit`]).
-//!
-//! Tokens come from one or more trusted authorization servers: name the
-//! issuer and its metadata (RFC 8414) and keys are discovered, refreshed and
-//! rotated; opaque tokens are introspected (RFC 7662); see [`tokens`].
-//! Tokens, subjects, clients or keys can be [revoked](Revocations) at run time.
-//!
-//! For a fleet of servers: [`require_nonce`](SenderBoundBuilder::require_nonce)
-//! asks for stateless server nonces (RFC 9449 §8–9, `use_dpop_nonce` with a
-//! `DPoP-Nonce`), and the `senderbound-redis` crate remembers used proofs in
-//! Redis, so a proof replayed to another instance is caught.
-//!
-//! With [`accept_mtls_bound`](SenderBoundBuilder::accept_mtls_bound), tokens
-//! bound to a client certificate (`cnf["x5t#S256"]`, RFC 8705) are accepted
-//! with the `Bearer` scheme when the request comes with that certificate:
-//! from the TLS connection (`senderbound::tls::serve`, feature `tls`, puts it
-//! in the request), or from a trusted proxy's RFC 9440 `Client-Cert` header.
-//! DPoP and mTLS clients can share one router; see [`mtls`].
-//!
-//! For APIs and MCP servers that AI agents call: the Layer serves RFC 9728
-//! protected resource metadata ([`metadata`]), [`authorize::Authorize`]
-//! asks your policy about each request (with the MCP tool being called),
-//! [`key_sharing`] flags one key used by several clients, and every
-//! decision is an audit event plus a `metrics` counter ([`audit`]).
+//! A tower [`Layer`](tower_layer::Layer) for axum (and any tower service)
+//! that accepts only **sender-constrained** OAuth 2.0 access tokens. A
+//! bearer token works for whoever holds the string; a DPoP-bound token (RFC
+//! 9449) also needs a fresh proof signed by the key the token was bound to,
+//! and a certificate-bound token (RFC 8705) the client certificate it names,
+//! so a leaked token is useless on its own.
 //!
 //! ```
 //! use axum::{Json, Router, routing::get};
-//! use senderbound::{RequireScope, Sender, SenderBound};
+//! use senderbound::{RequireScopeLayer, Sender, SenderBoundLayer};
 //!
 //! # fn main() -> Result<(), senderbound::BuildError> {
-//! let auth = SenderBound::builder()
-//!     .issuer("https://as.example.com")
-//!     .audience("https://api.example.com")
-//!     .public_base_url("https://api.example.com")
-//!     .jwks_json(r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"as-1",
-//!         "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-//!         "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#)
+//! let auth = SenderBoundLayer::builder()
+//!     .issuer("https://login.example.com") // metadata and keys discovered (RFC 8414)
+//!     .audience("https://api.example.com") // what tokens must name in `aud`
+//!     .origin("https://api.example.com")   // what proofs must name in `htu`
 //!     .build()?;
 //!
 //! async fn read(sender: Sender) -> Json<Sender> {
@@ -57,74 +23,85 @@
 //! }
 //!
 //! let app: Router = Router::new()
-//!     .route("/api/read", get(read).route_layer(RequireScope::all(["read"])))
-//!     .layer(auth.layer());
+//!     .route("/api/read", get(read).route_layer(RequireScopeLayer::all(["read"])))
+//!     .layer(auth);
 //! # Ok(()) }
 //! ```
 //!
-//! With an authorization server to discover:
+//! Every request goes through the [`pipeline`] (its order is told there):
+//! framing, credentials, the proof (RFC 9449 §4.3), the token (RFC 9068 JWT
+//! by the issuer's keys, or RFC 7662 introspection; cached by hash), the
+//! binding, revocation, replay; then the handler gets a verified
+//! [`Sender`]. Every refusal is an exact RFC status and `WWW-Authenticate`
+//! challenge ([`challenge`]), and every decision one audit event
+//! ([`audit`]: install a `tracing` subscriber to see them).
 //!
-//! ```
-//! # fn main() -> Result<(), senderbound::BuildError> {
-//! let auth = senderbound::SenderBound::builder()
-//!     .issuer("https://login.example.com") // metadata → jwks_uri, fetched on first use
-//!     .audience("https://api.example.com")
-//!     .public_base_url("https://api.example.com")
-//!     .build()?;
-//! # Ok(()) }
-//! ```
+//! ## Where things are
+//! - The root: the Layer and its builder, [`Sender`], the route layers
+//!   [`RequireScopeLayer`] and [`AuthorizeLayer`], the refusal and build
+//!   errors.
+//! - [`tokens`]: trusted issuers ([`Issuer`](tokens::Issuer)), token rules,
+//!   fetching; [`proof`]: proof rules and server nonces; [`mtls`]:
+//!   certificate sources; [`replay`] and [`revocation`]: the stores.
+//! - [`metadata`] (RFC 9728), [`profile`] (FAPI 2.0, MCP), [`key_sharing`],
+//!   [`header`] (header names), [`clock`], [`error`].
+//! - [`serve`] and [`tls`] (features): serving a router with what the Layer
+//!   needs from the server.
+//!
+//! To test your own protected handlers, the `senderbound-test` crate makes
+//! an issuer the Layer trusts, tokens bound to a client key, and proofs.
 //!
 //! ## Features
 //! - `aws-lc-rs` (default): signatures verified with aws-lc-rs.
-//! - `rust-crypto`: pure-Rust verification (p256, p384, ed25519-dalek, rsa),
-//!   for targets that cannot build C. If both are enabled, aws-lc-rs is used.
-//! - `serve`: the `serve` module: serving a router over HTTP/1.1 and HTTP/2
-//!   with what the Layer needs from the server (request targets with a
-//!   fragment marked, the peer's address).
-//! - `tls`: the `tls` module: serving a router over rustls with client certificates
-//!   (tokio-rustls, hyper-util). TLS runs on aws-lc-rs, as the HTTP client
-//!   for discovery and JWKS already does, whichever backend verifies
-//!   signatures.
+//! - `rust-crypto`: pure-Rust verification (p256, p384, p521,
+//!   ed25519-dalek, rsa), for targets that cannot build C. If both are
+//!   enabled, aws-lc-rs is used.
+//! - `serve`: the [`serve`] module: serving a router over HTTP/1.1 and
+//!   HTTP/2 with what the Layer needs from the server (request targets with
+//!   a fragment marked, the peer's address).
+//! - `tls`: the [`tls`] module: serving a router over rustls with client
+//!   certificates. TLS runs on aws-lc-rs, as the HTTP client for discovery
+//!   and JWKS already does, whichever backend verifies signatures.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
 pub mod authorize;
-mod challenge;
+pub mod challenge;
+pub mod clock;
 mod credentials;
+pub mod error;
 pub mod framing;
+pub mod header;
 pub mod key_sharing;
 mod layer;
 pub mod metadata;
 pub mod mtls;
+mod origin;
+pub mod pipeline;
 pub mod profile;
+pub mod proof;
 pub mod replay;
-mod require_scope;
+pub mod require_scope;
 pub mod revocation;
 mod sender;
 #[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
-mod service;
+pub mod service;
 mod target_uri;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 pub mod tokens;
 
+pub use authorize::{Authorize, AuthorizeLayer};
 pub use challenge::Rejection;
-pub use credentials::DPOP;
-pub use layer::{BuildError, SenderBound, SenderBoundBuilder, SenderBoundLayer};
-pub use require_scope::{RequireScope, RequireScopeFuture, RequireScopeService};
-pub use revocation::{RevocationCheck, Revocations};
-pub use sender::{BindingKind, MissingSender, Sender};
-pub use service::{DPOP_NONCE, ResponseFuture, SenderBoundService};
-pub use tokens::{ClientAuth, Issuer, TokenFormat};
-
-/// The HTTP client crate used for discovery, JWKS and introspection, for
-/// building a custom client ([`SenderBoundBuilder::http_client`]).
-pub use reqwest;
-
-/// The protocol crate, re-exported: algorithms, JWKs, errors, the clock.
-pub use senderbound_core as core;
-pub use senderbound_core::token::TypPolicy;
-pub use senderbound_core::{Algorithm, Clock, Error, ErrorCode, FixedClock, Severity, SystemClock};
+pub use layer::{BuildError, SenderBoundBuilder, SenderBoundLayer};
+pub use origin::Origin;
+pub use require_scope::{RequireScope, RequireScopeLayer};
+pub use sender::{MissingSender, Sender};
+pub use senderbound_core::{Algorithm, Error};
+pub use service::SenderBound;

@@ -16,13 +16,13 @@
 //! `resource_metadata="…"` (RFC 9728 §5.1) so a client can find it.
 //!
 //! ```
-//! use senderbound::{SenderBound, metadata::ResourceMetadata};
+//! use senderbound::{SenderBoundLayer, metadata::ResourceMetadata};
 //!
 //! # fn main() -> Result<(), senderbound::BuildError> {
-//! let auth = SenderBound::builder()
+//! let auth = SenderBoundLayer::builder()
 //!     .issuer("https://login.example.com")
 //!     .audience("https://api.example.com/mcp")
-//!     .public_base_url("https://api.example.com")
+//!     .origin("https://api.example.com")
 //!     .resource_metadata(
 //!         ResourceMetadata::new()
 //!             .scopes_supported(["notes:read", "notes:write"])

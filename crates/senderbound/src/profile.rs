@@ -18,18 +18,18 @@
 //! | unbound bearer tokens | refused | refused; `allow_bearer` is a build error (§5.3.4: sender-constrained only) | refused; `allow_bearer` is a build error |
 //! | RSA keys | 2048–4096 bits | the same (§5.4.1: at least 2048) | the same |
 //! | where tokens are accepted | `Authorization` header only | the same (§5.3.4) | the same |
-//! | server nonces | optional ([`require_nonce`](crate::SenderBoundBuilder::require_nonce)) | optional: clients must support them (§5.3.2.2); require them for a fleet | optional; with `freshness_from_nonce` the window rests on the nonce |
+//! | server nonces | optional ([`nonces`](crate::SenderBoundBuilder::nonces)) | optional: clients must support them (§5.3.2.2); require them for a fleet | optional; with `ProofRules::freshness_from_nonce` the window rests on the nonce |
 //! | `jti` replay store | on | on | on (SEP-1932's window alone is for servers that keep no state) |
 //! | RFC 9728 metadata | off | off | served (the MCP authorization spec requires it) |
 //!
 //! ```
-//! use senderbound::{SenderBound, profile::Profile};
+//! use senderbound::{SenderBoundLayer, profile::Profile};
 //!
 //! # fn main() -> Result<(), senderbound::BuildError> {
-//! let auth = SenderBound::builder()
+//! let auth = SenderBoundLayer::builder()
 //!     .issuer("https://as.example.com")
 //!     .audience("https://api.example.com")
-//!     .public_base_url("https://api.example.com")
+//!     .origin("https://api.example.com")
 //!     .profile(Profile::Fapi2Security)
 //!     .build()?;
 //! # let _ = auth; Ok(()) }
@@ -78,7 +78,7 @@ impl Profile {
     }
 
     /// How old a proof's `iat` may be.
-    pub const fn proof_max_age(self) -> Duration {
+    pub const fn max_proof_age(self) -> Duration {
         match self {
             Profile::Fapi2Security => Duration::from_secs(60),
             Profile::McpDpop => Duration::from_secs(300),
@@ -86,7 +86,7 @@ impl Profile {
     }
 
     /// How far ahead of the server's clock a proof's `iat` may be.
-    pub const fn proof_max_future_skew(self) -> Duration {
+    pub const fn max_proof_future_skew(self) -> Duration {
         match self {
             Profile::Fapi2Security => Duration::from_secs(10),
             Profile::McpDpop => Duration::from_secs(300),

@@ -1,4 +1,4 @@
-//! [`RequireScope`]: a route layer that admits only senders whose token
+//! [`RequireScopeLayer`]: a route layer that admits only senders whose token
 //! carries the scopes the route needs (403 `insufficient_scope` otherwise).
 
 use std::future::Future;
@@ -17,8 +17,8 @@ use tower_service::Service;
 
 use crate::audit::{self, AuditRecord};
 use crate::challenge::Rejection;
+use crate::pipeline::AuthContext;
 use crate::sender::{MissingSender, Sender};
-use crate::service::AuthContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -32,25 +32,45 @@ enum Mode {
 ///
 /// ```
 /// use axum::{Router, routing::{get, post}};
-/// use senderbound::RequireScope;
+/// use senderbound::RequireScopeLayer;
 ///
 /// let app: Router = Router::new()
-///     .route("/read", get(|| async { "ok" }).route_layer(RequireScope::all(["read"])))
-///     .route("/write", post(|| async { "ok" }).route_layer(RequireScope::any(["write", "admin"])));
+///     .route("/read", get(|| async { "ok" }).route_layer(RequireScopeLayer::all(["read"])))
+///     .route("/write", post(|| async { "ok" }).route_layer(RequireScopeLayer::any(["write", "admin"])));
+/// ```
+///
+/// Different scopes for different methods of one path: layer each handler
+/// (or each method router) on its own. `route_layer` on a method router
+/// wraps every method routed *so far*, so
+/// `get(read).route_layer(a).post(write).route_layer(b)` would ask a GET
+/// for both `a` and `b`.
+///
+/// ```
+/// use axum::{Router, handler::Handler, routing::{get, post}};
+/// use senderbound::RequireScopeLayer;
+///
+/// async fn list() -> &'static str { "items" }
+/// async fn create() -> &'static str { "created" }
+///
+/// let app: Router = Router::new().route(
+///     "/items",
+///     get(list.layer(RequireScopeLayer::all(["items:read"])))
+///         .post(create.layer(RequireScopeLayer::all(["items:write"]))),
+/// );
 /// ```
 ///
 /// A request without a `Sender` (the route is not behind the Layer) is a
 /// server misconfiguration: it is refused with 500, never let through.
 #[derive(Debug, Clone)]
-pub struct RequireScope {
+pub struct RequireScopeLayer {
     scopes: Arc<[String]>,
     mode: Mode,
 }
 
-impl RequireScope {
+impl RequireScopeLayer {
     /// The token must carry every one of `scopes`.
     pub fn all<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
-        RequireScope {
+        RequireScopeLayer {
             scopes: scopes.into_iter().map(Into::into).collect(),
             mode: Mode::All,
         }
@@ -58,7 +78,7 @@ impl RequireScope {
 
     /// The token must carry at least one of `scopes`.
     pub fn any<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
-        RequireScope {
+        RequireScopeLayer {
             scopes: scopes.into_iter().map(Into::into).collect(),
             mode: Mode::Any,
         }
@@ -96,27 +116,27 @@ impl RequireScope {
     }
 }
 
-impl<S> Layer<S> for RequireScope {
-    type Service = RequireScopeService<S>;
+impl<S> Layer<S> for RequireScopeLayer {
+    type Service = RequireScope<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireScopeService {
+        RequireScope {
             inner,
             require: self.clone(),
         }
     }
 }
 
-/// The service made by [`RequireScope`].
+/// The service made by [`RequireScopeLayer`].
 #[derive(Debug, Clone)]
-pub struct RequireScopeService<S> {
+pub struct RequireScope<S> {
     inner: S,
-    require: RequireScope,
+    require: RequireScopeLayer,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopeService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
 where
     S: Service<Request<ReqBody>, Response = http::Response<ResBody>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -124,7 +144,7 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = RequireScopeFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -136,14 +156,14 @@ where
             .get::<Sender>()
             .is_some_and(|s| self.require.admits(s));
         if admitted {
-            RequireScopeFuture {
+            ResponseFuture {
                 state: ScopeState::Calling {
                     future: self.inner.call(req),
                 },
             }
         } else {
             let (parts, _) = req.into_parts();
-            RequireScopeFuture {
+            ResponseFuture {
                 state: ScopeState::Refused {
                     response: Some(self.require.refuse(&parts)),
                 },
@@ -153,8 +173,8 @@ where
 }
 
 pin_project! {
-    /// Response future of [`RequireScopeService`].
-    pub struct RequireScopeFuture<F> {
+    /// Response future of [`RequireScope`].
+    pub struct ResponseFuture<F> {
         #[pin]
         state: ScopeState<F>,
     }
@@ -168,7 +188,7 @@ pin_project! {
     }
 }
 
-impl<F, ResBody, E> Future for RequireScopeFuture<F>
+impl<F, ResBody, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<http::Response<ResBody>, E>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,

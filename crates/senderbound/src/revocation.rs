@@ -8,7 +8,7 @@
 //! your own store (keep it fast: it runs on every request).
 //!
 //! ```
-//! use senderbound::Revocations;
+//! use senderbound::revocation::Revocations;
 //!
 //! let revocations = Revocations::new();
 //! // Hand a clone to the builder: `.revocations(revocations.clone())`.
@@ -21,15 +21,32 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
+pub use senderbound_core::revocation::RevocationCheck;
 use senderbound_core::token::{AccessToken, Binding};
 
-/// Decides whether an otherwise valid token is revoked.
-pub trait RevocationCheck: Send + Sync + 'static {
-    /// `true` to refuse this request's token (`invalid_token`, "revoked").
-    /// `proof_jkt` is the thumbprint of the key that signed the DPoP proof.
-    fn is_revoked(&self, token: &AccessToken, proof_jkt: Option<&str>) -> bool;
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`RevocationCheck`] as a trait object (the Layer holds any check).
+pub(crate) trait DynRevocationCheck: Send + Sync + 'static {
+    fn is_revoked_boxed<'a>(
+        &'a self,
+        token: &'a AccessToken,
+        proof_jkt: Option<&'a str>,
+    ) -> BoxFuture<'a, bool>;
+}
+
+impl<R: RevocationCheck> DynRevocationCheck for R {
+    fn is_revoked_boxed<'a>(
+        &'a self,
+        token: &'a AccessToken,
+        proof_jkt: Option<&'a str>,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(self.is_revoked(token, proof_jkt))
+    }
 }
 
 #[derive(Default)]
@@ -130,7 +147,19 @@ impl Revocations {
 }
 
 impl RevocationCheck for Revocations {
-    fn is_revoked(&self, token: &AccessToken, proof_jkt: Option<&str>) -> bool {
+    fn is_revoked(
+        &self,
+        token: &AccessToken,
+        proof_jkt: Option<&str>,
+    ) -> impl Future<Output = bool> + Send {
+        std::future::ready(self.revokes(token, proof_jkt))
+    }
+}
+
+impl Revocations {
+    /// `true` if any list names this token, its binding or `proof_jkt` (the
+    /// key that signed the request's DPoP proof): what the Layer asks.
+    pub fn revokes(&self, token: &AccessToken, proof_jkt: Option<&str>) -> bool {
         let Ok(l) = self.lists.read() else {
             return true;
         };
@@ -165,7 +194,7 @@ mod tests {
     fn each_list_revokes_and_restores() {
         let r = Revocations::new();
         let t = token();
-        assert!(!r.is_revoked(&t, None));
+        assert!(!r.revokes(&t, None));
         type Toggle<'a> = &'a dyn Fn(&Revocations);
         let cases: [(Toggle<'_>, Toggle<'_>); 5] = [
             (&|r| r.revoke_token_id("t-1"), &|r| {
@@ -186,12 +215,12 @@ mod tests {
         for (revoke, restore) in cases {
             let shared = r.clone();
             revoke(&shared);
-            assert!(r.is_revoked(&t, Some("proof-key")));
+            assert!(r.revokes(&t, Some("proof-key")));
             restore(&shared);
-            assert!(!r.is_revoked(&t, Some("proof-key")));
+            assert!(!r.revokes(&t, Some("proof-key")));
         }
         r.revoke_subject("bob");
-        assert!(!r.is_revoked(&t, None));
+        assert!(!r.revokes(&t, None));
     }
 
     #[test]
@@ -204,10 +233,10 @@ mod tests {
         .unwrap();
         let r = Revocations::new();
         r.revoke_key(x5t); // a key thumbprint list does not name certificates
-        assert!(!r.is_revoked(&t, None));
+        assert!(!r.revokes(&t, None));
         r.revoke_certificate(x5t);
-        assert!(r.is_revoked(&t, None));
+        assert!(r.revokes(&t, None));
         r.restore_certificate(x5t);
-        assert!(!r.is_revoked(&t, None));
+        assert!(!r.revokes(&t, None));
     }
 }

@@ -1,43 +1,23 @@
 //! [`Sender`]: who made the request, as verified by the Layer, and its axum
 //! extractor.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
-use senderbound_core::authorization::Scheme;
-use senderbound_core::token::AccessToken;
-use serde::Serialize;
-
-/// How the request proved it came from the token's holder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BindingKind {
-    /// A DPoP proof signed by the key the token is bound to (RFC 9449).
-    Dpop,
-    /// The client certificate the token is bound to (RFC 8705).
-    Mtls,
-    /// Nothing: an unbound bearer token, accepted because the Layer was
-    /// configured with `allow_bearer()`.
-    Bearer,
-}
-
-impl BindingKind {
-    /// `"dpop"`, `"mtls"` or `"bearer"`.
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            BindingKind::Dpop => "dpop",
-            BindingKind::Mtls => "mtls",
-            BindingKind::Bearer => "bearer",
-        }
-    }
-}
+use senderbound_core::token::{AccessToken, Binding};
+use serde::de::DeserializeOwned;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// The verified sender of a request: put into the request extensions by
 /// [`SenderBoundLayer`](crate::SenderBoundLayer) and extracted in handlers.
 ///
-/// Holds nothing secret: no token, no proof, no key material beyond public
-/// thumbprints.
+/// Holds the verified token's claims and how the request proved it holds
+/// the token ([`binding`](Self::binding)), nothing secret: no token, no
+/// proof, no key material beyond public thumbprints. Cloning it is cheap
+/// (the claims are shared).
 ///
 /// ```
 /// use axum::{Json, Router, routing::get};
@@ -48,116 +28,175 @@ impl BindingKind {
 /// }
 /// let app: Router = Router::new().route("/whoami", get(whoami));
 /// ```
-#[derive(Debug, Clone, Serialize)]
+///
+/// Serialized (as above) it is a JSON object named after the token's claims
+/// where it has them; members that are absent are left out:
+///
+/// | Member | Accessor | Value |
+/// |---|---|---|
+/// | `binding` | [`binding`](Self::binding) | `"dpop"`, `"mtls"` or `"bearer"` |
+/// | `jkt` | [`binding`](Self::binding) | the DPoP key's RFC 7638 thumbprint |
+/// | `x5t#S256` | [`binding`](Self::binding) | the client certificate's SHA-256 thumbprint |
+/// | `iss` | [`issuer`](Self::issuer) | |
+/// | `sub` | [`subject`](Self::subject) | `null` when absent |
+/// | `client_id` | [`client_id`](Self::client_id) | `null` when absent |
+/// | `aud` | [`audience`](Self::audience) | an array |
+/// | `scopes` | [`scopes`](Self::scopes) | an array |
+/// | `exp` | [`expires_at`](Self::expires_at) | seconds since the epoch |
+/// | `token_id` | [`token_id`](Self::token_id) | the token's `jti`, `null` when absent |
+/// | `acr`, `amr`, `auth_time` | [`acr`](Self::acr), [`amr`](Self::amr), [`auth_time`](Self::auth_time) | when the token has them |
+#[derive(Debug, Clone)]
 pub struct Sender {
-    binding: BindingKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    jkt: Option<String>,
-    #[serde(rename = "x5t#S256", skip_serializing_if = "Option::is_none")]
-    x5t_s256: Option<String>,
-    #[serde(rename = "iss")]
-    issuer: String,
-    #[serde(rename = "sub")]
-    subject: Option<String>,
-    client_id: Option<String>,
-    #[serde(rename = "aud")]
-    audience: Vec<String>,
-    scopes: Vec<String>,
-    #[serde(rename = "exp")]
-    expires_at: u64,
-    #[serde(rename = "token_id")]
-    token_id: Option<String>,
-    #[serde(skip)]
-    scheme: Scheme,
+    token: Arc<AccessToken>,
 }
 
 impl Sender {
-    /// `thumbprint` is the proof key's `jkt` for [`BindingKind::Dpop`], the
-    /// certificate's `x5t#S256` for [`BindingKind::Mtls`].
-    pub(crate) fn new(
-        token: &AccessToken,
-        binding: BindingKind,
-        thumbprint: Option<String>,
-        scheme: Scheme,
-    ) -> Self {
-        let (jkt, x5t_s256) = match binding {
-            BindingKind::Dpop => (thumbprint, None),
-            BindingKind::Mtls => (None, thumbprint),
-            BindingKind::Bearer => (None, None),
-        };
-        Sender {
-            binding,
-            jkt,
-            x5t_s256,
-            issuer: token.issuer.clone(),
-            subject: token.subject.clone(),
-            client_id: token.client_id.clone(),
-            audience: token.audience.values().to_vec(),
-            scopes: token.scopes.clone(),
-            expires_at: token.expires_at,
-            token_id: token.token_id.clone(),
-            scheme,
-        }
+    pub(crate) fn new(token: Arc<AccessToken>) -> Self {
+        Sender { token }
     }
 
-    /// How the sender was verified.
-    pub fn binding(&self) -> &BindingKind {
-        &self.binding
-    }
-
-    /// RFC 7638 thumbprint of the DPoP key, for DPoP-bound requests.
-    pub fn jkt(&self) -> Option<&str> {
-        self.jkt.as_deref()
-    }
-
-    /// SHA-256 thumbprint of the client certificate, for mTLS-bound requests.
-    pub fn x5t_s256(&self) -> Option<&str> {
-        self.x5t_s256.as_deref()
+    /// How the request proved it holds the token: a DPoP proof by the key
+    /// with this thumbprint ([`Binding::Dpop`], RFC 9449), the client
+    /// certificate with this thumbprint ([`Binding::Mtls`], RFC 8705), or
+    /// nothing ([`Binding::Unbound`]: a bearer token, accepted only with
+    /// [`allow_bearer`](crate::SenderBoundBuilder::allow_bearer)).
+    ///
+    /// ```
+    /// use senderbound::{Sender, tokens::Binding};
+    ///
+    /// fn key_of(sender: &Sender) -> Option<&str> {
+    ///     match sender.binding() {
+    ///         Binding::Dpop { jkt } => Some(jkt),
+    ///         _ => None,
+    ///     }
+    /// }
+    /// ```
+    pub fn binding(&self) -> &Binding {
+        &self.token.binding
     }
 
     /// The token's issuer (`iss`).
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.token.issuer
     }
 
     /// The token's subject (`sub`).
     pub fn subject(&self) -> Option<&str> {
-        self.subject.as_deref()
+        self.token.subject.as_deref()
     }
 
-    /// The OAuth client the token was issued to (`client_id`).
+    /// The OAuth client the token was issued to (`client_id`, or `azp`).
     pub fn client_id(&self) -> Option<&str> {
-        self.client_id.as_deref()
+        self.token.client_id.as_deref()
     }
 
     /// The token's audiences (`aud`).
     pub fn audience(&self) -> &[String] {
-        &self.audience
+        self.token.audience.values()
     }
 
     /// The token's scopes.
     pub fn scopes(&self) -> &[String] {
-        &self.scopes
+        &self.token.scopes
     }
 
     /// `true` if the token carries `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
+        self.token.scopes.iter().any(|s| s == scope)
     }
 
     /// When the token expires (`exp`, seconds since the epoch).
     pub fn expires_at(&self) -> u64 {
-        self.expires_at
+        self.token.expires_at
     }
 
     /// The token's identifier (`jti`), if it has one.
     pub fn token_id(&self) -> Option<&str> {
-        self.token_id.as_deref()
+        self.token.token_id.as_deref()
     }
 
-    /// The `Authorization` scheme the request used.
-    pub fn scheme(&self) -> Scheme {
-        self.scheme
+    /// The authentication context class the user authenticated with
+    /// (`acr`), if the token says.
+    pub fn acr(&self) -> Option<&str> {
+        self.token.acr.as_deref()
+    }
+
+    /// The authentication methods used (`amr`, RFC 8176); empty if the
+    /// token does not say.
+    pub fn amr(&self) -> &[String] {
+        &self.token.amr
+    }
+
+    /// When the user authenticated (`auth_time`, seconds since the epoch),
+    /// if the token says.
+    pub fn auth_time(&self) -> Option<u64> {
+        self.token.auth_time
+    }
+
+    /// Any claim of the verified token (the JWT payload or the
+    /// introspection answer), read as `T`: `None` if it is absent or not a
+    /// `T`.
+    ///
+    /// ```
+    /// # fn f(sender: senderbound::Sender) {
+    /// let tenant: Option<String> = sender.claim("tenant");
+    /// let details: Option<Vec<serde_json::Value>> = sender.claim("authorization_details");
+    /// # }
+    /// ```
+    pub fn claim<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        let value = self.token.claims.get(name)?;
+        T::deserialize(value).ok()
+    }
+
+    /// Every claim of the verified token, as received.
+    pub fn claims(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.token.claims
+    }
+}
+
+impl Sender {
+    /// The `Authorization` scheme the request used: `DPoP` for a DPoP-bound
+    /// token, `Bearer` otherwise (RFC 8705 §3 for certificate-bound ones).
+    pub(crate) fn scheme(&self) -> senderbound_core::authorization::Scheme {
+        match self.token.binding {
+            Binding::Dpop { .. } => senderbound_core::authorization::Scheme::DPoP,
+            _ => senderbound_core::authorization::Scheme::Bearer,
+        }
+    }
+}
+
+impl Serialize for Sender {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let token = &self.token;
+        let mut map = serializer.serialize_map(None)?;
+        match &token.binding {
+            Binding::Dpop { jkt } => {
+                map.serialize_entry("binding", "dpop")?;
+                map.serialize_entry("jkt", jkt)?;
+            }
+            Binding::Mtls { x5t_s256 } => {
+                map.serialize_entry("binding", "mtls")?;
+                map.serialize_entry("x5t#S256", x5t_s256)?;
+            }
+            Binding::Unbound => map.serialize_entry("binding", "bearer")?,
+        }
+        map.serialize_entry("iss", &token.issuer)?;
+        map.serialize_entry("sub", &token.subject)?;
+        map.serialize_entry("client_id", &token.client_id)?;
+        map.serialize_entry("aud", token.audience.values())?;
+        map.serialize_entry("scopes", &token.scopes)?;
+        map.serialize_entry("exp", &token.expires_at)?;
+        map.serialize_entry("token_id", &token.token_id)?;
+        if let Some(acr) = &token.acr {
+            map.serialize_entry("acr", acr)?;
+        }
+        if !token.amr.is_empty() {
+            map.serialize_entry("amr", &token.amr)?;
+        }
+        if let Some(auth_time) = token.auth_time {
+            map.serialize_entry("auth_time", &auth_time)?;
+        }
+        map.end()
     }
 }
 

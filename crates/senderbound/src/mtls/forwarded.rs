@@ -7,22 +7,13 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::ConnectInfo;
-use http::HeaderName;
 use http::request::Parts;
 use ipnet::IpNet;
 use senderbound_core::Error;
 use senderbound_core::cert::client_cert_header;
 
 use super::{ClientCertSource, ClientCertificate};
-
-/// `Client-Cert` (RFC 9440 §2.2): the client's certificate, as an RFC 8941
-/// byte sequence of its DER.
-pub const CLIENT_CERT: HeaderName = HeaderName::from_static("client-cert");
-
-/// `Client-Cert-Chain` (RFC 9440 §2.3). Not used for the binding (that is
-/// the end-entity certificate alone), but removed from untrusted requests
-/// like `Client-Cert`.
-pub const CLIENT_CERT_CHAIN: HeaderName = HeaderName::from_static("client-cert-chain");
+use crate::header::{CLIENT_CERT, CLIENT_CERT_CHAIN};
 
 /// The addresses of the proxies whose `Client-Cert` header is believed: IP
 /// addresses and CIDR ranges, IPv4 or IPv6.

@@ -22,21 +22,21 @@
 //!
 //! After a certificate-bound token is accepted, the certificate it is bound
 //! to is in the request's extensions as a [`ClientCertificate`] (behind a
-//! proxy: the forwarded one), and [`Sender::x5t_s256`](crate::Sender::x5t_s256)
-//! names it.
+//! proxy: the forwarded one), and [`Sender::binding`](crate::Sender::binding)
+//! names its thumbprint.
 //!
 //! ```
-//! use senderbound::SenderBound;
-//! use senderbound::mtls::TrustedProxies;
+//! use senderbound::SenderBoundLayer;
+//! use senderbound::mtls::{ForwardedClientCert, TrustedProxies};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let auth = SenderBound::builder()
+//! let auth = SenderBoundLayer::builder()
 //!     .issuer("https://as.example.com")
 //!     .audience("https://api.example.com")
-//!     .public_base_url("https://api.example.com")
+//!     .origin("https://api.example.com")
 //!     // Accept certificate-bound tokens, with certificates from TLS
 //!     // connections and from this proxy's Client-Cert header:
-//!     .trust_client_cert_header_from(TrustedProxies::parse(["10.0.0.0/8", "::1"])?)
+//!     .mtls(ForwardedClientCert::new(TrustedProxies::parse(["10.0.0.0/8", "::1"])?))
 //!     .build()?;
 //! # Ok(()) }
 //! ```
@@ -45,9 +45,7 @@ mod certificate;
 mod forwarded;
 
 pub use certificate::ClientCertificate;
-pub use forwarded::{
-    CLIENT_CERT, CLIENT_CERT_CHAIN, ForwardedClientCert, InvalidProxy, TrustedProxies,
-};
+pub use forwarded::{ForwardedClientCert, InvalidProxy, TrustedProxies};
 
 use http::request::Parts;
 use senderbound_core::Error;

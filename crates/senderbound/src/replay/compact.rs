@@ -7,12 +7,13 @@
 //! bytes plus the hash table's slack, instead of a cache's per-entry node.
 
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::hash::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{ReplayError, ReplayFuture, ReplayKey, ReplayStore};
+use super::{ReplayError, ReplayKey, ReplayStore};
 
 /// Default capacity of the Layer's default store: 2,000,000 live proofs,
 /// enough for about 22,000 requests per second with the default window
@@ -20,7 +21,7 @@ use super::{ReplayError, ReplayFuture, ReplayKey, ReplayStore};
 /// at most about 72 MB (36 bytes each; memory grows with use, not with the
 /// capacity). A full store refuses requests (503), so size it as
 /// *peak requests per second × window*.
-pub const DEFAULT_COMPACT_REPLAY_CAPACITY: u64 = 2_000_000;
+pub(crate) const DEFAULT_COMPACT_REPLAY_CAPACITY: u64 = 2_000_000;
 
 /// Length of one expiry slot: entries live at most this much (plus one
 /// second of rounding) longer than asked, never shorter. A lookup costs one
@@ -227,8 +228,12 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 }
 
 impl ReplayStore for CompactReplayStore {
-    fn check_and_insert<'a>(&'a self, key: ReplayKey, ttl: Duration) -> ReplayFuture<'a> {
-        Box::pin(std::future::ready(self.check(&key, ttl)))
+    fn check_and_insert(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), ReplayError>> + Send {
+        std::future::ready(self.check(&key, ttl))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The in-process replay store, on moka.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -7,12 +8,12 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::sync::Cache;
 
-use super::{ReplayError, ReplayFuture, ReplayKey, ReplayStore};
+use super::{ReplayError, ReplayKey, ReplayStore};
 
 /// Default capacity of [`MemoryReplayStore`]: enough for about 6,600
 /// requests per second with the default 75-second window (60 s age plus 15 s
 /// skew). Size it as *requests per second × window*.
-pub const DEFAULT_REPLAY_CAPACITY: u64 = 500_000;
+pub(crate) const DEFAULT_REPLAY_CAPACITY: u64 = 500_000;
 
 /// A replay store for one server process, on a moka cache.
 ///
@@ -128,9 +129,12 @@ impl MemoryReplayStore {
 }
 
 impl ReplayStore for MemoryReplayStore {
-    fn check_and_insert<'a>(&'a self, key: ReplayKey, ttl: Duration) -> ReplayFuture<'a> {
-        let result = self.check_and_insert_now(key, ttl);
-        Box::pin(std::future::ready(result))
+    fn check_and_insert(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), ReplayError>> + Send {
+        std::future::ready(self.check_and_insert_now(key, ttl))
     }
 }
 

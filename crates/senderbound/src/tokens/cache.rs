@@ -14,7 +14,7 @@ use moka::sync::Cache;
 use senderbound_core::token::AccessToken;
 
 /// Default number of verified tokens kept.
-pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 10_000;
+pub(crate) const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 10_000;
 
 #[derive(Clone)]
 pub(crate) struct TokenCache {

@@ -12,13 +12,13 @@ use super::remote_jwks::RefreshTiming;
 
 /// The parts of an authorization server's metadata senderbound uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerMetadata {
+pub(crate) struct ServerMetadata {
     /// `issuer`, equal to the configured issuer.
-    pub issuer: String,
+    pub(crate) issuer: String,
     /// `jwks_uri`, checked by [`endpoint_url`].
-    pub jwks_uri: Option<Url>,
+    pub(crate) jwks_uri: Option<Url>,
     /// `introspection_endpoint`, checked by [`endpoint_url`].
-    pub introspection_endpoint: Option<Url>,
+    pub(crate) introspection_endpoint: Option<Url>,
 }
 
 #[derive(Deserialize)]
@@ -32,7 +32,7 @@ impl ServerMetadata {
     /// Parses a metadata document fetched for `expected_issuer`. The
     /// document's `issuer` must equal it exactly (RFC 8414 §3.3), and the
     /// endpoints must pass [`endpoint_url`].
-    pub fn from_json(json: &[u8], expected_issuer: &str) -> Result<Self, FetchError> {
+    pub(crate) fn from_json(json: &[u8], expected_issuer: &str) -> Result<Self, FetchError> {
         let raw: RawMetadata = serde_json::from_slice(json).map_err(|_| FetchError::Malformed)?;
         if raw.issuer != expected_issuer {
             return Err(FetchError::IssuerMismatch);

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use url::Url;
 
 /// Default timeout for a whole fetch (connect, send, read).
-pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest metadata, JWKS or introspection answer read.
-pub const MAX_RESPONSE_BYTES: usize = 512 * 1024;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 512 * 1024;
 
 /// Why an authorization server endpoint could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,15 +67,7 @@ impl std::error::Error for FetchError {}
 /// Parses `url` and checks it may be fetched from: `https`, or `http` to a
 /// loopback address (`127.0.0.0/8`, `::1`, `localhost`) for development and
 /// tests. No user-info, no fragment.
-///
-/// ```
-/// use senderbound::tokens::endpoint_url;
-///
-/// assert!(endpoint_url("https://as.example.com/jwks").is_ok());
-/// assert!(endpoint_url("http://127.0.0.1:8080/jwks").is_ok());
-/// assert!(endpoint_url("http://as.example.com/jwks").is_err());
-/// ```
-pub fn endpoint_url(url: &str) -> Result<Url, FetchError> {
+pub(crate) fn endpoint_url(url: &str) -> Result<Url, FetchError> {
     let parsed = Url::parse(url).map_err(|_| FetchError::InvalidUrl)?;
     if !parsed.username().is_empty() || parsed.password().is_some() || parsed.fragment().is_some() {
         return Err(FetchError::InsecureUrl);
@@ -205,6 +197,16 @@ async fn read(request: reqwest::RequestBuilder) -> Result<Bytes, FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_https_or_loopback_http_is_fetched() {
+        assert!(endpoint_url("https://as.example.com/jwks").is_ok());
+        assert!(endpoint_url("http://127.0.0.1:8080/jwks").is_ok());
+        assert_eq!(
+            endpoint_url("http://as.example.com/jwks").unwrap_err(),
+            FetchError::InsecureUrl
+        );
+    }
 
     #[test]
     fn endpoint_rules() {

@@ -14,9 +14,9 @@ use super::discovery::Discovery;
 use super::fetch::{Auth, FetchError, Fetcher, form_encode};
 
 /// Default longest time an introspection answer is cached.
-pub const DEFAULT_INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
+const DEFAULT_INTROSPECTION_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Default number of introspection requests in flight at once per issuer.
-pub const DEFAULT_MAX_CONCURRENT_INTROSPECTIONS: usize = 64;
+const DEFAULT_MAX_CONCURRENT_INTROSPECTIONS: usize = 64;
 
 /// How this resource server authenticates to the introspection endpoint
 /// (RFC 6749 §2.3.1).
@@ -60,6 +60,61 @@ impl ClientAuth {
             client_id: id.into(),
             client_secret: secret.into(),
         }
+    }
+}
+
+/// Token introspection (RFC 7662) for one [`Issuer`](super::Issuer): how
+/// this resource server authenticates, where the endpoint is, and how its
+/// answers are cached.
+///
+/// ```
+/// use std::time::Duration;
+/// use senderbound::tokens::{ClientAuth, Introspection};
+///
+/// let introspection = Introspection::new(ClientAuth::client_secret_basic("api", "secret"))
+///     .endpoint("https://as.example.com/introspect") // default: from the AS metadata
+///     .cache_ttl(Duration::from_secs(30))
+///     .max_concurrent(16);
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Introspection {
+    pub(crate) auth: ClientAuth,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) cache_ttl: Duration,
+    pub(crate) max_concurrent: usize,
+}
+
+impl Introspection {
+    /// Introspect with these client credentials, at the
+    /// `introspection_endpoint` of the issuer's metadata (RFC 8414).
+    pub fn new(auth: ClientAuth) -> Self {
+        Introspection {
+            auth,
+            endpoint: None,
+            cache_ttl: DEFAULT_INTROSPECTION_CACHE_TTL,
+            max_concurrent: DEFAULT_MAX_CONCURRENT_INTROSPECTIONS,
+        }
+    }
+
+    /// Introspect at this endpoint instead of the one in the metadata.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// Cache an answer at most this long (default 60 s), and never past
+    /// the token's `exp`.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// At most this many introspection requests in flight (default 64);
+    /// more wait up to the fetch timeout, then get 503.
+    pub fn max_concurrent(mut self, requests: usize) -> Self {
+        self.max_concurrent = requests;
+        self
     }
 }
 

@@ -11,14 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use senderbound_core::Error;
-use senderbound_core::jwk::{JwkError, JwkSet, PublicJwk};
+use senderbound_core::jwk::{JwkSet, PublicJwk};
 use senderbound_core::token::{AccessToken, TokenRules, looks_like_jwt, unverified_issuer_of};
 
 use super::discovery::Discovery;
 use super::fetch::{FetchError, Fetcher, endpoint_url};
-use super::introspection::{ClientAuth, EndpointLocation, Introspector};
+use super::introspection::{EndpointLocation, Introspection, Introspector};
 use super::remote_jwks::{JwksLocation, RefreshTiming, RemoteJwks};
-use super::{TokenVerifier, VerifyFuture};
+use std::future::Future;
+
+use super::TokenVerifier;
 use crate::layer::BuildError;
 
 /// Which token forms an issuer's tokens are accepted in.
@@ -42,28 +44,31 @@ pub enum TokenFormat {
 /// its keys are fetched from the `jwks_uri` it names.
 ///
 /// ```
-/// use senderbound::tokens::{ClientAuth, Issuer, TokenFormat};
+/// use senderbound::tokens::{ClientAuth, Introspection, Issuer, TokenFormat};
 ///
 /// // Discovery: metadata → jwks_uri.
 /// let a = Issuer::new("https://login.example.com");
 /// // A fixed JWKS location, no discovery.
 /// let b = Issuer::new("https://as.example.org").jwks_uri("https://as.example.org/keys");
+/// // Fixed keys (a JWKS document or one JWK), no fetching at all.
+/// let c = Issuer::new("https://as.example.com").keys(r#"{"keys":[{"kty":"EC","crv":"P-256",
+///     "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+///     "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#);
 /// // Opaque tokens, checked with RFC 7662 introspection.
-/// let c = Issuer::new("https://legacy.example.net")
-///     .introspection_endpoint("https://legacy.example.net/introspect")
-///     .client_auth(ClientAuth::client_secret_basic("api", "secret"))
+/// let d = Issuer::new("https://legacy.example.net")
+///     .introspection(
+///         Introspection::new(ClientAuth::client_secret_basic("api", "secret"))
+///             .endpoint("https://legacy.example.net/introspect"),
+///     )
 ///     .token_format(TokenFormat::Introspect);
 /// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct Issuer {
     pub(crate) issuer: String,
-    pub(crate) keys: JwkSet,
-    pub(crate) jwks_json: Vec<String>,
-    pub(crate) key_errors: Vec<JwkError>,
+    pub(crate) keys: Vec<Keys>,
     pub(crate) jwks_uri: Option<String>,
-    pub(crate) introspection_endpoint: Option<String>,
-    pub(crate) client_auth: Option<ClientAuth>,
+    pub(crate) introspection: Option<Introspection>,
     pub(crate) format: TokenFormat,
 }
 
@@ -72,12 +77,9 @@ impl Issuer {
     pub fn new(issuer: impl Into<String>) -> Self {
         Issuer {
             issuer: issuer.into(),
-            keys: JwkSet::default(),
-            jwks_json: Vec::new(),
-            key_errors: Vec::new(),
+            keys: Vec::new(),
             jwks_uri: None,
-            introspection_endpoint: None,
-            client_auth: None,
+            introspection: None,
             format: TokenFormat::Auto,
         }
     }
@@ -87,54 +89,28 @@ impl Issuer {
         &self.issuer
     }
 
-    /// Fetch this issuer's keys from `uri` instead of discovering it.
+    /// Verify this issuer's tokens with these fixed keys: no discovery, no
+    /// refresh. `keys` is a JWKS document or one JWK (JSON text, checked by
+    /// [`build`](crate::SenderBoundBuilder::build)), a [`JwkSet`] or a
+    /// [`PublicJwk`]; calling again adds keys. Not together with
+    /// [`jwks_uri`](Self::jwks_uri).
+    pub fn keys(mut self, keys: impl Into<Keys>) -> Self {
+        self.keys.push(keys.into());
+        self
+    }
+
+    /// Fetch this issuer's keys from `uri` (and keep them current) instead
+    /// of discovering where they are.
     pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
         self.jwks_uri = Some(uri.into());
         self
     }
 
-    /// Verify this issuer's tokens with the keys of this JWKS document
-    /// (fixed keys: no discovery, no refresh).
-    pub fn jwks_json(mut self, jwks: impl Into<String>) -> Self {
-        self.jwks_json.push(jwks.into());
-        self
-    }
-
-    /// Verify this issuer's tokens with these fixed keys.
-    pub fn jwks(mut self, keys: JwkSet) -> Self {
-        for key in keys.keys() {
-            self.keys.push(key.clone());
-        }
-        self
-    }
-
-    /// Verify this issuer's tokens with this fixed key.
-    pub fn token_key(mut self, key: PublicJwk) -> Self {
-        self.keys.push(key);
-        self
-    }
-
-    /// Verify this issuer's tokens with this fixed key (a JWK's JSON text).
-    pub fn token_key_json(mut self, jwk: &str) -> Self {
-        match PublicJwk::from_json(jwk) {
-            Ok(key) => self.keys.push(key),
-            Err(e) => self.key_errors.push(e),
-        }
-        self
-    }
-
-    /// Introspect tokens at this endpoint (RFC 7662); needs
-    /// [`client_auth`](Self::client_auth).
-    pub fn introspection_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.introspection_endpoint = Some(url.into());
-        self
-    }
-
-    /// Credentials for introspection. Without an explicit
-    /// [`introspection_endpoint`](Self::introspection_endpoint), the one in
-    /// the issuer's metadata is used.
-    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
-        self.client_auth = Some(auth);
+    /// Introspect this issuer's opaque tokens (RFC 7662), or all of them
+    /// with [`TokenFormat::Introspect`]. JWTs are still verified with the
+    /// issuer's keys (given, or discovered) by default.
+    pub fn introspection(mut self, introspection: Introspection) -> Self {
+        self.introspection = Some(introspection);
         self
     }
 
@@ -146,22 +122,92 @@ impl Issuer {
     }
 
     pub(crate) fn has_fixed_keys(&self) -> bool {
-        !self.keys.is_empty() || !self.jwks_json.is_empty()
-    }
-
-    /// `true` if anything beyond the issuer name was set.
-    pub(crate) fn is_configured(&self) -> bool {
-        self.has_fixed_keys()
-            || !self.key_errors.is_empty()
-            || self.jwks_uri.is_some()
-            || self.introspection_endpoint.is_some()
-            || self.client_auth.is_some()
-            || self.format != TokenFormat::Auto
+        !self.keys.is_empty()
     }
 
     /// `true` if opaque (non-JWT) tokens would be introspected here.
     pub(crate) fn takes_opaque_tokens(&self) -> bool {
-        self.client_auth.is_some() && self.format != TokenFormat::Jwt
+        self.introspection.is_some() && self.format != TokenFormat::Jwt
+    }
+
+    /// The fixed keys, parsed: `None` if none were given.
+    fn fixed_keys(&self) -> Result<Option<JwkSet>, BuildError> {
+        if self.keys.is_empty() {
+            return Ok(None);
+        }
+        let mut set = JwkSet::default();
+        for keys in &self.keys {
+            keys.add_to(&mut set)?;
+        }
+        if set.is_empty() {
+            return Err(BuildError::NoUsableKey);
+        }
+        Ok(Some(set))
+    }
+}
+
+/// Fixed token-signing keys for an [`Issuer`]: JSON text (a JWKS document,
+/// `{"keys":[…]}`, or one JWK), a [`JwkSet`] or a [`PublicJwk`].
+///
+/// Text is parsed when the configuration is built, so a mistake is a
+/// [`BuildError`], never a panic.
+#[derive(Debug, Clone)]
+pub struct Keys(KeysInner);
+
+#[derive(Debug, Clone)]
+enum KeysInner {
+    Json(String),
+    Set(JwkSet),
+    Key(PublicJwk),
+}
+
+impl Keys {
+    fn add_to(&self, set: &mut JwkSet) -> Result<(), BuildError> {
+        match &self.0 {
+            KeysInner::Json(text) => {
+                let is_set = serde_json::from_str::<serde_json::Value>(text)
+                    .is_ok_and(|v| v.get("keys").is_some());
+                if is_set || !text.trim_start().starts_with('{') {
+                    let parsed = JwkSet::from_json(text).map_err(BuildError::Jwks)?;
+                    for key in parsed.keys() {
+                        set.push(key.clone());
+                    }
+                } else {
+                    set.push(PublicJwk::from_json(text).map_err(BuildError::Jwk)?);
+                }
+            }
+            KeysInner::Set(keys) => {
+                for key in keys.keys() {
+                    set.push(key.clone());
+                }
+            }
+            KeysInner::Key(key) => set.push(key.clone()),
+        }
+        Ok(())
+    }
+}
+
+impl From<&str> for Keys {
+    fn from(json: &str) -> Self {
+        Keys(KeysInner::Json(json.to_owned()))
+    }
+}
+
+impl From<String> for Keys {
+    fn from(json: String) -> Self {
+        Keys(KeysInner::Json(json))
+    }
+}
+
+impl From<JwkSet> for Keys {
+    fn from(keys: JwkSet) -> Self {
+        Keys(KeysInner::Set(keys))
+    }
+}
+
+impl From<PublicJwk> for Keys {
+    fn from(key: PublicJwk) -> Self {
+        Keys(KeysInner::Key(key))
     }
 }
 
@@ -169,8 +215,6 @@ impl Issuer {
 pub(crate) struct IssuerContext {
     pub(crate) fetcher: Option<Fetcher>,
     pub(crate) timing: RefreshTiming,
-    pub(crate) introspection_cache_ttl: Duration,
-    pub(crate) max_concurrent_introspections: usize,
     pub(crate) fetch_timeout: Duration,
 }
 
@@ -183,6 +227,8 @@ struct TrustedIssuer {
     name: String,
     keys: Option<KeySource>,
     introspector: Option<Introspector>,
+    /// How long introspection answers are cached.
+    introspection_cache_ttl: Duration,
     format: TokenFormat,
 }
 
@@ -191,7 +237,6 @@ pub(crate) struct IssuerRouter {
     rules: TokenRules,
     issuers: Vec<TrustedIssuer>,
     opaque: Option<usize>,
-    introspection_cache_ttl: Duration,
 }
 
 impl IssuerRouter {
@@ -225,7 +270,6 @@ impl IssuerRouter {
             rules,
             issuers,
             opaque,
-            introspection_cache_ttl: ctx.introspection_cache_ttl,
         })
     }
 
@@ -274,8 +318,8 @@ impl IssuerRouter {
 }
 
 impl TokenVerifier for IssuerRouter {
-    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
-        Box::pin(self.route(token))
+    fn verify(&self, token: &str) -> impl Future<Output = Result<AccessToken, Error>> + Send {
+        self.route(token)
     }
 
     fn on_request(&self) {
@@ -309,18 +353,17 @@ impl TokenVerifier for IssuerRouter {
             .iter()
             .find(|i| i.name == token.issuer)
             .filter(|i| i.introspector.is_some())
-            .map(|_| self.introspection_cache_ttl)
+            .map(|i| i.introspection_cache_ttl)
     }
 }
 
 fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildError> {
-    if let Some(e) = issuer.key_errors.first() {
-        return Err(BuildError::Jwk(*e));
-    }
-    if issuer.introspection_endpoint.is_some() && issuer.client_auth.is_none() {
-        return Err(BuildError::IntrospectionWithoutCredentials);
-    }
-    let fixed = issuer.has_fixed_keys();
+    let fixed_keys = issuer.fixed_keys()?;
+    let fixed = fixed_keys.is_some();
+    let endpoint = issuer
+        .introspection
+        .as_ref()
+        .and_then(|i| i.endpoint.as_ref());
     if fixed && issuer.jwks_uri.is_some() {
         return Err(BuildError::ConflictingKeySources);
     }
@@ -334,9 +377,9 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
     let wants_local_keys = issuer.format != TokenFormat::Introspect
         && !fixed
         && issuer.jwks_uri.is_none()
-        && (issuer.introspection_endpoint.is_none() || discoverable);
-    let needs_discovery = wants_local_keys
-        || (issuer.client_auth.is_some() && issuer.introspection_endpoint.is_none());
+        && (endpoint.is_none() || discoverable);
+    let needs_discovery =
+        wants_local_keys || (issuer.introspection.is_some() && endpoint.is_none());
     let fetcher = || ctx.fetcher.clone().ok_or(BuildError::HttpClient);
     let discovery = if needs_discovery {
         // RFC 8414 §2: an issuer is an https URL with no query or fragment.
@@ -353,17 +396,7 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
         None
     };
 
-    let keys = if fixed {
-        let mut keys = issuer.keys;
-        for doc in &issuer.jwks_json {
-            let set = JwkSet::from_json(doc).map_err(BuildError::Jwks)?;
-            for key in set.keys() {
-                keys.push(key.clone());
-            }
-        }
-        if keys.is_empty() {
-            return Err(BuildError::NoUsableKey);
-        }
+    let keys = if let Some(keys) = fixed_keys {
         Some(KeySource::Fixed(keys))
     } else {
         let location = match (&issuer.jwks_uri, &discovery) {
@@ -384,9 +417,9 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
         }
     };
 
-    let introspector = match &issuer.client_auth {
-        Some(auth) => {
-            let endpoint = match (&issuer.introspection_endpoint, &discovery) {
+    let introspector = match &issuer.introspection {
+        Some(introspection) => {
+            let endpoint = match (&introspection.endpoint, &discovery) {
                 (Some(url), _) => {
                     EndpointLocation::Fixed(endpoint_url(url).map_err(BuildError::Endpoint)?)
                 }
@@ -396,9 +429,9 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
             Some(Introspector::new(
                 issuer.issuer.clone(),
                 endpoint,
-                auth.clone(),
+                introspection.auth.clone(),
                 fetcher()?,
-                ctx.max_concurrent_introspections,
+                introspection.max_concurrent,
                 ctx.fetch_timeout,
             ))
         }
@@ -411,6 +444,10 @@ fn trusted(issuer: Issuer, ctx: &IssuerContext) -> Result<TrustedIssuer, BuildEr
         return Err(BuildError::NoTokenVerifier);
     }
     Ok(TrustedIssuer {
+        introspection_cache_ttl: issuer
+            .introspection
+            .as_ref()
+            .map_or(Duration::ZERO, |i| i.cache_ttl),
         name: issuer.issuer,
         keys,
         introspector,

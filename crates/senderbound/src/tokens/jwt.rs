@@ -1,9 +1,11 @@
 //! RFC 9068 JWT access tokens verified against a fixed set of keys.
 
 use senderbound_core::jwk::{JwkSet, PublicJwk};
-use senderbound_core::token::TokenRules;
+use senderbound_core::token::{AccessToken, TokenRules};
 
-use super::{TokenVerifier, VerifyFuture};
+use std::future::Future;
+
+use super::TokenVerifier;
 
 /// Verifies JWT access tokens with keys given up front (a JWKS document or
 /// single JWKs).
@@ -45,7 +47,10 @@ impl JwtVerifier {
 }
 
 impl TokenVerifier for JwtVerifier {
-    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
-        Box::pin(std::future::ready(self.rules.verify_jwt(token, &self.keys)))
+    fn verify(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<AccessToken, senderbound_core::Error>> + Send {
+        std::future::ready(self.rules.verify_jwt(token, &self.keys))
     }
 }

@@ -7,37 +7,38 @@
 //! from a `jwks_uri`, or found by RFC 8414 discovery and kept current — and
 //! opaque tokens are introspected (RFC 7662). [`JwtVerifier`] is the
 //! fixed-key verifier on its own; custom verifiers plug in behind the trait.
+//!
+//! The values configuring this part of the Layer live here too:
+//! [`Issuer`] (with [`Keys`] and [`Introspection`]), [`TokenPolicy`] and
+//! [`Fetching`].
 
 pub(crate) mod cache;
 mod discovery;
 mod fetch;
+mod fetching;
 mod introspection;
 mod issuers;
 mod jwt;
+mod policy;
 mod remote_jwks;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use discovery::ServerMetadata;
-pub use fetch::{DEFAULT_FETCH_TIMEOUT, FetchError, MAX_RESPONSE_BYTES, endpoint_url};
-pub(crate) use fetch::{Fetcher, default_client};
-pub use introspection::{
-    ClientAuth, DEFAULT_INTROSPECTION_CACHE_TTL, DEFAULT_MAX_CONCURRENT_INTROSPECTIONS,
-};
-pub use issuers::{Issuer, TokenFormat};
+pub use fetch::FetchError;
+pub(crate) use fetch::{Fetcher, default_client, endpoint_url};
+pub use fetching::Fetching;
+pub use introspection::{ClientAuth, Introspection};
+pub use issuers::{Issuer, Keys, TokenFormat};
 pub(crate) use issuers::{IssuerContext, IssuerRouter};
 pub use jwt::JwtVerifier;
-pub(crate) use remote_jwks::RefreshTiming;
-pub use remote_jwks::{
-    DEFAULT_JWKS_MAX_STALE, DEFAULT_JWKS_MIN_REFRESH_INTERVAL, DEFAULT_JWKS_REFRESH_INTERVAL,
-};
+pub use policy::TokenPolicy;
+/// The HTTP client crate used for discovery, JWKS and introspection, for
+/// building a custom client ([`Fetching::http_client`]).
+pub use reqwest;
+pub use senderbound_core::jwk::{JwkSet, PublicJwk};
 pub use senderbound_core::token::{AccessToken, Audience, Binding, TokenRules, TypPolicy};
-
-/// The future returned by [`TokenVerifier::verify`].
-pub type VerifyFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<AccessToken, senderbound_core::Error>> + Send + 'a>>;
 
 /// Turns an access token string into verified claims.
 ///
@@ -51,7 +52,10 @@ pub type VerifyFuture<'a> =
 /// blame the client for the server's trouble.
 pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token`.
-    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
+    fn verify(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<AccessToken, senderbound_core::Error>> + Send;
 
     /// Called on every request before the token cache is consulted, so a
     /// verifier can keep its keys current even while every token is served
@@ -77,8 +81,11 @@ pub trait TokenVerifier: Send + Sync + 'static {
     }
 }
 
-impl<T: TokenVerifier + ?Sized> TokenVerifier for std::sync::Arc<T> {
-    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+impl<T: TokenVerifier> TokenVerifier for std::sync::Arc<T> {
+    fn verify(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<AccessToken, senderbound_core::Error>> + Send {
         (**self).verify(token)
     }
 
@@ -92,5 +99,39 @@ impl<T: TokenVerifier + ?Sized> TokenVerifier for std::sync::Arc<T> {
 
     fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration> {
         (**self).max_cache_ttl(token)
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`TokenVerifier`] as a trait object (the Layer holds any verifier).
+pub(crate) trait DynTokenVerifier: Send + Sync + 'static {
+    fn verify_boxed<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<AccessToken, senderbound_core::Error>>;
+    fn on_request(&self);
+    fn check_cached(&self, token: &AccessToken) -> Result<(), senderbound_core::Error>;
+    fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration>;
+}
+
+impl<V: TokenVerifier> DynTokenVerifier for V {
+    fn verify_boxed<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<AccessToken, senderbound_core::Error>> {
+        Box::pin(self.verify(token))
+    }
+
+    fn on_request(&self) {
+        TokenVerifier::on_request(self)
+    }
+
+    fn check_cached(&self, token: &AccessToken) -> Result<(), senderbound_core::Error> {
+        TokenVerifier::check_cached(self, token)
+    }
+
+    fn max_cache_ttl(&self, token: &AccessToken) -> Option<Duration> {
+        TokenVerifier::max_cache_ttl(self, token)
     }
 }

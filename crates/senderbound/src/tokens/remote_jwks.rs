@@ -36,11 +36,11 @@ use super::discovery::Discovery;
 use super::fetch::{FetchError, Fetcher};
 
 /// Default age after which keys are refreshed.
-pub const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 /// Default longest time cached keys are used without a successful refresh.
-pub const DEFAULT_JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 /// Default shortest time between two fetches (or fetch attempts).
-pub const DEFAULT_JWKS_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_JWKS_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Where the JWKS document lives.
 pub(crate) enum JwksLocation {

@@ -1,0 +1,402 @@
+//! The request pipeline: every check the Layer makes, in order, top to
+//! bottom. This is the one place the order is told; the README, the crate
+//! docs and `docs/architecture.md` link here.
+//!
+//! ```text
+//! request ─▶ framing: one well-formed Host / :authority, no userinfo or
+//!            fragment in the target (checked by the service, before all else)
+//!         ─▶ forwarded client certificates dropped unless from a trusted proxy
+//!         ─▶ credentials: one Authorization header (DPoP or Bearer), at most
+//!            one DPoP header, sizes, no token in the query
+//!   DPoP:    proof checks, cheap first, signature last (RFC 9449 §4.3)
+//!         ─▶ nonce (if required) ─▶ token (cache by SHA-256, or verifier:
+//!            JWT by the issuer's keys, or introspection) ─▶ time
+//!         ─▶ binding: cnf.jkt = the proof key's thumbprint ─▶ revocation
+//!         ─▶ replay: the jti recorded once, only now ─▶ key sharing ─▶ Sender
+//!   Bearer:  token ─▶ time ─▶ binding: cnf.x5t#S256 = the client certificate
+//!            (RFC 8705), cnf.jkt = a downgrade (refused), none = the bearer
+//!            policy ─▶ revocation ─▶ key sharing (mTLS) ─▶ Sender
+//!         ─▶ credential headers removed ─▶ route layers ─▶ handler
+//! ```
+//!
+//! Order by cost and by safety: cheap refusals before any signature work,
+//! and the `jti` recorded only after the signature, the token and the
+//! binding all verified, so junk cannot fill the replay store. Every
+//! decision is one audit event ([`audit`](crate::audit)).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use senderbound_core::authorization::Scheme;
+use senderbound_core::nonce::{NonceCheck, Nonces};
+use senderbound_core::proof::{ProofPolicy, RequestFacts};
+use senderbound_core::token::{AccessToken, Binding, TokenRules, looks_like_jwt};
+use senderbound_core::{Clock, Error, token_hash};
+
+use crate::audit::{self, AuditRecord};
+use crate::challenge::{ChallengeConfig, Rejection};
+use crate::credentials;
+use crate::header::{DPOP, DPOP_NONCE};
+use crate::key_sharing::Detector;
+use crate::metadata::ServedMetadata;
+use crate::mtls::{ClientCertSource, ClientCertificate};
+use crate::replay::{DynReplayStore, ReplayKey};
+use crate::revocation::DynRevocationCheck;
+use crate::sender::Sender;
+use crate::target_uri::{PublicOrigin, request_path};
+use crate::tokens::DynTokenVerifier;
+use crate::tokens::cache::TokenCache;
+
+/// What [`RequireScopeLayer`](crate::RequireScopeLayer) needs from the Layer's decision.
+#[derive(Clone)]
+pub(crate) struct AuthContext {
+    pub(crate) challenges: Arc<ChallengeConfig>,
+    pub(crate) token: Arc<AccessToken>,
+}
+
+/// The configured pipeline, shared by every service of one Layer.
+pub(crate) struct Pipeline {
+    pub(crate) proof_policy: ProofPolicy,
+    pub(crate) token_rules: TokenRules,
+    pub(crate) verifier: Arc<dyn DynTokenVerifier>,
+    pub(crate) token_cache: TokenCache,
+    pub(crate) replay: Arc<dyn DynReplayStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Unbound bearer tokens accepted.
+    pub(crate) allow_bearer: bool,
+    pub(crate) origin: PublicOrigin,
+    pub(crate) strip_credentials: bool,
+    pub(crate) challenges: Arc<ChallengeConfig>,
+    pub(crate) revocation: Option<Arc<dyn DynRevocationCheck>>,
+    pub(crate) client_certs: Arc<dyn ClientCertSource>,
+    /// Certificate-bound tokens accepted.
+    pub(crate) mtls: bool,
+    pub(crate) nonces: Option<Nonces>,
+    pub(crate) metadata: Option<ServedMetadata>,
+    pub(crate) key_sharing: Option<Detector>,
+}
+
+/// A request that passed: its parts (the [`Sender`] added, credentials
+/// removed) and, when the client's nonce is aging, the next nonce for the
+/// response.
+pub(crate) struct Admitted {
+    pub(crate) parts: Parts,
+    pub(crate) fresh_nonce: Option<http::HeaderValue>,
+}
+
+/// A refusal: why, and the scheme the client used (the challenge of that
+/// scheme carries the error).
+struct Denial {
+    error: Error,
+    scheme: Option<Scheme>,
+}
+
+impl Denial {
+    fn new(scheme: Scheme) -> impl Fn(Error) -> Denial {
+        move |error| Denial {
+            error,
+            scheme: Some(scheme),
+        }
+    }
+}
+
+impl From<Error> for Denial {
+    /// A refusal before the scheme is known.
+    fn from(error: Error) -> Self {
+        Denial {
+            error,
+            scheme: None,
+        }
+    }
+}
+
+/// Who passed, and with what.
+struct Authenticated {
+    sender: Sender,
+    /// The certificate the token is bound to, as verified (behind a proxy:
+    /// the forwarded one, decoded).
+    certificate: Option<ClientCertificate>,
+    /// The proof's nonce is past its first step.
+    nonce_aging: bool,
+}
+
+impl Pipeline {
+    /// Decides on one request: `Ok` with the parts to hand on (Sender added,
+    /// credentials stripped), or the refusal response. Emits the audit event.
+    pub(crate) async fn decide(
+        &self,
+        mut parts: Parts,
+        framing: Result<(), Error>,
+    ) -> Result<Admitted, Response> {
+        // Before anything reads the request: drop forwarded certificates
+        // from peers that are not trusted to forward them.
+        self.client_certs.sanitize(&mut parts);
+        let mut record = AuditRecord::default();
+        let result = match framing {
+            Ok(()) => self.authenticate(&parts, &mut record).await,
+            Err(e) => Err(Denial::from(e)),
+        };
+        match result {
+            Ok(Authenticated {
+                sender,
+                certificate,
+                nonce_aging,
+            }) => {
+                audit::emit(
+                    "authenticate",
+                    parts.method.as_str(),
+                    request_path(&parts),
+                    &record,
+                    None,
+                );
+                if self.strip_credentials {
+                    parts.headers.remove(http::header::AUTHORIZATION);
+                    parts.headers.remove(DPOP);
+                }
+                if let Some(token) = record.token {
+                    parts.extensions.insert(AuthContext {
+                        challenges: self.challenges.clone(),
+                        token,
+                    });
+                }
+                parts.extensions.insert(sender);
+                if let Some(certificate) = certificate {
+                    parts.extensions.insert(certificate);
+                }
+                let fresh_nonce = if nonce_aging {
+                    self.fresh_nonce()
+                } else {
+                    None
+                };
+                Ok(Admitted { parts, fresh_nonce })
+            }
+            Err(Denial { error, scheme }) => {
+                audit::emit(
+                    "authenticate",
+                    parts.method.as_str(),
+                    request_path(&parts),
+                    &record,
+                    Some(error),
+                );
+                let mut response =
+                    Rejection::new(error, scheme, self.challenges.clone()).into_response();
+                // RFC 9449 §9: a use_dpop_nonce error comes with the nonce to
+                // use; §8 lets a server send one on any response, so every
+                // refusal carries it while nonces are required (clients such
+                // as requests-oauth2client expect one on every DPoP 401).
+                if let Some(nonce) = self.fresh_nonce() {
+                    response.headers_mut().insert(DPOP_NONCE, nonce);
+                }
+                Err(response)
+            }
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        parts: &Parts,
+        record: &mut AuditRecord,
+    ) -> Result<Authenticated, Denial> {
+        let presented = credentials::extract(
+            &parts.headers,
+            parts.uri.query(),
+            self.token_rules.token_max_bytes(),
+            self.proof_policy.proof_max_bytes(),
+        )?;
+        let scheme = presented.credentials.scheme;
+        let token = presented.credentials.token;
+        let fail = Denial::new(scheme);
+        let now = self.clock.now();
+        let hash = token_hash(token);
+
+        match scheme {
+            Scheme::DPoP => {
+                record.class = audit::CLASS_DPOP;
+                let proof = presented.proof.ok_or_else(|| fail(Error::ProofMissing))?;
+                let htu = self.origin.htu(parts).map_err(&fail)?;
+                let facts = RequestFacts {
+                    method: parts.method.as_str(),
+                    htu: &htu,
+                    access_token_hash: Some(&hash),
+                    now,
+                };
+                let proof = self.proof_policy.verify(proof, &facts).map_err(&fail)?;
+                record.jkt = Some(proof.jkt().to_owned());
+                let nonce_aging = match &self.nonces {
+                    Some(nonces) => nonces.check(proof.nonce(), now).map_err(&fail)?,
+                    None => NonceCheck::Current,
+                } == NonceCheck::Aging;
+                let token = self.token(token, &hash, now, record).await.map_err(&fail)?;
+                token.binding.check_dpop(proof.jkt()).map_err(&fail)?;
+                self.check_revocation(&token, Some(proof.jkt()))
+                    .await
+                    .map_err(&fail)?;
+                // Remember the jti for as long as its iat would be accepted,
+                // plus one second for the rounding of whole seconds, plus
+                // the allowed clock skew: another server of a fleet whose
+                // clock lags this one's (by up to that much) accepts the
+                // proof for that much longer.
+                let ttl = Duration::from_secs(
+                    proof
+                        .accept_until()
+                        .saturating_sub(now)
+                        .saturating_add(1)
+                        .saturating_add(self.proof_policy.proof_max_future_skew()),
+                );
+                self.replay
+                    .check_and_insert_boxed(ReplayKey::new(proof.jkt(), proof.jti()), ttl)
+                    .await
+                    .map_err(|e| fail(e.into()))?;
+                // After the replay check, so only proofs used for the first
+                // time (by the key's holder) are on record.
+                self.check_key_sharing("dpop", proof.jkt(), &token, record)
+                    .map_err(&fail)?;
+                Ok(Authenticated {
+                    sender: Sender::new(token),
+                    certificate: None,
+                    nonce_aging,
+                })
+            }
+            Scheme::Bearer => {
+                record.class = audit::CLASS_BEARER;
+                // Looked up at most once, and only when a token may need it.
+                let mut cert = None;
+                // An opaque token that only introspection could tell apart is
+                // introspected only if it could be accepted: bearer tokens
+                // are, or a client certificate came that it may be bound to.
+                // Otherwise it is refused without costing the AS anything.
+                if !self.allow_bearer
+                    && !looks_like_jwt(token)
+                    && self.token_cache.get(&hash).is_none()
+                {
+                    let presented = match self.mtls {
+                        true => self.client_certificate(parts).map_err(&fail)?,
+                        false => None,
+                    };
+                    if presented.is_none() {
+                        return Err(fail(Error::BearerNotAccepted));
+                    }
+                    cert = Some(presented);
+                }
+                let token = self.token(token, &hash, now, record).await.map_err(&fail)?;
+                match &token.binding {
+                    Binding::Dpop { .. } => Err(fail(Error::TokenDowngrade)),
+                    Binding::Mtls { .. } => {
+                        // RFC 8705 §3: the Bearer scheme, with the certificate.
+                        record.class = audit::CLASS_MTLS;
+                        if !self.mtls {
+                            return Err(fail(Error::CertificateBoundNotAccepted));
+                        }
+                        let cert = match cert {
+                            Some(cert) => cert,
+                            None => self.client_certificate(parts).map_err(&fail)?,
+                        }
+                        .ok_or_else(|| fail(Error::CertificateMissing))?;
+                        record.x5t_s256 = Some(cert.x5t_s256().to_owned());
+                        token.binding.check_mtls(cert.x5t_s256()).map_err(&fail)?;
+                        self.check_revocation(&token, None).await.map_err(&fail)?;
+                        self.check_key_sharing("mtls", cert.x5t_s256(), &token, record)
+                            .map_err(&fail)?;
+                        Ok(Authenticated {
+                            sender: Sender::new(token),
+                            certificate: Some(cert),
+                            nonce_aging: false,
+                        })
+                    }
+                    Binding::Unbound if self.allow_bearer => {
+                        self.check_revocation(&token, None).await.map_err(&fail)?;
+                        Ok(Authenticated {
+                            sender: Sender::new(token),
+                            certificate: None,
+                            nonce_aging: false,
+                        })
+                    }
+                    Binding::Unbound => Err(fail(Error::BearerNotAccepted)),
+                }
+            }
+        }
+    }
+
+    /// A nonce for now, as a header value (if nonces are required).
+    fn fresh_nonce(&self) -> Option<http::HeaderValue> {
+        let nonces = self.nonces.as_ref()?;
+        http::HeaderValue::from_str(&nonces.issue(self.clock.now())).ok()
+    }
+
+    /// The request's client certificate, from the configured source.
+    fn client_certificate(&self, parts: &Parts) -> Result<Option<ClientCertificate>, Error> {
+        self.client_certs.client_certificate(parts)
+    }
+
+    /// Key-sharing detection: notes (in the audit record) a key seen with
+    /// another identity, and refuses it in reject mode.
+    fn check_key_sharing(
+        &self,
+        kind: &str,
+        thumbprint: &str,
+        token: &AccessToken,
+        record: &mut AuditRecord,
+    ) -> Result<(), Error> {
+        let Some(detector) = &self.key_sharing else {
+            return Ok(());
+        };
+        record.shared_with = detector.observe(format!("{kind}:{thumbprint}"), token);
+        match record.shared_with {
+            Some(_) if detector.reject => Err(Error::KeyShared),
+            _ => Ok(()),
+        }
+    }
+
+    /// Run-time revocation, asked on every request (cached tokens too).
+    async fn check_revocation(
+        &self,
+        token: &AccessToken,
+        proof_jkt: Option<&str>,
+    ) -> Result<(), Error> {
+        match &self.revocation {
+            Some(check) if check.is_revoked_boxed(token, proof_jkt).await => {
+                Err(Error::TokenRevoked)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The verified token: from the cache, or from the verifier (then cached).
+    /// Time is checked on every request, cached or not.
+    async fn token(
+        &self,
+        token: &str,
+        hash: &[u8; 32],
+        now: u64,
+        record: &mut AuditRecord,
+    ) -> Result<Arc<AccessToken>, Error> {
+        let leeway = self.token_rules.time_leeway();
+        self.verifier.on_request();
+        let verified = match self.token_cache.get(hash) {
+            Some(cached) => {
+                // Held to the verifier's current view (its signing key
+                // still published, keys not too stale) on every hit.
+                record.token = Some(cached.clone());
+                self.verifier.check_cached(&cached)?;
+                cached
+            }
+            None => {
+                let fresh = self.verifier.verify_boxed(token).await?;
+                // Whatever the verifier, issuer and audience are this
+                // resource's decision.
+                self.token_rules.check_claims(&fresh)?;
+                let fresh = Arc::new(fresh);
+                if fresh.check_time(now, leeway).is_ok() {
+                    let max_ttl = self.verifier.max_cache_ttl(&fresh);
+                    self.token_cache.insert(*hash, fresh.clone(), now, max_ttl);
+                }
+                record.token = Some(fresh.clone());
+                fresh
+            }
+        };
+        verified.check_time(now, leeway)?;
+        Ok(verified)
+    }
+}
