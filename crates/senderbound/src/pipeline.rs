@@ -22,7 +22,7 @@
 //! Order by cost and by safety: cheap refusals before any signature work,
 //! and the `jti` recorded only after the signature, the token and the
 //! binding all verified, so junk cannot fill the replay store. Every
-//! decision is one audit event ([`audit`](crate::audit)).
+//! decision is one audit event ([`audit`]).
 
 use std::sync::Arc;
 use std::time::Duration;

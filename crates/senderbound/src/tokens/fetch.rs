@@ -29,7 +29,7 @@ pub enum FetchError {
     Unreachable,
     /// The server answered with this non-success status.
     Status(u16),
-    /// The answer was larger than [`MAX_RESPONSE_BYTES`].
+    /// The answer was larger than 512 KiB.
     TooLarge,
     /// The answer was not the expected JSON document.
     Malformed,
