@@ -25,6 +25,31 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "rustdoc (broken links are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --quiet
 
+step "every feature of every library crate, built alone"
+# A backend feature alone (no default features); any other feature with
+# the default backend.
+for krate in senderbound-core senderbound senderbound-client senderbound-redis senderbound-test; do
+  features=$(cargo metadata --format-version 1 --no-deps | python3 -c '
+import json, sys
+pkg = next(p for p in json.load(sys.stdin)["packages"] if p["name"] == sys.argv[1])
+print(" ".join(f for f in pkg["features"] if f != "default"))' "$krate")
+  for feature in $features; do
+    case "$feature" in
+      aws-lc-rs|rust-crypto) cargo check --quiet -p "$krate" --no-default-features --features "$feature" ;;
+      *) cargo check --quiet -p "$krate" --features "$feature" ;;
+    esac
+    echo "  $krate: $feature"
+  done
+done
+
+step "cargo deny: licenses, bans, sources (advisories need GitHub, unreachable here)"
+command -v cargo-deny >/dev/null || cargo install --quiet --locked cargo-deny
+cargo deny --log-level error check licenses bans sources
+
+step "cargo package: every published crate (packaged together, not verified)"
+cargo package --quiet --workspace --exclude senderbound-suite --no-verify --allow-dirty
+ls target/package/*.crate
+
 step "tests, aws-lc-rs backend (default)"
 cargo test --workspace
 
