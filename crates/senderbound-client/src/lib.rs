@@ -205,14 +205,20 @@ impl DpopKey {
     /// Signs an arbitrary JOSE header and claims set with this key (ES256)
     /// and returns the compact JWS. Low level: for custom profiles, tests,
     /// and demo token issuers. The header is used as given.
+    ///
+    /// # Panics
+    /// If the crypto backend fails internally (it does not for a valid key).
     pub fn sign_compact(&self, header: &Value, claims: &Value) -> String {
         let mut out = String::with_capacity(512);
         URL_SAFE_NO_PAD.encode_string(header.to_string(), &mut out);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(claims.to_string(), &mut out);
-        // The backend fails only on an internal error: the JWS then has an
-        // empty signature, which every verifier refuses.
-        let signature = self.signing.sign(out.as_bytes()).unwrap_or_default();
+        // The backend fails only on an internal error (no message or key
+        // of ours can cause one): say so loudly rather than send a proof
+        // that every server would refuse without telling why.
+        let Some(signature) = self.signing.sign(out.as_bytes()) else {
+            panic!("the crypto backend failed to sign a DPoP proof");
+        };
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut out);
         out

@@ -2,6 +2,11 @@
 //! same one that verifies signatures in `senderbound-core`, so one build
 //! carries one crypto stack. aws-lc-rs wins when both are enabled.
 
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+compile_error!(
+    "senderbound-client needs a crypto backend: enable `aws-lc-rs` (default) or `rust-crypto`"
+);
+
 /// An ES256 (P-256, SHA-256) private key.
 #[derive(Clone)]
 pub(crate) struct Signer {
@@ -30,7 +35,8 @@ impl Signer {
     pub(crate) fn from_secret_bytes(secret: &[u8; 32]) -> Option<Self> {
         // RFC 5915 ECPrivateKey { version 1, privateKey, [0] prime256v1 };
         // the public key is computed from the scalar.
-        let mut der = Vec::with_capacity(51);
+        // Wiped when dropped: it holds the secret.
+        let mut der = zeroize::Zeroizing::new(Vec::with_capacity(51));
         der.extend_from_slice(&[0x30, 0x31, 0x02, 0x01, 0x01, 0x04, 0x20]);
         der.extend_from_slice(secret);
         der.extend_from_slice(&[

@@ -169,7 +169,10 @@ pub struct AccessToken {
     /// if it is a number.
     pub auth_time: Option<u64>,
     /// Every claim as received (the JWT payload or the introspection
-    /// answer), for typed access to claims not named above.
+    /// answer), for typed access to claims not named above. A member named
+    /// twice keeps its last value here (the named claims above refuse
+    /// duplicates); empty if the payload holds a value JSON cannot
+    /// represent faithfully (a lone surrogate, a number out of range).
     pub claims: std::sync::Arc<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -190,6 +193,14 @@ struct RawClaims<'a> {
     #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
     iat: Option<u64>,
     jti: Option<String>,
+    /// Read as raw JSON, then leniently (a value of the wrong type is
+    /// absent); as known members, a duplicate is refused like any other.
+    #[serde(borrow)]
+    acr: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    amr: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    auth_time: Option<&'a serde_json::value::RawValue>,
     /// Absent → `None`; present (even `null`) → `Some`, so a `null` or
     /// otherwise unusable `cnf` is refused, never read as "unbound".
     #[serde(default, deserialize_with = "present_cnf")]
@@ -328,28 +339,37 @@ impl AccessToken {
             Some(None) => return Err(Error::TokenConfirmationInvalid),
             None => Binding::Unbound,
         };
-        // Parsed into a map too, once per verified token (cached after).
-        let claims: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(json).map_err(|_| Error::TokenMalformed)?;
-        let acr = claims
-            .get("acr")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned);
-        let amr = match claims.get("amr") {
+        let lenient = |raw: Option<&serde_json::value::RawValue>| {
+            raw.and_then(|r| serde_json::from_str::<serde_json::Value>(r.get()).ok())
+        };
+        let acr = match lenient(raw.acr) {
+            Some(serde_json::Value::String(acr)) => Some(acr),
+            _ => None,
+        };
+        let amr = match lenient(raw.amr) {
             Some(serde_json::Value::Array(methods)) => methods
-                .iter()
-                .filter_map(serde_json::Value::as_str)
-                .map(str::to_owned)
+                .into_iter()
+                .filter_map(|m| match m {
+                    serde_json::Value::String(m) => Some(m),
+                    _ => None,
+                })
                 .collect(),
             _ => Vec::new(),
         };
-        let auth_time = claims.get("auth_time").and_then(|t| {
+        let auth_time = lenient(raw.auth_time).and_then(|t| {
             t.as_u64().or_else(|| {
                 t.as_f64()
                     .filter(|f| *f >= 0.0 && f.is_finite())
                     .map(|f| f as u64)
             })
         });
+        // Every claim, for typed access; parsed once per verified token
+        // (cached after). Never a reason to refuse: a payload with a member
+        // serde_json's `Value` cannot hold (a lone surrogate, a number out
+        // of range, deep nesting) was accepted before, and still is, with
+        // no claims to read.
+        let claims: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(json).unwrap_or_default();
         Ok(AccessToken {
             issuer,
             subject: raw.sub,
@@ -626,6 +646,45 @@ struct JwtHeader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_serde_json_cannot_hold_do_not_refuse_the_token() {
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        for extra in [r#""\ud800""#, "1e400", deep.as_str()] {
+            let json = format!(
+                r#"{{"iss":"https://as","aud":"https://rs","exp":2000,"acr":"urn:mfa","x":{extra}}}"#
+            );
+            let token = AccessToken::from_json_claims(json.as_bytes())
+                .unwrap_or_else(|e| panic!("{extra}: {e:?}"));
+            assert_eq!(token.acr.as_deref(), Some("urn:mfa"), "{extra}");
+            assert!(token.claims.is_empty(), "{extra}: no claims to read");
+        }
+    }
+
+    #[test]
+    fn acr_amr_auth_time_are_read_leniently_but_never_twice() {
+        let parse = |extra: &str| {
+            AccessToken::from_json_claims(
+                format!(r#"{{"iss":"https://as","aud":"https://rs","exp":2000,{extra}}}"#)
+                    .as_bytes(),
+            )
+        };
+        let t = parse(r#""acr":5,"amr":"pwd","auth_time":"yesterday""#).unwrap();
+        assert_eq!((t.acr, t.amr.len(), t.auth_time), (None, 0, None));
+        let t = parse(r#""acr":"a","amr":["pwd",1,"otp"],"auth_time":1700000000.9"#).unwrap();
+        assert_eq!(t.acr.as_deref(), Some("a"));
+        assert_eq!(t.amr, ["pwd", "otp"]);
+        assert_eq!(t.auth_time, Some(1_700_000_000));
+        assert_eq!(parse(r#""auth_time":-1"#).unwrap().auth_time, None);
+        // Two readings of a claim a handler decides on: refused.
+        for dup in [
+            r#""acr":"urn:low","acr":"urn:mfa""#,
+            r#""amr":["pwd"],"amr":["otp"]"#,
+            r#""auth_time":1,"auth_time":2"#,
+        ] {
+            assert_eq!(parse(dup).unwrap_err(), Error::TokenMissingClaim, "{dup}");
+        }
+    }
 
     const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
 

@@ -191,6 +191,13 @@ pub enum BuildError {
     /// The configuration does not comply with the profile it chose
     /// ([`profile`](SenderBoundBuilder::profile)).
     Profile(ProfileViolation),
+    /// A setter that takes a whole value ([`proofs`](SenderBoundBuilder::proofs),
+    /// [`tokens`](SenderBoundBuilder::tokens),
+    /// [`fetching`](SenderBoundBuilder::fetching)) was called twice: the
+    /// second call would silently drop every setting of the first (its
+    /// algorithm allow-list, say). Build the value once, with every
+    /// setting.
+    SetTwice(&'static str),
     /// The resource metadata (RFC 9728) cannot describe this resource: its
     /// `resource` must be one of the audiences and an `https` URL (`http`
     /// only on loopback) without query or fragment, and its documentation,
@@ -241,6 +248,10 @@ impl fmt::Display for BuildError {
                 "key sharing: capacity must be positive and the window between 1 s and 7 days",
             ),
             BuildError::Profile(violation) => write!(f, "{violation}"),
+            BuildError::SetTwice(setter) => write!(
+                f,
+                ".{setter}(..) called twice: the second value would replace the first; pass one value with every setting"
+            ),
             BuildError::InvalidResourceMetadata => f.write_str(
                 "resource metadata: the resource must be an audience and an https URL (http only on loopback) without query or fragment; links must be http(s) URLs",
             ),
@@ -289,6 +300,31 @@ pub struct SenderBoundBuilder {
     clock: Arc<dyn Clock>,
     strip_credentials: bool,
     refusal_body: RefusalBody,
+    /// Which whole-value setters were called, and the first called twice.
+    called: Called,
+}
+
+/// The whole-value setters already called (each may be called once).
+#[derive(Default)]
+struct Called {
+    proofs: bool,
+    tokens: bool,
+    fetching: bool,
+    twice: Option<&'static str>,
+}
+
+impl Called {
+    fn mark(&mut self, setter: &'static str) {
+        let seen = match setter {
+            "proofs" => &mut self.proofs,
+            "tokens" => &mut self.tokens,
+            _ => &mut self.fetching,
+        };
+        if *seen {
+            self.twice.get_or_insert(setter);
+        }
+        *seen = true;
+    }
 }
 
 impl Default for SenderBoundBuilder {
@@ -313,6 +349,7 @@ impl Default for SenderBoundBuilder {
             clock: Arc::new(SystemClock),
             strip_credentials: true,
             refusal_body: RefusalBody::default(),
+            called: Called::default(),
         }
     }
 }
@@ -382,8 +419,9 @@ impl SenderBoundBuilder {
     }
 
     /// What DPoP proofs must look like: algorithms, time window, size; see
-    /// [`ProofRules`] for each default.
+    /// [`ProofRules`] for each default. Call once, with every setting.
     pub fn proofs(mut self, rules: ProofRules) -> Self {
+        self.called.mark("proofs");
         self.proofs = rules;
         self
     }
@@ -416,6 +454,7 @@ impl SenderBoundBuilder {
     /// (algorithms, `typ`, leeway, lifetime, size) and how many verified
     /// tokens are cached; see [`TokenPolicy`] for each default.
     pub fn tokens(mut self, policy: TokenPolicy) -> Self {
+        self.called.mark("tokens");
         self.tokens = policy;
         self
     }
@@ -431,6 +470,7 @@ impl SenderBoundBuilder {
     /// How metadata, keys and introspection answers are fetched and kept
     /// current; see [`Fetching`] for each default.
     pub fn fetching(mut self, fetching: Fetching) -> Self {
+        self.called.mark("fetching");
         self.fetching = fetching;
         self
     }
@@ -509,6 +549,9 @@ impl SenderBoundBuilder {
     /// start while its authorization server is still coming up (answering
     /// 503).
     pub fn build(self) -> Result<SenderBoundLayer, BuildError> {
+        if let Some(setter) = self.called.twice {
+            return Err(BuildError::SetTwice(setter));
+        }
         if self.issuers.is_empty() {
             return Err(BuildError::NoIssuer);
         }
@@ -688,6 +731,7 @@ mod tests {
     use super::*;
     use crate::proof::ProofRules;
     use crate::tokens::{ClientAuth, Introspection, TokenFormat};
+    use crate::tokens::{Fetching, TokenPolicy};
 
     const JWK: &str = r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
 
@@ -835,6 +879,59 @@ mod tests {
             ),
             BuildError::FreshnessWithoutNonce
         );
+    }
+
+    #[test]
+    fn whole_values_are_set_once() {
+        let b = || {
+            SenderBoundLayer::builder()
+                .trust(keyed())
+                .audience("https://rs")
+                .origin(Origin::any_host())
+        };
+        // A whole value set twice would drop the first one's settings.
+        let es256 = || ProofRules::new().algorithms([senderbound_core::Algorithm::ES256]);
+        assert_eq!(
+            error(b().proofs(es256()).proofs(ProofRules::new())),
+            BuildError::SetTwice("proofs")
+        );
+        assert_eq!(
+            error(b().tokens(TokenPolicy::new()).tokens(TokenPolicy::new())),
+            BuildError::SetTwice("tokens")
+        );
+        assert_eq!(
+            error(b().fetching(Fetching::new()).fetching(Fetching::new())),
+            BuildError::SetTwice("fetching")
+        );
+        assert!(
+            b().proofs(es256())
+                .tokens(TokenPolicy::new())
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn keys_text_is_a_jwks_or_one_signing_jwk() {
+        let with_keys = |keys: &str| {
+            SenderBoundLayer::builder()
+                .trust(Issuer::new("https://as").keys(keys))
+                .audience("https://rs")
+                .origin(Origin::any_host())
+        };
+        // A key for encryption verifies nothing, alone as in a set.
+        let enc = JWK.replace("{", r#"{"use":"enc","#);
+        assert_eq!(error(with_keys(&enc)), BuildError::NoUsableKey);
+        assert_eq!(
+            error(with_keys(&format!(r#"{{"keys":[{enc}]}}"#))),
+            BuildError::NoUsableKey
+        );
+        // A document with `keys` is a JWKS, even with key members at the
+        // top level or a value serde_json cannot hold.
+        let both = JWK.replace("}", r#","keys":[],"z":"\ud800"}"#);
+        assert_eq!(error(with_keys(&both)), BuildError::NoUsableKey);
+        let sig = JWK.replace("{", r#"{"use":"sig","#);
+        assert!(with_keys(&sig).build().is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use http::StatusCode;
 use http::request::Parts;
 use senderbound_core::token::{AccessToken, Binding};
 use serde::de::DeserializeOwned;
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 /// The verified sender of a request: put into the request extensions by
 /// [`SenderBoundLayer`](crate::SenderBoundLayer) and extracted in handlers.
@@ -45,9 +45,27 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 /// | `exp` | [`expires_at`](Self::expires_at) | seconds since the epoch |
 /// | `token_id` | [`token_id`](Self::token_id) | the token's `jti`, `null` when absent |
 /// | `acr`, `amr`, `auth_time` | [`acr`](Self::acr), [`amr`](Self::amr), [`auth_time`](Self::auth_time) | when the token has them |
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Sender {
     token: Arc<AccessToken>,
+}
+
+impl std::fmt::Debug for Sender {
+    /// The named claims only: [`claims`](Sender::claims) may hold personal
+    /// data (names, e-mail addresses) that has no place in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = &self.token;
+        f.debug_struct("Sender")
+            .field("binding", &token.binding)
+            .field("iss", &token.issuer)
+            .field("sub", &token.subject)
+            .field("client_id", &token.client_id)
+            .field("aud", &token.audience.values())
+            .field("scopes", &token.scopes)
+            .field("exp", &token.expires_at)
+            .field("token_id", &token.token_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sender {
@@ -168,35 +186,42 @@ impl Sender {
 impl Serialize for Sender {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let token = &self.token;
-        let mut map = serializer.serialize_map(None)?;
-        match &token.binding {
-            Binding::Dpop { jkt } => {
-                map.serialize_entry("binding", "dpop")?;
-                map.serialize_entry("jkt", jkt)?;
-            }
-            Binding::Mtls { x5t_s256 } => {
-                map.serialize_entry("binding", "mtls")?;
-                map.serialize_entry("x5t#S256", x5t_s256)?;
-            }
-            Binding::Unbound => map.serialize_entry("binding", "bearer")?,
+        let mut out = serializer.serialize_struct("Sender", 13)?;
+        let (binding, jkt, x5t_s256) = match &token.binding {
+            Binding::Dpop { jkt } => ("dpop", Some(jkt), None),
+            Binding::Mtls { x5t_s256 } => ("mtls", None, Some(x5t_s256)),
+            Binding::Unbound => ("bearer", None, None),
+        };
+        out.serialize_field("binding", binding)?;
+        match jkt {
+            Some(jkt) => out.serialize_field("jkt", jkt)?,
+            None => out.skip_field("jkt")?,
         }
-        map.serialize_entry("iss", &token.issuer)?;
-        map.serialize_entry("sub", &token.subject)?;
-        map.serialize_entry("client_id", &token.client_id)?;
-        map.serialize_entry("aud", token.audience.values())?;
-        map.serialize_entry("scopes", &token.scopes)?;
-        map.serialize_entry("exp", &token.expires_at)?;
-        map.serialize_entry("token_id", &token.token_id)?;
-        if let Some(acr) = &token.acr {
-            map.serialize_entry("acr", acr)?;
+        match x5t_s256 {
+            Some(x5t) => out.serialize_field("x5t#S256", x5t)?,
+            None => out.skip_field("x5t#S256")?,
         }
-        if !token.amr.is_empty() {
-            map.serialize_entry("amr", &token.amr)?;
+        out.serialize_field("iss", &token.issuer)?;
+        out.serialize_field("sub", &token.subject)?;
+        out.serialize_field("client_id", &token.client_id)?;
+        out.serialize_field("aud", token.audience.values())?;
+        out.serialize_field("scopes", &token.scopes)?;
+        out.serialize_field("exp", &token.expires_at)?;
+        out.serialize_field("token_id", &token.token_id)?;
+        match &token.acr {
+            Some(acr) => out.serialize_field("acr", acr)?,
+            None => out.skip_field("acr")?,
         }
-        if let Some(auth_time) = token.auth_time {
-            map.serialize_entry("auth_time", &auth_time)?;
+        if token.amr.is_empty() {
+            out.skip_field("amr")?;
+        } else {
+            out.serialize_field("amr", &token.amr)?;
         }
-        map.end()
+        match token.auth_time {
+            Some(auth_time) => out.serialize_field("auth_time", &auth_time)?,
+            None => out.skip_field("auth_time")?,
+        }
+        out.end()
     }
 }
 

@@ -165,15 +165,27 @@ impl Keys {
     fn add_to(&self, set: &mut JwkSet) -> Result<(), BuildError> {
         match &self.0 {
             KeysInner::Json(text) => {
-                let is_set = serde_json::from_str::<serde_json::Value>(text)
-                    .is_ok_and(|v| v.get("keys").is_some());
+                // A JWKS is an object with `keys` (RFC 7517 §5), whatever
+                // else it holds; anything else is read as one JWK. The probe
+                // reads no value, so nothing in the document can make it
+                // fall through to the single-key reading.
+                #[derive(serde::Deserialize)]
+                struct Probe {
+                    keys: Option<serde::de::IgnoredAny>,
+                }
+                let is_set = serde_json::from_str::<Probe>(text).is_ok_and(|p| p.keys.is_some());
                 if is_set || !text.trim_start().starts_with('{') {
                     let parsed = JwkSet::from_json(text).map_err(BuildError::Jwks)?;
                     for key in parsed.keys() {
                         set.push(key.clone());
                     }
                 } else {
-                    set.push(PublicJwk::from_json(text).map_err(BuildError::Jwk)?);
+                    let key = PublicJwk::from_json(text).map_err(BuildError::Jwk)?;
+                    // As in a JWKS: a key for anything but signatures does
+                    // not verify tokens.
+                    if key.key_use().is_none_or(|u| u == "sig") {
+                        set.push(key);
+                    }
                 }
             }
             KeysInner::Set(keys) => {
