@@ -194,3 +194,16 @@ async fn origins() {
     let reply = h.get_with("/api/read", &token).await;
     reply.assert_refused(401, "invalid_dpop_proof", Error::ProofUriMismatch);
 }
+
+/// The backend the suite's features choose is the one that verifies: no
+/// dev-dependency may switch the pure-Rust run to aws-lc-rs through feature
+/// unification (one did, once).
+#[test]
+fn the_chosen_backend_verifies() {
+    let expected = if cfg!(feature = "aws-lc-rs") {
+        "aws-lc-rs"
+    } else {
+        "rust-crypto"
+    };
+    assert_eq!(senderbound_core::backend_name(), expected);
+}
