@@ -58,15 +58,7 @@ async fn problem_details_keep_the_challenge() {
     let mut claims = h.claims();
     claims["scope"] = json!("read");
     let token = h.issuer.sign(&claims);
-    let proof = h.proof("POST", "/api/write", &token);
-    let reply = h
-        .send(
-            "POST",
-            "/api/write",
-            Some(&format!("DPoP {token}")),
-            Some(&proof),
-        )
-        .await;
+    let reply = h.dpop("POST", "/api/write", &token).await;
     reply.assert_refused(403, "insufficient_scope", Error::InsufficientScope);
     assert_eq!(reply.json()["status"], 403);
     assert_eq!(reply.json()["title"], "Forbidden");

@@ -413,6 +413,7 @@ impl AccessToken {
 
 /// How strictly the JOSE `typ` of a JWT access token is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum TypPolicy {
     /// `typ` must be `at+jwt` (RFC 9068 §2.1). The default.
     #[default]

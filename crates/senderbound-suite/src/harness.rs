@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use http::{HeaderMap, Request};
+use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use senderbound::clock::{Clock as _, FixedClock};
 use senderbound::mtls::ClientCertificate;
@@ -245,8 +245,13 @@ impl Harness {
 
     /// A DPoP request to `GET path` with a fresh valid proof for `token`.
     pub async fn get_with(&self, path: &str, token: &str) -> Reply {
-        let proof = self.proof("GET", path, token);
-        self.send("GET", path, Some(&format!("DPoP {token}")), Some(&proof))
+        self.dpop(Method::GET.as_str(), path, token).await
+    }
+
+    /// A DPoP request to `method path` with a fresh valid proof for `token`.
+    pub async fn dpop(&self, method: &str, path: &str, token: &str) -> Reply {
+        let proof = self.proof(method, path, token);
+        self.send(method, path, Some(&format!("DPoP {token}")), Some(&proof))
             .await
     }
 

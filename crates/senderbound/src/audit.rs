@@ -1,6 +1,11 @@
 //! One structured audit event per decision, on the `tracing` target
 //! `senderbound::audit`.
 //!
+//! These are `tracing` events: nothing is recorded until the application
+//! installs a subscriber (for example `tracing_subscriber::fmt().init()`,
+//! or one that writes JSON lines), and a filter on the target
+//! `senderbound::audit` selects them.
+//!
 //! Each event answers the incident-review questions: which token (issuer,
 //! subject, client, token id), bound to which key (`jkt` of the proof's key,
 //! `cnf_jkt` the token is bound to) or certificate (`x5t_s256` of the client

@@ -28,6 +28,7 @@ const DEFAULT_MAX_CONCURRENT_INTROSPECTIONS: usize = 64;
 /// assert!(!format!("{auth:?}").contains("s3cret"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// HTTP Basic with the form-encoded client id and secret.
     ClientSecretBasic {

@@ -11,8 +11,7 @@ use super::TokenVerifier;
 /// single JWKs).
 ///
 /// ```
-/// use senderbound::tokens::{JwtVerifier, TokenRules};
-/// use senderbound_core::jwk::JwkSet;
+/// use senderbound::tokens::{JwkSet, JwtVerifier, TokenRules};
 ///
 /// let keys = JwkSet::from_json(r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k1",
 ///   "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",

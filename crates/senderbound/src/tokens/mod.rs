@@ -46,8 +46,8 @@ pub use senderbound_core::token::{AccessToken, Audience, Binding, TokenRules, Ty
 /// authorization server's answer) and return its claims. The Layer then
 /// checks issuer and audience again, time on every request, and the binding.
 ///
-/// Errors must be [`senderbound_core::Error`] token variants (`invalid_token`)
-/// for a bad token, or [`senderbound_core::Error::TokenVerifierUnavailable`]
+/// Errors must be [`Error`](crate::Error) token variants (`invalid_token`)
+/// for a bad token, or [`Error::TokenVerifierUnavailable`](crate::Error::TokenVerifierUnavailable)
 /// when keys or the authorization server cannot be reached (503): never
 /// blame the client for the server's trouble.
 pub trait TokenVerifier: Send + Sync + 'static {
