@@ -10,10 +10,10 @@
 //! `[dev-dependencies]`.
 //!
 //! ```
-//! use axum::{Router, body::Body, routing::get};
-//! use http::{Request, StatusCode};
+//! use axum::{Router, routing::get};
+//! use http::StatusCode;
 //! use senderbound::{Sender, SenderBoundLayer};
-//! use senderbound_test::{DpopKey, TestIssuer};
+//! use senderbound_test::{DpopKey, TestIssuer, dpop_request};
 //! use tower::ServiceExt as _;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -28,20 +28,22 @@
 //!     .route("/me", get(|s: Sender| async move { s.subject().unwrap_or("").to_owned() }))
 //!     .layer(auth);
 //!
-//! // The three lines: a client key, a token bound to it, a proof.
+//! // The three lines: a client key, a token bound to it, a request with a proof.
 //! let key = DpopKey::generate();
 //! let token = issuer.token("https://api.test").bound_to(&key).subject("alice").sign();
-//! let proof = key.proof("GET", "https://api.test/me")?.access_token(&token).sign();
+//! let request = dpop_request("GET", "https://api.test/me", &token, &key)?;
 //!
-//! let request = Request::get("/me")
-//!     .header("host", "api.test")
-//!     .header("authorization", format!("DPoP {token}"))
-//!     .header("dpop", proof)
-//!     .body(Body::empty())?;
 //! let response = app.oneshot(request).await?;
 //! assert_eq!(response.status(), StatusCode::OK);
 //! # Ok(()) }
 //! ```
+//!
+//! [`dpop_request`] sets `Host` from the URL (the Layer refuses an HTTP/1.1
+//! request without one, RFC 9112 §3.2), `Authorization: DPoP <token>` and
+//! a fresh proof for that method and URL. Build the request yourself to
+//! test refusals (a proof for another URL, a replayed proof, the `Bearer`
+//! scheme): `key.proof(method, url)?.access_token(&token).sign()` is the
+//! proof.
 //!
 //! [senderbound]: https://docs.rs/senderbound
 
@@ -51,7 +53,47 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use senderbound_client::DpopKey;
+use senderbound_client::InvalidUrl;
 use serde_json::{Value, json};
+
+/// A request for the router under test: `method` to the absolute `url`,
+/// with `Host` set from the URL, `Authorization: DPoP <token>` and a fresh
+/// proof by `key` for that method and URL (bound to `token` with `ath`).
+///
+/// Only the path and query of `url` become the request target, as a
+/// client's HTTP/1.1 request would send it; give the Layer an
+/// [`origin`](senderbound::SenderBoundBuilder::origin) that matches the
+/// URL's scheme and host.
+///
+/// # Errors
+/// [`InvalidUrl`] unless `url` is an absolute `http(s)` URL with a host
+/// (what a proof can name).
+pub fn dpop_request(
+    method: &str,
+    url: &str,
+    token: &str,
+    key: &DpopKey,
+) -> Result<http::Request<axum::body::Body>, InvalidUrl> {
+    let proof = key.proof(method, url)?.access_token(token).sign();
+    let parsed = senderbound_client::url::Url::parse(url).map_err(|_| InvalidUrl)?;
+    let host = match (parsed.host_str(), parsed.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => return Err(InvalidUrl),
+    };
+    let target = match parsed.query() {
+        Some(query) => format!("{}?{query}", parsed.path()),
+        None => parsed.path().to_owned(),
+    };
+    http::Request::builder()
+        .method(method)
+        .uri(target)
+        .header(http::header::HOST, host)
+        .header(http::header::AUTHORIZATION, format!("DPoP {token}"))
+        .header("dpop", proof)
+        .body(axum::body::Body::empty())
+        .map_err(|_| InvalidUrl)
+}
 
 /// A **test-only** token issuer: signs RFC 9068 JWT access tokens (ES256)
 /// with a key generated in memory, and hands the Layer its public key.
@@ -186,8 +228,8 @@ impl TokenBuilder<'_> {
     }
 
     /// The token's subject (`sub`).
-    pub fn subject(self, subject: &str) -> Self {
-        self.claim("sub", subject)
+    pub fn subject(self, subject: impl Into<String>) -> Self {
+        self.claim("sub", subject.into())
     }
 
     /// Valid for `lifetime` from its `iat` (default 5 minutes).
@@ -226,4 +268,45 @@ fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpop_request_names_the_host_and_carries_both_headers() {
+        let key = DpopKey::generate();
+        let request = dpop_request("POST", "https://api.test:8443/a/b?x=1#f", "tok", &key)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(request.method(), "POST");
+        assert_eq!(request.uri(), "/a/b?x=1");
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(header("host").as_deref(), Some("api.test:8443"));
+        assert_eq!(header("authorization").as_deref(), Some("DPoP tok"));
+        let proof = header("dpop").unwrap_or_default();
+        let payload = proof.split('.').nth(1).unwrap_or_default();
+        use base64::Engine as _;
+        let claims: Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        assert_eq!(claims["htm"], "POST");
+        assert_eq!(claims["htu"], "https://api.test:8443/a/b");
+        assert_eq!(claims["ath"], senderbound_core::ath("tok"));
+    }
+
+    #[test]
+    fn dpop_request_needs_an_absolute_url() {
+        let key = DpopKey::generate();
+        assert!(dpop_request("GET", "/relative", "tok", &key).is_err());
+        assert!(dpop_request("GET", "ftp://api.test/", "tok", &key).is_err());
+    }
 }
