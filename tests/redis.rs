@@ -48,7 +48,9 @@ async fn one_of_a_hundred_concurrent_inserts_wins() {
     assert_eq!(wins, 1);
     // The entry expires with the proof's window, and is namespaced+hashed.
     let redis_key = store.redis_key(&key);
-    assert!(redis_key.starts_with("senderbound:jti:") && !redis_key.contains("one-jti"));
+    // `{namespace:tag}:key`: the tag (one of 256 groups) puts a key and its
+    // group's marker in one cluster slot.
+    assert!(redis_key.starts_with("{senderbound:jti:") && !redis_key.contains("one-jti"));
     let pttl = redis.command(&format!("PTTL {redis_key}")).unwrap();
     let pttl: u64 = pttl.trim_start_matches(':').trim().parse().unwrap();
     assert!((59_000..=60_000).contains(&pttl), "PTTL {pttl}");
@@ -152,10 +154,10 @@ async fn a_proof_accepted_by_one_server_is_refused_by_the_other() {
     // Every entry lives as long as its proof is accepted anywhere: here
     // (iat = now) 60 s of iat window + 1 s, plus the 15 s skew as a margin
     // for servers whose clocks lag (61 s without it).
-    let keys = redis.command("KEYS senderbound:jti:*").unwrap();
+    let keys = redis.command("KEYS {senderbound:jti:*").unwrap();
     let key = keys
         .lines()
-        .find(|l| l.starts_with("senderbound:jti:") && !l.ends_with(":since"))
+        .find(|l| l.starts_with("{senderbound:jti:") && !l.ends_with(":since"))
         .unwrap();
     let pttl = redis.command(&format!("PTTL {key}")).unwrap();
     let pttl: u64 = pttl.trim_start_matches(':').trim().parse().unwrap();

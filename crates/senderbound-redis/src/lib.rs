@@ -12,6 +12,13 @@
 //! the proof's acceptance window ends, so Redis holds at most
 //! requests/s × window entries.
 //!
+//! Runs on the deployments operators use ([`Deployment`]): one node, a
+//! primary watched by Sentinel (the store follows failovers), or Redis
+//! Cluster (keys spread over hash slots by 256 hash tags, each with its
+//! own restart marker in its slot). [`Durability`] says what a record must
+//! survive before the request goes on: the primary alone, or `WAIT` for
+//! replicas, which closes the window a failover opens.
+//!
 //! Fails closed: Redis unreachable, slow (past the operation timeout) or
 //! answering an error makes the Layer refuse the request with 503 (audited
 //! with severity `infrastructure`), never accept it. The connection is
@@ -48,14 +55,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
 
+mod deployment;
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use senderbound_core::replay::{ReplayError, ReplayKey, ReplayStore};
+
+pub use deployment::Deployment;
+use deployment::{Connection, invocation, kind, slot};
 
 /// Default bound on one replay check, connection included.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
@@ -65,16 +76,37 @@ pub const DEFAULT_NAMESPACE: &str = "senderbound:jti";
 /// with default settings (91 s), and with `freshness_from_nonce` (211 s).
 pub const DEFAULT_RESTART_GUARD: Duration = Duration::from_secs(240);
 
-/// KEYS[1] the proof's key, KEYS[2] the namespace's marker; ARGV[1] the TTL
-/// and ARGV[2] the restart guard, in ms. 1: recorded; 0: already there; -1:
-/// Redis lost its data less than the guard ago.
+/// KEYS[1] the proof's key, KEYS[2] its group's marker (one hash tag: the
+/// same cluster slot). ARGV[1] the TTL and ARGV[2] the restart guard, in
+/// ms; ARGV[3] `1` when a failover keeps every acknowledged write
+/// (`Durability::Replicas`). 1: recorded; 0: already there; -1: this data
+/// may have lost proofs less than the guard ago.
+///
+/// The marker records when the guard started and which process (`run_id`)
+/// with which replication history (`master_replid`) served the data. No
+/// marker: the data is new or lost. Another `run_id`: a restart (which may
+/// have lost the last writes, even with AOF) or a failover (a promoted
+/// replica may lack the last writes its primary acknowledged): the guard
+/// starts again, unless every write was acknowledged by replicas and the
+/// replication history changed (a promotion, not a restart).
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local since = redis.call('GET', KEYS[2])
+local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or ''
+local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+local marker = redis.call('GET', KEYS[2])
+local since, seen_run, seen_repl
+if marker then
+  since, seen_run, seen_repl = string.match(marker, '^(%d+):(%w*):(%w*)$')
+end
 if not since then
-  redis.call('SET', KEYS[2], now)
   since = now
+  redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid)
+elseif seen_run ~= run_id then
+  if not (ARGV[3] == '1' and seen_repl ~= replid) then
+    since = now
+  end
+  redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid)
 end
 if now - tonumber(since) < tonumber(ARGV[2]) then
   return -1
@@ -85,13 +117,38 @@ end
 return 0
 ";
 
+/// What an accepted proof's record must survive before the request goes
+/// on. See [`RedisReplayStoreBuilder::durability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Acknowledged by the primary alone (the default, one round trip).
+    /// Redis replicates asynchronously, so a failover can lose the last
+    /// records: the promoted replica is noticed (another `run_id`) and the
+    /// store refuses requests (503) for the restart guard, as after a
+    /// restart. Safe, at the price of that pause after every failover.
+    #[default]
+    Primary,
+    /// Acknowledged by at least `count` replicas within `timeout` (`WAIT`,
+    /// a second round trip), else the request is refused with 503. A
+    /// failover to a replica that acknowledged keeps every accepted proof,
+    /// so it starts no pause (a restart still does: it may lose the last
+    /// writes). Set `count` to the replicas a failover may promote.
+    Replicas {
+        /// Replicas that must acknowledge.
+        count: u32,
+        /// How long to wait for them.
+        timeout: Duration,
+    },
+}
+
 /// Why a store could not be built. Neither `Display` nor `Debug` shows the
 /// URL (it may hold a password): only what kind of error it was.
 #[non_exhaustive]
 pub enum RedisStoreError {
-    /// The Redis URL is invalid.
+    /// A Redis URL is invalid.
     Url(redis::RedisError),
-    /// The connection manager could not be created (outside a tokio runtime?).
+    /// The connection could not be set up (outside a tokio runtime?).
     Connection(redis::RedisError),
 }
 
@@ -116,23 +173,46 @@ impl fmt::Debug for RedisStoreError {
 
 impl std::error::Error for RedisStoreError {}
 
+impl From<&str> for Deployment {
+    /// One node at this URL.
+    fn from(url: &str) -> Self {
+        Deployment::single(url)
+    }
+}
+
+impl From<String> for Deployment {
+    /// One node at this URL.
+    fn from(url: String) -> Self {
+        Deployment::single(url)
+    }
+}
+
+impl From<&String> for Deployment {
+    /// One node at this URL.
+    fn from(url: &String) -> Self {
+        Deployment::single(url.as_str())
+    }
+}
+
 /// Configures a [`RedisReplayStore`]. Its `Debug` output shows the Redis
-/// URL without user name and password.
+/// URLs without user name and password.
 #[derive(Clone)]
 pub struct RedisReplayStoreBuilder {
-    url: String,
+    deployment: Deployment,
     namespace: String,
     operation_timeout: Duration,
     restart_guard: Duration,
+    durability: Durability,
 }
 
 impl fmt::Debug for RedisReplayStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisReplayStoreBuilder")
-            .field("url", &redacted(&self.url))
+            .field("deployment", &self.deployment)
             .field("namespace", &self.namespace)
             .field("operation_timeout", &self.operation_timeout)
             .field("restart_guard", &self.restart_guard)
+            .field("durability", &self.durability)
             .finish()
     }
 }
@@ -168,19 +248,29 @@ impl RedisReplayStoreBuilder {
     }
 
     /// Longest a replay check may take before the request is refused with
-    /// 503 (default 250 ms).
+    /// 503 (default 250 ms; with [`Durability::Replicas`], add its timeout).
     pub fn operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
         self
     }
 
-    /// How long to refuse requests after Redis lost its data (or on a new,
-    /// empty Redis): at least the replay window, `proof_max_age + 2 ×
-    /// proof_max_future_skew + 1 s` (91 s by default, 211 s with
-    /// `freshness_from_nonce`). Default 4 minutes. Zero turns the guard off
-    /// and accepts replays of proofs used just before a data loss.
+    /// How long to refuse requests after Redis may have lost records: no
+    /// marker (a new or emptied Redis), a restart, or a failover with
+    /// [`Durability::Primary`]. At least the replay window,
+    /// `max_age + 2 × max_future_skew + 1 s` of the proof rules (91 s by
+    /// default, 211 s with `freshness_from_nonce`). Default 4 minutes. Zero
+    /// turns the guard off and accepts replays of proofs used just before a
+    /// data loss.
     pub fn restart_guard(mut self, guard: Duration) -> Self {
         self.restart_guard = guard;
+        self
+    }
+
+    /// What a record must survive before the request goes on (default
+    /// [`Durability::Primary`]); see [`Durability`] for what each closes
+    /// and costs.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
         self
     }
 
@@ -188,20 +278,24 @@ impl RedisReplayStoreBuilder {
     /// start while Redis is down (and answers 503 until it is up). Must be
     /// called inside a tokio runtime.
     pub fn build(self) -> Result<RedisReplayStore, RedisStoreError> {
-        let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::Url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.operation_timeout))
-            .set_response_timeout(Some(self.operation_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(RedisStoreError::Connection)?;
+        let connection =
+            Connection::new(&self.deployment, self.operation_timeout).map_err(|e| {
+                match e.kind() {
+                    redis::ErrorKind::InvalidClientConfig => RedisStoreError::Url(e),
+                    _ => RedisStoreError::Connection(e),
+                }
+            })?;
+        let extra = match self.durability {
+            Durability::Replicas { timeout, .. } => timeout,
+            Durability::Primary => Duration::ZERO,
+        };
         Ok(RedisReplayStore {
             connection,
-            marker: format!("{}:since", self.namespace),
+            deployment: self.deployment.redacted(),
             namespace: self.namespace,
-            operation_timeout: self.operation_timeout,
+            operation_timeout: self.operation_timeout.saturating_add(extra),
             restart_guard_ms: u64::try_from(self.restart_guard.as_millis()).unwrap_or(u64::MAX),
+            durability: self.durability,
             script: redis::Script::new(SCRIPT),
             failing: AtomicBool::new(false),
         })
@@ -211,11 +305,12 @@ impl RedisReplayStoreBuilder {
 /// A [`ReplayStore`] on Redis, shared by every server of a fleet. See the
 /// [crate documentation](crate).
 pub struct RedisReplayStore {
-    connection: ConnectionManager,
+    connection: Connection,
+    deployment: String,
     namespace: String,
-    marker: String,
     operation_timeout: Duration,
     restart_guard_ms: u64,
+    durability: Durability,
     script: redis::Script,
     /// Whether the last check failed: failures are logged when they start
     /// and when they end, not once per request.
@@ -225,29 +320,41 @@ pub struct RedisReplayStore {
 impl fmt::Debug for RedisReplayStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisReplayStore")
+            .field("deployment", &self.deployment)
             .field("namespace", &self.namespace)
             .field("operation_timeout", &self.operation_timeout)
+            .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisReplayStore {
-    /// Starts a configuration for the Redis at `url`
-    /// (`redis://[:password@]host:port/db`; TLS to Redis is not built in).
-    pub fn builder(url: impl Into<String>) -> RedisReplayStoreBuilder {
+    /// Starts a configuration for Redis deployed as `deployment`: a URL
+    /// (`redis://[:password@]host:port/db`, one node) or a [`Deployment`]
+    /// (Sentinel, Cluster). TLS to Redis is not built in.
+    pub fn builder(deployment: impl Into<Deployment>) -> RedisReplayStoreBuilder {
         RedisReplayStoreBuilder {
-            url: url.into(),
+            deployment: deployment.into(),
             namespace: DEFAULT_NAMESPACE.to_owned(),
             operation_timeout: DEFAULT_OPERATION_TIMEOUT,
             restart_guard: DEFAULT_RESTART_GUARD,
+            durability: Durability::default(),
         }
     }
 
-    /// The Redis key a proof is remembered under.
+    /// The hash tag of `key`'s group: one of 256, by the key's first byte.
+    /// A group's keys and its marker share the tag, so on a cluster they
+    /// share a slot (one script touches both), and the groups spread over
+    /// the shards.
+    fn tag(&self, key: &ReplayKey) -> String {
+        format!("{}:{:02x}", self.namespace, key.as_bytes()[0])
+    }
+
+    /// The Redis key a proof is remembered under: `{namespace:tag}:<key>`.
     pub fn redis_key(&self, key: &ReplayKey) -> String {
         format!(
-            "{}:{}",
-            self.namespace,
+            "{{{}}}:{}",
+            self.tag(key),
             URL_SAFE_NO_PAD.encode(key.as_bytes())
         )
     }
@@ -255,30 +362,36 @@ impl RedisReplayStore {
     async fn set_nx(&self, key: ReplayKey, ttl: Duration) -> Result<bool, ()> {
         // PX takes whole milliseconds and must be positive.
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut connection = self.connection.clone();
-        let mut invocation = self.script.key(self.redis_key(&key));
-        invocation
-            .key(&self.marker)
+        let tag = self.tag(&key);
+        let trust_failover = matches!(self.durability, Durability::Replicas { .. });
+        let mut script = invocation(&self.script);
+        script
+            .key(self.redis_key(&key))
+            .key(format!("{{{tag}}}:since"))
             .arg(ttl_ms)
-            .arg(self.restart_guard_ms);
-        let answer = tokio::time::timeout(
-            self.operation_timeout,
-            invocation.invoke_async::<i64>(&mut connection),
-        )
-        .await;
-        match answer {
-            Ok(Ok(1)) => Ok(true),
-            Ok(Ok(0)) => Ok(false),
-            Ok(Ok(-1)) => {
-                self.note_failure("Redis lost its data recently (restart guard)");
-                Err(())
+            .arg(self.restart_guard_ms)
+            .arg(u8::from(trust_failover));
+        let check = async {
+            let inserted = match self.connection.invoke(&script).await {
+                Ok(1) => true,
+                Ok(0) => false,
+                Ok(-1) => return Err("Redis may have lost records recently (restart guard)".into()),
+                Ok(_) => return Err("unexpected answer from the replay script".to_owned()),
+                Err(e) => return Err(kind(&e)),
+            };
+            if let (true, Durability::Replicas { count, timeout }) = (inserted, self.durability) {
+                match self.connection.wait(slot(&tag), count, timeout).await {
+                    Ok(acknowledged) if acknowledged >= i64::from(count) => {}
+                    Ok(_) => return Err("too few replicas acknowledged (WAIT)".to_owned()),
+                    Err(e) => return Err(kind(&e)),
+                }
             }
-            Ok(Ok(_)) => {
-                self.note_failure("unexpected answer from the replay script");
-                Err(())
-            }
-            Ok(Err(e)) => {
-                self.note_failure(&format!("{:?}", e.kind()));
+            Ok(inserted)
+        };
+        match tokio::time::timeout(self.operation_timeout, check).await {
+            Ok(Ok(inserted)) => Ok(inserted),
+            Ok(Err(why)) => {
+                self.note_failure(&why);
                 Err(())
             }
             Err(_) => {
@@ -293,6 +406,7 @@ impl RedisReplayStore {
             tracing::error!(
                 target: "senderbound::replay",
                 reason = why,
+                deployment = %self.deployment,
                 "Redis replay store unavailable: refusing DPoP requests (503) until it answers"
             );
         }
@@ -307,17 +421,15 @@ impl RedisReplayStore {
 
 impl ReplayStore for RedisReplayStore {
     async fn check_and_insert(&self, key: ReplayKey, ttl: Duration) -> Result<(), ReplayError> {
-        {
-            let inserted = self
-                .set_nx(key, ttl)
-                .await
-                .map_err(|()| ReplayError::Unavailable)?;
-            self.note_success();
-            if inserted {
-                Ok(())
-            } else {
-                Err(ReplayError::AlreadySeen)
-            }
+        let inserted = self
+            .set_nx(key, ttl)
+            .await
+            .map_err(|()| ReplayError::Unavailable)?;
+        self.note_success();
+        if inserted {
+            Ok(())
+        } else {
+            Err(ReplayError::AlreadySeen)
         }
     }
 }

@@ -13,6 +13,7 @@ use senderbound::tokens::{
     ClientAuth, Fetching, Introspection, Issuer, TokenFormat, TokenPolicy, TypPolicy,
 };
 use senderbound::{Algorithm, Origin, SenderBoundBuilder, SenderBoundLayer};
+use senderbound_redis::{Deployment, Durability, RedisReplayStore};
 
 /// Where to listen, which authorization server to trust, and how.
 #[derive(Args, Debug)]
@@ -65,6 +66,21 @@ pub struct ServerArgs {
     /// instead of in memory.
     #[arg(long)]
     pub redis_url: Option<String>,
+    /// Remember used proofs in a Redis Cluster reached through these seed
+    /// nodes (repeatable), instead of `--redis-url`.
+    #[arg(long)]
+    pub redis_cluster: Vec<String>,
+    /// Remember used proofs on the primary these sentinels name (repeatable;
+    /// with `--redis-service`), instead of `--redis-url`.
+    #[arg(long)]
+    pub redis_sentinel: Vec<String>,
+    /// The service name the sentinels monitor.
+    #[arg(long, default_value = "senderbound")]
+    pub redis_service: String,
+    /// Wait for this many replicas to acknowledge each recorded proof
+    /// (Redis WAIT; 503 when they do not within 100 ms).
+    #[arg(long)]
+    pub redis_wait_replicas: Option<u32>,
     /// Require server nonces made with this secret (32+ bytes, the same on
     /// every server of the fleet; or the SENDERBOUND_NONCE_SECRET variable).
     #[arg(long, env = "SENDERBOUND_NONCE_SECRET", hide_env_values = true)]
@@ -249,9 +265,29 @@ impl ServerArgs {
         if self.allow_bearer {
             builder = builder.allow_bearer();
         }
-        if let Some(url) = &self.redis_url {
-            builder =
-                builder.replay_store(senderbound_redis::RedisReplayStore::builder(url).build()?);
+        let deployment = match (
+            &self.redis_url,
+            &self.redis_cluster[..],
+            &self.redis_sentinel[..],
+        ) {
+            (Some(url), [], []) => Some(Deployment::single(url.as_str())),
+            (None, [_, ..], []) => Some(Deployment::cluster(self.redis_cluster.iter())),
+            (None, [], [_, ..]) => Some(Deployment::sentinel(
+                self.redis_sentinel.iter(),
+                self.redis_service.as_str(),
+            )),
+            (None, [], []) => None,
+            _ => return Err("give one of --redis-url, --redis-cluster, --redis-sentinel".into()),
+        };
+        if let Some(deployment) = deployment {
+            let mut store = RedisReplayStore::builder(deployment);
+            if let Some(count) = self.redis_wait_replicas {
+                store = store.durability(Durability::Replicas {
+                    count,
+                    timeout: Duration::from_millis(100),
+                });
+            }
+            builder = builder.replay_store(store.build()?);
         }
         if let Some(secret) = &self.nonce_secret {
             let mut nonces = Nonces::new(secret.as_bytes())?;

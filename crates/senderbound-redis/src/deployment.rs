@@ -1,0 +1,303 @@
+//! How Redis is deployed, and a connection to it that follows the
+//! deployment: one node (reconnecting), Sentinel (following the primary
+//! through failovers) or Cluster (routing by hash slot).
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::{AsyncConnectionConfig, Cmd, RedisError, RedisResult, Script, ScriptInvocation};
+
+/// Where Redis runs: the store works the same way on each.
+///
+/// ```
+/// use senderbound_redis::Deployment;
+///
+/// let one = Deployment::single("redis://10.0.0.7:6379/");
+/// let sentinel = Deployment::sentinel(
+///     ["redis://10.0.0.11:26379", "redis://10.0.0.12:26379", "redis://10.0.0.13:26379"],
+///     "senderbound", // the service (master) name the sentinels monitor
+/// );
+/// let cluster = Deployment::cluster(["redis://10.0.1.1:6379", "redis://10.0.1.2:6379"]);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Deployment {
+    /// One Redis node (`redis://[:password@]host:port/db`).
+    Single(String),
+    /// A primary watched by Sentinel: the store asks the sentinels for the
+    /// current primary, and again after any error, so it follows a failover.
+    Sentinel {
+        /// Sentinel URLs (`redis://host:26379`).
+        sentinels: Vec<String>,
+        /// The service name the sentinels monitor.
+        service: String,
+        /// The password of the Redis nodes themselves, if any.
+        password: Option<String>,
+    },
+    /// Redis Cluster: seed node URLs; keys spread over hash slots, and the
+    /// redis crate's cluster client follows slot moves and failovers.
+    Cluster(Vec<String>),
+}
+
+impl Deployment {
+    /// One node.
+    pub fn single(url: impl Into<String>) -> Self {
+        Deployment::Single(url.into())
+    }
+
+    /// A primary watched by these sentinels under `service`.
+    pub fn sentinel<I, S>(sentinels: I, service: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Deployment::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            service: service.into(),
+            password: None,
+        }
+    }
+
+    /// With [`sentinel`](Self::sentinel): the Redis nodes' password.
+    #[must_use]
+    pub fn node_password(self, node_password: impl Into<String>) -> Self {
+        match self {
+            Deployment::Sentinel {
+                sentinels, service, ..
+            } => Deployment::Sentinel {
+                sentinels,
+                service,
+                password: Some(node_password.into()),
+            },
+            other => other,
+        }
+    }
+
+    /// A cluster, reached through these seed nodes.
+    pub fn cluster<I, S>(nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Deployment::Cluster(nodes.into_iter().map(Into::into).collect())
+    }
+
+    /// The URLs, without user information or query, for logs.
+    pub(crate) fn redacted(&self) -> String {
+        let list = |urls: &[String]| {
+            urls.iter()
+                .map(|u| crate::redacted(u))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Deployment::Single(url) => format!("single {}", crate::redacted(url)),
+            Deployment::Sentinel {
+                sentinels, service, ..
+            } => format!("sentinel {service} via {}", list(sentinels)),
+            Deployment::Cluster(nodes) => format!("cluster via {}", list(nodes)),
+        }
+    }
+}
+
+impl fmt::Debug for Deployment {
+    /// Never shows a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A connection that follows the deployment.
+pub(crate) enum Connection {
+    Single(ConnectionManager),
+    Sentinel(SentinelConnection),
+    Cluster(LazyCluster),
+}
+
+impl Connection {
+    /// Lazily connected: nothing is dialled before the first request.
+    pub(crate) fn new(deployment: &Deployment, timeout: Duration) -> RedisResult<Self> {
+        match deployment {
+            Deployment::Single(url) => {
+                let client = redis::Client::open(url.as_str())?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(1));
+                Ok(Connection::Single(ConnectionManager::new_lazy_with_config(
+                    client, config,
+                )?))
+            }
+            Deployment::Sentinel {
+                sentinels,
+                service,
+                password,
+            } => {
+                let node = password.as_ref().map(|password| {
+                    redis::sentinel::SentinelNodeConnectionInfo::default()
+                        .set_redis_connection_info(
+                            redis::RedisConnectionInfo::default().set_password(password.clone()),
+                        )
+                });
+                let client = SentinelClient::build(
+                    sentinels.iter().map(String::as_str).collect(),
+                    service.clone(),
+                    node,
+                    SentinelServerType::Master,
+                )?;
+                Ok(Connection::Sentinel(SentinelConnection {
+                    client: tokio::sync::Mutex::new(client),
+                    current: Mutex::new(None),
+                    config: AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(timeout))
+                        .set_response_timeout(Some(timeout)),
+                }))
+            }
+            Deployment::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1)
+                    .build()?;
+                Ok(Connection::Cluster(LazyCluster {
+                    client,
+                    connection: tokio::sync::Mutex::new(None),
+                }))
+            }
+        }
+    }
+
+    /// Runs `script` (whose keys share one hash slot) on the primary.
+    pub(crate) async fn invoke(&self, script: &ScriptInvocation<'_>) -> RedisResult<i64> {
+        match self {
+            Connection::Single(manager) => script.invoke_async(&mut manager.clone()).await,
+            Connection::Sentinel(sentinel) => {
+                let mut connection = sentinel.connection().await?;
+                let answer = script.invoke_async(&mut connection).await;
+                if answer.is_err() {
+                    // A dead primary, or one demoted to replica (READONLY):
+                    // ask the sentinels again on the next request.
+                    sentinel.forget();
+                }
+                answer
+            }
+            Connection::Cluster(cluster) => {
+                let mut connection = cluster.connection().await?;
+                script.invoke_async(&mut connection).await
+            }
+        }
+    }
+
+    /// `WAIT replicas timeout` on the primary that holds `slot`: how many
+    /// replicas acknowledged every write so far.
+    pub(crate) async fn wait(
+        &self,
+        slot: u16,
+        replicas: u32,
+        timeout: Duration,
+    ) -> RedisResult<i64> {
+        let timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut wait = Cmd::new();
+        wait.arg("WAIT").arg(replicas).arg(timeout_ms);
+        match self {
+            Connection::Single(manager) => wait.query_async(&mut manager.clone()).await,
+            Connection::Sentinel(sentinel) => {
+                let mut connection = sentinel.connection().await?;
+                let answer = wait.query_async(&mut connection).await;
+                if answer.is_err() {
+                    sentinel.forget();
+                }
+                answer
+            }
+            Connection::Cluster(cluster) => {
+                let mut connection = cluster.connection().await?;
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
+                let value = connection.route_command(wait, route).await?;
+                redis::from_redis_value(value).map_err(RedisError::from)
+            }
+        }
+    }
+}
+
+/// The current primary's connection, asked of the sentinels when there is
+/// none (at start, and after any error).
+pub(crate) struct SentinelConnection {
+    client: tokio::sync::Mutex<SentinelClient>,
+    current: Mutex<Option<MultiplexedConnection>>,
+    config: AsyncConnectionConfig,
+}
+
+impl SentinelConnection {
+    async fn connection(&self) -> RedisResult<MultiplexedConnection> {
+        if let Some(connection) = self.cached() {
+            return Ok(connection);
+        }
+        // One lookup at a time; whoever waited finds it done.
+        let mut client = self.client.lock().await;
+        if let Some(connection) = self.cached() {
+            return Ok(connection);
+        }
+        let connection = client
+            .get_async_connection_with_config(&self.config)
+            .await?;
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some(connection.clone());
+        }
+        Ok(connection)
+    }
+
+    fn cached(&self) -> Option<MultiplexedConnection> {
+        self.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn forget(&self) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = None;
+        }
+    }
+}
+
+/// The cluster connection, made on first use (and again after a failure
+/// to make it).
+pub(crate) struct LazyCluster {
+    client: redis::cluster::ClusterClient,
+    connection: tokio::sync::Mutex<Option<ClusterConnection>>,
+}
+
+impl LazyCluster {
+    async fn connection(&self) -> RedisResult<ClusterConnection> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let connection = self.client.get_async_connection().await?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
+/// The cluster hash slot of a hash tag (CRC16/XMODEM mod 16384, Redis
+/// Cluster specification).
+pub(crate) fn slot(tag: &str) -> u16 {
+    crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes()) % 16384
+}
+
+/// Makes `RedisError` usable in logs without its (possibly secret) detail.
+pub(crate) fn kind(e: &RedisError) -> String {
+    format!("{:?}", e.kind())
+}
+
+/// A script with its keys (kept here so callers need not name the types).
+pub(crate) fn invocation<'a>(script: &'a Script) -> ScriptInvocation<'a> {
+    script.prepare_invoke()
+}
