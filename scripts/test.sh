@@ -132,5 +132,5 @@ fi
 cargo test --test redis -- --ignored
 # One at a time: each starts its own cluster or Sentinel group.
 command -v redis-cli >/dev/null || { echo "redis-cli (Debian's redis-tools) is required" >&2; exit 1; }
-cargo test --test redis_fleet -- --ignored --test-threads 1
+cargo test --test redis_fleet --test redis_revocation -- --ignored --test-threads 1
 cargo run --quiet --example redis_cost -- --entries 2000 --concurrency 4

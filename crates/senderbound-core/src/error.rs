@@ -265,6 +265,9 @@ pub enum Error {
     ReplayStoreFull,
     /// The replay store could not be reached.
     ReplayStoreUnavailable,
+    /// The revocation list could not be consulted (its store unreachable
+    /// for longer than the staleness it may serve).
+    RevocationUnavailable,
     /// The keys or the token service needed to verify the token are unavailable.
     TokenVerifierUnavailable,
 }
@@ -289,6 +292,7 @@ impl Error {
             self,
             Error::ReplayStoreFull
                 | Error::ReplayStoreUnavailable
+                | Error::RevocationUnavailable
                 | Error::TokenVerifierUnavailable
         )
     }
@@ -300,7 +304,10 @@ impl Error {
         match self {
             // RFC 6750 §3.1: an unsupported authentication method gets no error code.
             MissingCredentials | UnsupportedScheme | ProofWithoutToken | BearerNotAccepted => None,
-            ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => None,
+            ReplayStoreFull
+            | ReplayStoreUnavailable
+            | RevocationUnavailable
+            | TokenVerifierUnavailable => None,
             MultipleAuthorizationHeaders
             | MalformedAuthorization
             | TokenInQuery
@@ -437,6 +444,7 @@ impl Error {
             PolicyDenied => "request denied by the resource's policy",
             ReplayStoreFull => "temporarily unable to accept requests",
             ReplayStoreUnavailable => "temporarily unable to accept requests",
+            RevocationUnavailable => "temporarily unable to check revocations",
             TokenVerifierUnavailable => "temporarily unable to verify tokens",
         }
     }
@@ -459,9 +467,10 @@ impl Error {
             | CertificateMalformed
             | NonceInvalid
             | KeyShared => Severity::Suspicious,
-            ReplayStoreFull | ReplayStoreUnavailable | TokenVerifierUnavailable => {
-                Severity::Infrastructure
-            }
+            ReplayStoreFull
+            | ReplayStoreUnavailable
+            | RevocationUnavailable
+            | TokenVerifierUnavailable => Severity::Infrastructure,
             _ => Severity::Routine,
         }
     }

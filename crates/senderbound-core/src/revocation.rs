@@ -9,6 +9,12 @@ use std::future::Future;
 
 use crate::token::AccessToken;
 
+/// The revocation list cannot be consulted: the request is refused with
+/// 503 ([`Error::RevocationUnavailable`](crate::Error::RevocationUnavailable)),
+/// never let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevocationUnavailable;
+
 /// Decides whether an otherwise valid token is revoked.
 ///
 /// Any `Fn(&AccessToken, Option<&str>) -> bool` closure is a check; for one
@@ -26,13 +32,14 @@ use crate::token::AccessToken;
 /// });
 /// ```
 pub trait RevocationCheck: Send + Sync + 'static {
-    /// `true` to refuse this request's token (`invalid_token`, "revoked").
-    /// `proof_jkt` is the thumbprint of the key that signed the DPoP proof.
+    /// `Ok(true)` to refuse this request's token (`invalid_token`,
+    /// "revoked"); `Err` when the answer cannot be known (503). `proof_jkt`
+    /// is the thumbprint of the key that signed the DPoP proof.
     fn is_revoked(
         &self,
         token: &AccessToken,
         proof_jkt: Option<&str>,
-    ) -> impl Future<Output = bool> + Send;
+    ) -> impl Future<Output = Result<bool, RevocationUnavailable>> + Send;
 }
 
 impl<F> RevocationCheck for F
@@ -43,7 +50,7 @@ where
         &self,
         token: &AccessToken,
         proof_jkt: Option<&str>,
-    ) -> impl Future<Output = bool> + Send {
-        std::future::ready(self(token, proof_jkt))
+    ) -> impl Future<Output = Result<bool, RevocationUnavailable>> + Send {
+        std::future::ready(Ok(self(token, proof_jkt)))
     }
 }

@@ -175,14 +175,21 @@ impl Connection {
 
     /// Runs `script` (whose keys share one hash slot) on the primary.
     pub(crate) async fn invoke(&self, script: &ScriptInvocation<'_>) -> RedisResult<i64> {
+        let value = self.invoke_value(script).await?;
+        redis::from_redis_value(value).map_err(RedisError::from)
+    }
+
+    /// Runs `script`, returning its raw answer.
+    pub(crate) async fn invoke_value(
+        &self,
+        script: &ScriptInvocation<'_>,
+    ) -> RedisResult<redis::Value> {
         match self {
             Connection::Single(manager) => script.invoke_async(&mut manager.clone()).await,
             Connection::Sentinel(sentinel) => {
                 let mut connection = sentinel.connection().await?;
                 let answer = script.invoke_async(&mut connection).await;
                 if answer.is_err() {
-                    // A dead primary, or one demoted to replica (READONLY):
-                    // ask the sentinels again on the next request.
                     sentinel.forget();
                 }
                 answer
@@ -190,6 +197,25 @@ impl Connection {
             Connection::Cluster(cluster) => {
                 let mut connection = cluster.connection().await?;
                 script.invoke_async(&mut connection).await
+            }
+        }
+    }
+
+    /// A command (on a cluster, routed by its key).
+    pub(crate) async fn query<T: redis::FromRedisValue>(&self, command: &Cmd) -> RedisResult<T> {
+        match self {
+            Connection::Single(manager) => command.query_async(&mut manager.clone()).await,
+            Connection::Sentinel(sentinel) => {
+                let mut connection = sentinel.connection().await?;
+                let answer = command.query_async(&mut connection).await;
+                if answer.is_err() {
+                    sentinel.forget();
+                }
+                answer
+            }
+            Connection::Cluster(cluster) => {
+                let mut connection = cluster.connection().await?;
+                command.query_async(&mut connection).await
             }
         }
     }

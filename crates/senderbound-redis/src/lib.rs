@@ -56,6 +56,7 @@
 #![deny(missing_docs, unreachable_pub)]
 
 mod deployment;
+mod revocation;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +68,7 @@ use senderbound_core::replay::{ReplayError, ReplayKey, ReplayStore};
 
 pub use deployment::Deployment;
 use deployment::{Connection, invocation, kind, slot};
+pub use revocation::{RedisRevocations, RedisRevocationsBuilder, RevocationStoreError, Revoked};
 
 /// Default bound on one replay check, connection included.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);

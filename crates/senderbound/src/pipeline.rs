@@ -355,11 +355,13 @@ impl Pipeline {
         token: &AccessToken,
         proof_jkt: Option<&str>,
     ) -> Result<(), Error> {
-        match &self.revocation {
-            Some(check) if check.is_revoked_boxed(token, proof_jkt).await => {
-                Err(Error::TokenRevoked)
-            }
-            _ => Ok(()),
+        let Some(check) = &self.revocation else {
+            return Ok(());
+        };
+        match check.is_revoked_boxed(token, proof_jkt).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Error::TokenRevoked),
+            Err(_) => Err(Error::RevocationUnavailable),
         }
     }
 

@@ -25,7 +25,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-pub use senderbound_core::revocation::RevocationCheck;
+pub use senderbound_core::revocation::{RevocationCheck, RevocationUnavailable};
 use senderbound_core::token::{AccessToken, Binding};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -36,7 +36,7 @@ pub(crate) trait DynRevocationCheck: Send + Sync + 'static {
         &'a self,
         token: &'a AccessToken,
         proof_jkt: Option<&'a str>,
-    ) -> BoxFuture<'a, bool>;
+    ) -> BoxFuture<'a, Result<bool, RevocationUnavailable>>;
 }
 
 impl<R: RevocationCheck> DynRevocationCheck for R {
@@ -44,7 +44,7 @@ impl<R: RevocationCheck> DynRevocationCheck for R {
         &'a self,
         token: &'a AccessToken,
         proof_jkt: Option<&'a str>,
-    ) -> BoxFuture<'a, bool> {
+    ) -> BoxFuture<'a, Result<bool, RevocationUnavailable>> {
         Box::pin(self.is_revoked(token, proof_jkt))
     }
 }
@@ -151,8 +151,8 @@ impl RevocationCheck for Revocations {
         &self,
         token: &AccessToken,
         proof_jkt: Option<&str>,
-    ) -> impl Future<Output = bool> + Send {
-        std::future::ready(self.revokes(token, proof_jkt))
+    ) -> impl Future<Output = Result<bool, RevocationUnavailable>> + Send {
+        std::future::ready(Ok(self.revokes(token, proof_jkt)))
     }
 }
 

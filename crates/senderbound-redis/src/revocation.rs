@@ -1,0 +1,369 @@
+//! [`RedisRevocations`]: a revocation list every server of a fleet sees.
+//!
+//! The list lives in Redis (one hash of `kind:value` → expiry, and a
+//! version counter, under one hash tag so a cluster keeps them in one
+//! slot). Each server keeps a local copy and polls the version every
+//! [`poll_interval`](RedisRevocationsBuilder::poll_interval) (one `GET`),
+//! reading the list only when it changed: asking "is this token revoked?"
+//! costs no round trip, and a revocation made anywhere is seen everywhere
+//! within the poll interval plus one round trip.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use senderbound_core::revocation::{RevocationCheck, RevocationUnavailable};
+use senderbound_core::token::{AccessToken, Binding};
+
+use crate::RedisStoreError;
+use crate::deployment::{Connection, Deployment, kind};
+
+/// What a revocation names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Revoked {
+    /// A token id (`jti`).
+    TokenId,
+    /// A subject (`sub`).
+    Subject,
+    /// A client (`client_id`).
+    Client,
+    /// A DPoP key thumbprint (`jkt`: bound in `cnf`, or signing the proof).
+    Key,
+    /// A client certificate thumbprint (`x5t#S256` bound in `cnf`).
+    Certificate,
+}
+
+impl Revoked {
+    const fn prefix(self) -> &'static str {
+        match self {
+            Revoked::TokenId => "jti",
+            Revoked::Subject => "sub",
+            Revoked::Client => "client",
+            Revoked::Key => "jkt",
+            Revoked::Certificate => "x5t",
+        }
+    }
+}
+
+/// KEYS[1] the list (hash), KEYS[2] its version. ARGV[1] the field,
+/// ARGV[2] the lifetime in ms (0: remove the field). Prunes expired fields.
+const CHANGE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if tonumber(all[i + 1]) <= now then redis.call('HDEL', KEYS[1], all[i]) end
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], now + tonumber(ARGV[2]))
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return redis.call('INCR', KEYS[2])
+";
+
+/// KEYS[1] the list, KEYS[2] its version: both, read together.
+const READ: &str = r"
+return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
+";
+
+/// Configures [`RedisRevocations`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RedisRevocationsBuilder {
+    deployment: Deployment,
+    namespace: String,
+    poll_interval: Duration,
+    max_staleness: Duration,
+    operation_timeout: Duration,
+}
+
+impl RedisRevocationsBuilder {
+    /// Prefix of the keys (default `senderbound:revoked`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How often each server asks whether the list changed (default 1 s):
+    /// the longest a revocation made elsewhere takes to be seen here, plus
+    /// one round trip.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// How long the last list read may be served while Redis cannot be
+    /// reached (default 30 s); after that every request is refused with 503
+    /// until Redis answers. Zero fails closed at the first missed poll;
+    /// a long bound keeps serving through an outage, at the price of not
+    /// seeing revocations made meanwhile.
+    pub fn max_staleness(mut self, staleness: Duration) -> Self {
+        self.max_staleness = staleness;
+        self
+    }
+
+    /// Longest one Redis operation may take (default 250 ms).
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// Creates the list and starts polling in the background (stopped when
+    /// the last clone is dropped). Must be called inside a tokio runtime.
+    /// Until the first read succeeds, every request gets 503.
+    pub fn build(self) -> Result<RedisRevocations, RedisStoreError> {
+        let connection =
+            Connection::new(&self.deployment, self.operation_timeout).map_err(|e| {
+                match e.kind() {
+                    redis::ErrorKind::InvalidClientConfig => RedisStoreError::Url(e),
+                    _ => RedisStoreError::Connection(e),
+                }
+            })?;
+        let inner = Arc::new(Inner {
+            connection,
+            list: format!("{{{}}}:list", self.namespace),
+            version: format!("{{{}}}:version", self.namespace),
+            change: redis::Script::new(CHANGE),
+            read: redis::Script::new(READ),
+            local: RwLock::new(Local::default()),
+            max_staleness: self.max_staleness,
+            operation_timeout: self.operation_timeout,
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(poll(weak, self.poll_interval));
+        Ok(RedisRevocations { inner })
+    }
+}
+
+/// A revocation list in Redis, shared by a fleet; see the [module](self)
+/// docs. Clones share one local copy.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use senderbound_redis::{RedisRevocations, Revoked};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let revocations = RedisRevocations::builder("redis://10.0.0.7:6379/").build()?;
+/// // Give a clone to the Layer: `.revocations(revocations.clone())`.
+/// revocations
+///     .revoke(Revoked::Key, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", Duration::from_secs(3600))
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisRevocations {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisRevocations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRevocations")
+            .field("list", &self.inner.list)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    connection: Connection,
+    list: String,
+    version: String,
+    change: redis::Script,
+    read: redis::Script,
+    local: RwLock<Local>,
+    max_staleness: Duration,
+    operation_timeout: Duration,
+}
+
+/// The local copy.
+#[derive(Default)]
+struct Local {
+    version: Option<String>,
+    /// `kind:value` → expiry, ms since the epoch (Redis's clock).
+    entries: HashMap<String, u64>,
+    /// When Redis last answered a poll.
+    synced_at: Option<Instant>,
+}
+
+/// Why a change could not be made (Redis unreachable or erring).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationStoreError(String);
+
+impl fmt::Display for RevocationStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "revocation list: {}", self.0)
+    }
+}
+
+impl std::error::Error for RevocationStoreError {}
+
+impl RedisRevocations {
+    /// Starts a configuration for Redis deployed as `deployment`.
+    pub fn builder(deployment: impl Into<Deployment>) -> RedisRevocationsBuilder {
+        RedisRevocationsBuilder {
+            deployment: deployment.into(),
+            namespace: "senderbound:revoked".to_owned(),
+            poll_interval: Duration::from_secs(1),
+            max_staleness: Duration::from_secs(30),
+            operation_timeout: Duration::from_millis(250),
+        }
+    }
+
+    /// Refuses tokens naming `value` as `what`, on every server, for
+    /// `lifetime` (make it at least the longest a token lives). Seen here at
+    /// once, elsewhere within the poll interval.
+    pub async fn revoke(
+        &self,
+        what: Revoked,
+        value: &str,
+        lifetime: Duration,
+    ) -> Result<(), RevocationStoreError> {
+        let ms = u64::try_from(lifetime.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.change(what, value, ms).await
+    }
+
+    /// Accepts tokens naming `value` as `what` again.
+    pub async fn restore(&self, what: Revoked, value: &str) -> Result<(), RevocationStoreError> {
+        self.change(what, value, 0).await
+    }
+
+    async fn change(
+        &self,
+        what: Revoked,
+        value: &str,
+        ms: u64,
+    ) -> Result<(), RevocationStoreError> {
+        let inner = &self.inner;
+        let mut script = inner.change.prepare_invoke();
+        script
+            .key(&inner.list)
+            .key(&inner.version)
+            .arg(format!("{}:{value}", what.prefix()))
+            .arg(ms);
+        match tokio::time::timeout(inner.operation_timeout, inner.connection.invoke(&script)).await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(RevocationStoreError(kind(&e))),
+            Err(_) => return Err(RevocationStoreError("timed out".to_owned())),
+        }
+        // Seen here at once.
+        inner.sync().await;
+        Ok(())
+    }
+
+    /// `true` if the local copy names this token, its binding or
+    /// `proof_jkt`; `Err` when the copy is older than the staleness bound.
+    pub fn revokes(
+        &self,
+        token: &AccessToken,
+        proof_jkt: Option<&str>,
+    ) -> Result<bool, RevocationUnavailable> {
+        let local = self.inner.local.read().map_err(|_| RevocationUnavailable)?;
+        match local.synced_at {
+            Some(at) if at.elapsed() <= self.inner.max_staleness + self.inner.operation_timeout => {
+            }
+            _ => return Err(RevocationUnavailable),
+        }
+        let now = now_ms();
+        let listed = |what: Revoked, value: Option<&str>| {
+            value.is_some_and(|v| {
+                local
+                    .entries
+                    .get(&format!("{}:{v}", what.prefix()))
+                    .is_some_and(|&expiry| expiry > now)
+            })
+        };
+        let (bound_jkt, bound_cert) = match &token.binding {
+            Binding::Dpop { jkt } => (Some(jkt.as_str()), None),
+            Binding::Mtls { x5t_s256 } => (None, Some(x5t_s256.as_str())),
+            Binding::Unbound => (None, None),
+        };
+        Ok(listed(Revoked::TokenId, token.token_id.as_deref())
+            || listed(Revoked::Subject, token.subject.as_deref())
+            || listed(Revoked::Client, token.client_id.as_deref())
+            || listed(Revoked::Key, bound_jkt)
+            || listed(Revoked::Key, proof_jkt)
+            || listed(Revoked::Certificate, bound_cert))
+    }
+}
+
+impl RevocationCheck for RedisRevocations {
+    fn is_revoked(
+        &self,
+        token: &AccessToken,
+        proof_jkt: Option<&str>,
+    ) -> impl Future<Output = Result<bool, RevocationUnavailable>> + Send {
+        std::future::ready(self.revokes(token, proof_jkt))
+    }
+}
+
+impl Inner {
+    /// Reads the version, and the list when it changed.
+    async fn sync(&self) {
+        let version = async {
+            let mut get = redis::Cmd::new();
+            get.arg("GET").arg(&self.version);
+            let version: Option<String> = self.connection.query(&get).await?;
+            Ok::<_, redis::RedisError>(version.unwrap_or_else(|| "0".to_owned()))
+        };
+        let Ok(Ok(version)) = tokio::time::timeout(self.operation_timeout, version).await else {
+            return;
+        };
+        let unchanged = self
+            .local
+            .read()
+            .is_ok_and(|l| l.version.as_deref() == Some(version.as_str()));
+        if unchanged {
+            if let Ok(mut local) = self.local.write() {
+                local.synced_at = Some(Instant::now());
+            }
+            return;
+        }
+        let mut script = self.read.prepare_invoke();
+        script.key(&self.list).key(&self.version);
+        let read = self.connection.invoke_value(&script);
+        let Ok(Ok(value)) = tokio::time::timeout(self.operation_timeout, read).await else {
+            return;
+        };
+        let Ok((version, flat)) = redis::from_redis_value::<(String, Vec<String>)>(value) else {
+            return;
+        };
+        let entries = flat
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [field, expiry] => expiry.parse().ok().map(|e| (field.clone(), e)),
+                _ => None,
+            })
+            .collect();
+        if let Ok(mut local) = self.local.write() {
+            *local = Local {
+                version: Some(version),
+                entries,
+                synced_at: Some(Instant::now()),
+            };
+        }
+    }
+}
+
+/// Polls until the list is dropped.
+async fn poll(inner: Weak<Inner>, interval: Duration) {
+    loop {
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        inner.sync().await;
+        drop(inner);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,151 @@
+//! Fleet-wide revocation (`RedisRevocations`) against a real, private
+//! Redis: a revocation made through one server is refused by another
+//! within the poll interval; entries expire; an unreachable Redis is served
+//! from the last list for the staleness bound, then refused with 503, and
+//! service comes back on its own.
+
+use std::time::{Duration, Instant};
+
+use senderbound::Error;
+use senderbound_client::DpopKey;
+use senderbound_redis::{RedisRevocations, Revoked};
+use senderbound_suite::TestIssuer;
+use senderbound_suite::harness::{Harness, ISSUER, Reply};
+use senderbound_suite::redis_server::RedisServer;
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// A server (same issuer and client key as its peers) whose revocations
+/// are `revocations`.
+fn server(issuer: &TestIssuer, client: &DpopKey, revocations: RedisRevocations) -> Harness {
+    let trusted = issuer.trust();
+    Harness {
+        client: client.clone(),
+        ..Harness::with_issuer(issuer.clone(), |b| {
+            b.trust(trusted).revocations(revocations)
+        })
+    }
+}
+
+fn list(redis: &RedisServer, staleness: Duration) -> RedisRevocations {
+    RedisRevocations::builder(redis.url())
+        .poll_interval(POLL)
+        .max_staleness(staleness)
+        .build()
+        .unwrap()
+}
+
+/// Calls until `done(reply)`, at most `limit`; returns the last reply and
+/// how long it took.
+async fn until(
+    h: &Harness,
+    token: &str,
+    limit: Duration,
+    done: impl Fn(&Reply) -> bool,
+) -> (Reply, Duration) {
+    let started = Instant::now();
+    loop {
+        let reply = h.get_with("/whoami", token).await;
+        if done(&reply) || started.elapsed() > limit {
+            return (reply, started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn a_revocation_made_through_one_server_is_refused_by_the_others() {
+    let redis = RedisServer::start();
+    let issuer = TestIssuer::new(ISSUER);
+    let client = DpopKey::generate();
+    let (list_a, list_b) = (
+        list(&redis, Duration::from_secs(30)),
+        list(&redis, Duration::from_secs(30)),
+    );
+    let a = server(&issuer, &client, list_a.clone());
+    let b = server(&issuer, &client, list_b);
+    let token = a.token();
+    let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status == 200).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // Revoked through A: A refuses at once, B within the poll interval.
+    list_a
+        .revoke(Revoked::Key, client.jkt(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    a.get_with("/whoami", &token)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenRevoked);
+    let (reply, delay) = until(&b, &token, Duration::from_secs(5), |r| r.status != 200).await;
+    reply.assert_refused(401, "invalid_token", Error::TokenRevoked);
+    eprintln!("revocation seen by another server after {delay:?} (poll interval {POLL:?})");
+    assert!(delay <= POLL + Duration::from_millis(300), "{delay:?}");
+
+    // Restored through B: accepted everywhere again.
+    list_a.restore(Revoked::Key, client.jkt()).await.unwrap();
+    let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status == 200).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // Each kind of entry, with its expiry.
+    let claims = a.claims();
+    for (what, value) in [
+        (Revoked::Subject, claims["sub"].as_str().unwrap().to_owned()),
+        (
+            Revoked::Client,
+            claims["client_id"].as_str().unwrap().to_owned(),
+        ),
+        (Revoked::TokenId, claims["jti"].as_str().unwrap().to_owned()),
+    ] {
+        let token = a.issuer.sign(&claims);
+        list_a
+            .revoke(what, &value, Duration::from_millis(700))
+            .await
+            .unwrap();
+        let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status != 200).await;
+        reply.assert_refused(401, "invalid_token", Error::TokenRevoked);
+        // Expired: accepted again without anyone restoring it.
+        let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status == 200).await;
+        assert_eq!(reply.status, 200, "{what:?} after expiry: {reply:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn an_unreachable_list_is_served_for_its_staleness_then_refused_with_503() {
+    let mut redis = RedisServer::start();
+    let issuer = TestIssuer::new(ISSUER);
+    let client = DpopKey::generate();
+    let list = list(&redis, Duration::from_secs(1));
+    let h = server(&issuer, &client, list.clone());
+    let token = h.token();
+    // Until the first read nothing is known (503); then served.
+    let (reply, _) = until(&h, &token, Duration::from_secs(5), |r| r.status == 200).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    redis.stop();
+    let stopped = Instant::now();
+    // The last list is served for the staleness bound...
+    let reply = h.get_with("/whoami", &token).await;
+    assert_eq!(reply.status, 200, "inside the staleness bound: {reply:?}");
+    // ...then every request is refused with 503, never accepted.
+    let (reply, _) = until(&h, &token, Duration::from_secs(5), |r| r.status != 200).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.challenges.is_empty());
+    // Not before the bound (the last successful poll was at most one poll
+    // interval before Redis stopped).
+    assert!(
+        stopped.elapsed() + POLL >= Duration::from_secs(1),
+        "503 after {:?}",
+        stopped.elapsed()
+    );
+    eprintln!(
+        "503 after {:?} without Redis (staleness 1 s)",
+        stopped.elapsed()
+    );
+
+    redis.restart();
+    let (reply, back) = until(&h, &token, Duration::from_secs(10), |r| r.status == 200).await;
+    assert_eq!(reply.status, 200, "recovers once Redis is back: {reply:?}");
+    eprintln!("served again {back:?} after Redis came back");
+}
