@@ -63,6 +63,17 @@ async fn warm_up(store: &RedisReplayStore, next: &mut usize, guard: Duration) {
     tokio::time::sleep(guard).await;
 }
 
+/// Every accepted key, sent again while the store serves: seen, exactly.
+async fn replays_are_seen(store: &RedisReplayStore, accepted: &HashSet<usize>) {
+    for &i in accepted {
+        assert_eq!(
+            store.check_and_insert(key(i), TTL).await,
+            Err(ReplayError::AlreadySeen),
+            "replay of key {i}"
+        );
+    }
+}
+
 /// Polls until a new key is accepted (service recovered), at most `limit`.
 async fn until_accepting(store: &RedisReplayStore, next: &mut usize, limit: Duration) {
     let deadline = Instant::now() + limit;
@@ -100,6 +111,7 @@ async fn cluster_spreads_keys_survives_a_killed_primary_and_never_accepts_twice(
     let mut accepted = HashSet::new();
     let refused = insert_all(&store, 0..300, &mut accepted).await;
     assert_eq!((accepted.len(), refused), (300, 0));
+    replays_are_seen(&store, &accepted).await;
     // The keys are spread over every primary (256 hash tags).
     let holding: Vec<usize> = cluster.nodes[..3]
         .iter()
@@ -166,6 +178,9 @@ async fn cluster_spreads_keys_survives_a_killed_primary_and_never_accepts_twice(
         "requests for the dead primary's slots must be 503"
     );
     assert_eq!(after, 0);
+    // Serving again: what survived is seen (the dead primary's records
+    // that reached its replica), nothing is accepted twice.
+    replays_are_refused(&store, &accepted).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,9 +268,20 @@ async fn sentinel_failover_with_replica_acknowledgement_keeps_serving() {
     warm_up(&store, &mut next, Duration::from_secs(3)).await;
     let mut accepted = HashSet::new();
     assert_eq!(insert_all(&store, 0..200, &mut accepted).await, 0);
+    replays_are_seen(&store, &accepted).await;
     // Every accepted record reached the replica before the request went on.
     group.failover();
     replays_are_refused(&store, &accepted).await;
+    // Once the store serves from the promoted replica, every record is
+    // there: seen, not merely refused.
+    let failed_over_at = Instant::now();
+    let mut seen = false;
+    while !seen && failed_over_at.elapsed() < Duration::from_secs(30) {
+        seen = store.check_and_insert(key(0), TTL).await == Err(ReplayError::AlreadySeen);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the promoted replica serves");
+    replays_are_seen(&store, &accepted).await;
     // No pause: the promoted replica holds every record. (Until the old
     // primary resyncs as a replica, WAIT may find no replica: 503.)
     let failed_over = Instant::now();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{AsyncConnectionConfig, Cmd, RedisError, RedisResult, Script, ScriptInvocation};
 
@@ -220,24 +220,28 @@ impl Connection {
         }
     }
 
-    /// `WAIT replicas timeout` on the primary that holds `slot`: how many
-    /// replicas acknowledged every write so far.
-    pub(crate) async fn wait(
+    /// `EVAL script` then `WAIT replicas timeout`, pipelined on one
+    /// connection to the primary that holds `slot` (WAIT counts only the
+    /// writes of its own connection): the script's answer and how many
+    /// replicas acknowledged.
+    pub(crate) async fn eval_then_wait(
         &self,
+        eval: Cmd,
         slot: u16,
         replicas: u32,
         timeout: Duration,
-    ) -> RedisResult<i64> {
+    ) -> RedisResult<(i64, i64)> {
         let timeout_ms = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut wait = Cmd::new();
-        wait.arg("WAIT").arg(replicas).arg(timeout_ms);
+        let mut pipe = redis::pipe();
+        pipe.add_command(eval);
+        pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
         match self {
-            Connection::Single(manager) => wait.query_async(&mut manager.clone()).await,
+            Connection::Single(manager) => pipe.query_async(&mut manager.clone()).await,
             Connection::Sentinel(sentinel) => {
                 let mut connection = sentinel.connection().await?;
-                let answer = wait.query_async(&mut connection).await;
+                let answer = pipe.query_async(&mut connection).await;
                 if answer.is_err() {
                     sentinel.forget();
                 }
@@ -245,12 +249,17 @@ impl Connection {
             }
             Connection::Cluster(cluster) => {
                 let mut connection = cluster.connection().await?;
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::new(slot, SlotAddr::Master),
-                ));
-                let value = connection.route_command(wait, route).await?;
-                redis::from_redis_value(value).map_err(RedisError::from)
+                let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+                let values = connection.route_pipeline(pipe, 0, 2, route).await?;
+                redis::from_redis_value(redis::Value::Array(values)).map_err(RedisError::from)
             }
+        }
+    }
+
+    /// Drops a Sentinel connection (the node no longer serves as primary).
+    pub(crate) fn forget(&self) {
+        if let Connection::Sentinel(sentinel) = self {
+            sentinel.forget();
         }
     }
 }

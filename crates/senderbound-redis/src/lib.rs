@@ -89,13 +89,25 @@ pub const DEFAULT_RESTART_GUARD: Duration = Duration::from_secs(240);
 /// marker: the data is new or lost. Another `run_id`: a restart (which may
 /// have lost the last writes, even with AOF) or a failover (a promoted
 /// replica may lack the last writes its primary acknowledged): the guard
-/// starts again, unless every write was acknowledged by replicas and the
-/// replication history changed (a promotion, not a restart).
+/// starts again, unless every write was acknowledged by replicas and this
+/// node was a replica of the recorded history (`master_replid2`: a
+/// promotion; a restarted node has none). -2: the node is not a primary
+/// (a demoted one that still takes writes); -3: `INFO` does not say what
+/// the check needs (a proxy or another server): refused, never guessed.
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or ''
-local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local repl = redis.call('INFO', 'replication')
+local role = string.match(repl, 'role:(%w+)')
+local replid = string.match(repl, 'master_replid:(%w+)')
+local replid2 = string.match(repl, 'master_replid2:(%w+)')
+if not run_id or not replid or not replid2 then
+  return -3
+end
+if role ~= 'master' then
+  return -2
+end
 local marker = redis.call('GET', KEYS[2])
 local since, seen_run, seen_repl
 if marker then
@@ -105,7 +117,7 @@ if not since then
   since = now
   redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid)
 elseif seen_run ~= run_id then
-  if not (ARGV[3] == '1' and seen_repl ~= replid) then
+  if not (ARGV[3] == '1' and seen_repl == replid2) then
     since = now
   end
   redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid)
@@ -132,10 +144,12 @@ pub enum Durability {
     #[default]
     Primary,
     /// Acknowledged by at least `count` replicas within `timeout` (`WAIT`,
-    /// a second round trip), else the request is refused with 503. A
-    /// failover to a replica that acknowledged keeps every accepted proof,
-    /// so it starts no pause (a restart still does: it may lose the last
-    /// writes). Set `count` to the replicas a failover may promote.
+    /// pipelined with the insert on one connection), else the request is
+    /// refused with 503. A failover to a replica that acknowledged keeps
+    /// every accepted proof, so a promotion (a node that was a replica of
+    /// the recorded history) starts no pause; a restart still does (it may
+    /// lose the last writes, and its replicas resync from it). Set `count`
+    /// to the replicas a failover may promote; at least 1.
     Replicas {
         /// Replicas that must acknowledge.
         count: u32,
@@ -152,6 +166,10 @@ pub enum RedisStoreError {
     Url(redis::RedisError),
     /// The connection could not be set up (outside a tokio runtime?).
     Connection(redis::RedisError),
+    /// The namespace holds `{` or `}` (it is part of a hash tag).
+    Namespace,
+    /// `Durability::Replicas` with a count of zero (it would check nothing).
+    Durability,
 }
 
 impl fmt::Display for RedisStoreError {
@@ -159,6 +177,10 @@ impl fmt::Display for RedisStoreError {
         match self {
             RedisStoreError::Url(e) => write!(f, "Redis URL: {:?}", e.kind()),
             RedisStoreError::Connection(e) => write!(f, "Redis connection: {:?}", e.kind()),
+            RedisStoreError::Namespace => f.write_str("the namespace may not hold { or }"),
+            RedisStoreError::Durability => {
+                f.write_str("Durability::Replicas needs a count of at least 1")
+            }
         }
     }
 }
@@ -168,6 +190,8 @@ impl fmt::Debug for RedisStoreError {
         let (variant, e) = match self {
             RedisStoreError::Url(e) => ("Url", e),
             RedisStoreError::Connection(e) => ("Connection", e),
+            RedisStoreError::Namespace => return f.write_str("Namespace"),
+            RedisStoreError::Durability => return f.write_str("Durability"),
         };
         f.debug_tuple(variant).field(&e.kind()).finish()
     }
@@ -280,17 +304,23 @@ impl RedisReplayStoreBuilder {
     /// start while Redis is down (and answers 503 until it is up). Must be
     /// called inside a tokio runtime.
     pub fn build(self) -> Result<RedisReplayStore, RedisStoreError> {
-        let connection =
-            Connection::new(&self.deployment, self.operation_timeout).map_err(|e| {
-                match e.kind() {
-                    redis::ErrorKind::InvalidClientConfig => RedisStoreError::Url(e),
-                    _ => RedisStoreError::Connection(e),
-                }
-            })?;
+        // Redis hashes the text between the first `{` and `}`: a brace in
+        // the namespace would put a key and its marker in other slots.
+        if self.namespace.contains(['{', '}']) {
+            return Err(RedisStoreError::Namespace);
+        }
         let extra = match self.durability {
+            Durability::Replicas { count: 0, .. } => return Err(RedisStoreError::Durability),
             Durability::Replicas { timeout, .. } => timeout,
             Durability::Primary => Duration::ZERO,
         };
+        // The connection's own response timeout covers WAIT too.
+        let timeout = self.operation_timeout.saturating_add(extra);
+        let connection =
+            Connection::new(&self.deployment, timeout).map_err(|e| match e.kind() {
+                redis::ErrorKind::InvalidClientConfig => RedisStoreError::Url(e),
+                _ => RedisStoreError::Connection(e),
+            })?;
         Ok(RedisReplayStore {
             connection,
             deployment: self.deployment.redacted(),
@@ -365,30 +395,53 @@ impl RedisReplayStore {
         // PX takes whole milliseconds and must be positive.
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let tag = self.tag(&key);
-        let trust_failover = matches!(self.durability, Durability::Replicas { .. });
         let mut script = invocation(&self.script);
         script
             .key(self.redis_key(&key))
             .key(format!("{{{tag}}}:since"))
             .arg(ttl_ms)
             .arg(self.restart_guard_ms)
-            .arg(u8::from(trust_failover));
+            .arg(0);
         let check = async {
-            let inserted = match self.connection.invoke(&script).await {
-                Ok(1) => true,
-                Ok(0) => false,
-                Ok(-1) => return Err("Redis may have lost records recently (restart guard)".into()),
-                Ok(_) => return Err("unexpected answer from the replay script".to_owned()),
-                Err(e) => return Err(kind(&e)),
-            };
-            if let (true, Durability::Replicas { count, timeout }) = (inserted, self.durability) {
-                match self.connection.wait(slot(&tag), count, timeout).await {
-                    Ok(acknowledged) if acknowledged >= i64::from(count) => {}
-                    Ok(_) => return Err("too few replicas acknowledged (WAIT)".to_owned()),
-                    Err(e) => return Err(kind(&e)),
+            let answer = match self.durability {
+                Durability::Primary => self.connection.invoke(&script).await,
+                // One pipeline, one connection: WAIT counts its own writes.
+                Durability::Replicas { count, timeout } => {
+                    let mut eval = redis::Cmd::new();
+                    eval.arg("EVAL")
+                        .arg(SCRIPT)
+                        .arg(2)
+                        .arg(self.redis_key(&key))
+                        .arg(format!("{{{tag}}}:since"))
+                        .arg(ttl_ms)
+                        .arg(self.restart_guard_ms)
+                        .arg(1);
+                    match self
+                        .connection
+                        .eval_then_wait(eval, slot(&tag), count, timeout)
+                        .await
+                    {
+                        Ok((1, acknowledged)) if acknowledged < i64::from(count) => {
+                            return Err("too few replicas acknowledged (WAIT)".to_owned());
+                        }
+                        Ok((answer, _)) => Ok(answer),
+                        Err(e) => Err(e),
+                    }
                 }
+            };
+            match answer {
+                Ok(1) => Ok(true),
+                Ok(0) => Ok(false),
+                Ok(-1) => Err("Redis may have lost records recently (restart guard)".into()),
+                Ok(-2) => {
+                    // Demoted, yet taking writes: ask the sentinels again.
+                    self.connection.forget();
+                    Err("the node is not a primary".to_owned())
+                }
+                Ok(-3) => Err("INFO lacks run_id or the replication ids".to_owned()),
+                Ok(_) => Err("unexpected answer from the replay script".to_owned()),
+                Err(e) => Err(kind(&e)),
             }
-            Ok(inserted)
         };
         match tokio::time::timeout(self.operation_timeout, check).await {
             Ok(Ok(inserted)) => Ok(inserted),
@@ -439,6 +492,28 @@ impl ReplayStore for RedisReplayStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn braces_in_the_namespace_and_a_zero_count_are_refused() {
+        let err = RedisReplayStore::builder("redis://127.0.0.1:1/")
+            .namespace("api}x")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, RedisStoreError::Namespace), "{err:?}");
+        let err = RedisReplayStore::builder("redis://127.0.0.1:1/")
+            .durability(Durability::Replicas {
+                count: 0,
+                timeout: Duration::from_millis(10),
+            })
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, RedisStoreError::Durability), "{err:?}");
+        assert!(
+            RedisReplayStore::builder("redis://127.0.0.1:1/")
+                .build()
+                .is_ok()
+        );
+    }
 
     #[test]
     fn debug_output_never_shows_the_password() {

@@ -116,6 +116,9 @@ impl RedisRevocationsBuilder {
     /// the last clone is dropped). Must be called inside a tokio runtime.
     /// Until the first read succeeds, every request gets 503.
     pub fn build(self) -> Result<RedisRevocations, RedisStoreError> {
+        if self.namespace.contains(['{', '}']) {
+            return Err(RedisStoreError::Namespace);
+        }
         let connection =
             Connection::new(&self.deployment, self.operation_timeout).map_err(|e| {
                 match e.kind() {
