@@ -142,8 +142,12 @@ impl RedisRevocationsBuilder {
     }
 }
 
-/// A revocation list in Redis, shared by a fleet; see the [module](self)
-/// docs. Clones share one local copy.
+/// A revocation list in Redis, shared by a fleet. Each server keeps a local
+/// copy and polls a version counter every
+/// [`poll_interval`](RedisRevocationsBuilder::poll_interval), reading the
+/// list only when it changed: a request costs no round trip, and a
+/// revocation made anywhere is seen everywhere within the poll interval
+/// plus one round trip. Clones share one local copy.
 ///
 /// ```no_run
 /// use std::time::Duration;
