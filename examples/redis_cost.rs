@@ -99,31 +99,29 @@ async fn main() {
     // (`INFO commandstats`, `usec_per_call` of EVALSHA, its inner commands
     // included), the figure to size shards with.
     let stats = redis.command("INFO commandstats").unwrap_or_default();
-    if let Some(line) = stats.lines().find(|l| l.starts_with("cmdstat_evalsha:")) {
-        let field = |name: &str| {
-            line.split(|c| c == ',' || c == ':')
-                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-                .unwrap_or("?")
-                .to_owned()
-        };
-        println!(
-            "Redis CPU per insert (EVALSHA, server side): {} us over {} calls",
-            field("usec_per_call"),
-            field("calls")
-        );
-    }
-    // Where it goes: the commands the script runs.
-    for command in ["info", "set", "get", "time"] {
-        if let Some(line) = stats
+    // `cmdstat_<command>:calls=…,usec=…,usec_per_call=…`
+    let field = |command: &str, name: &str| {
+        stats
             .lines()
             .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
-        {
-            let per_call = line
-                .split(|c| c == ',' || c == ':')
-                .find_map(|kv| kv.strip_prefix("usec_per_call="))
-                .unwrap_or("?");
-            println!("  inside it: {command} {per_call} us per call");
-        }
+            .and_then(|line| {
+                line.split([',', ':'])
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            })
+            .unwrap_or("?")
+            .to_owned()
+    };
+    println!(
+        "Redis CPU per insert (EVALSHA, server side): {} us over {} calls",
+        field("evalsha", "usec_per_call"),
+        field("evalsha", "calls")
+    );
+    // Where it goes: the commands the script runs.
+    for command in ["info", "set", "get", "time"] {
+        println!(
+            "  inside it: {command} {} us per call",
+            field(command, "usec_per_call")
+        );
     }
 
     let entries = sequential + concurrent;
