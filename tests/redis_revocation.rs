@@ -1,14 +1,16 @@
-//! Fleet-wide revocation (`RedisRevocations`) against a real, private
-//! Redis: a revocation made through one server is refused by another
-//! within the poll interval; entries expire; an unreachable Redis is served
-//! from the last list for the staleness bound, then refused with 503, and
-//! service comes back on its own.
+//! Fleet-wide revocation (`RedisRevocations`) and key-sharing detection
+//! (`RedisKeyHolders`) against a real, private Redis: a revocation made
+//! through one server is refused by another within the poll interval;
+//! entries expire; an unreachable Redis is served from the last list for
+//! the staleness bound, then refused with 503, and service comes back on
+//! its own; one key used by two clients on two servers is caught.
 
 use std::time::{Duration, Instant};
 
 use senderbound::Error;
+use senderbound::key_sharing::KeySharing;
 use senderbound_client::DpopKey;
-use senderbound_redis::{RedisRevocations, Revoked};
+use senderbound_redis::{RedisKeyHolders, RedisRevocations, Revoked};
 use senderbound_suite::TestIssuer;
 use senderbound_suite::harness::{Harness, ISSUER, Reply};
 use senderbound_suite::redis_server::RedisServer;
@@ -148,4 +150,51 @@ async fn an_unreachable_list_is_served_for_its_staleness_then_refused_with_503()
     let (reply, back) = until(&h, &token, Duration::from_secs(10), |r| r.status == 200).await;
     assert_eq!(reply.status, 200, "recovers once Redis is back: {reply:?}");
     eprintln!("served again {back:?} after Redis came back");
+}
+
+/// A server whose key-sharing detection (reject mode) keeps first holders
+/// in `redis`.
+fn sharing_server(issuer: &TestIssuer, client: &DpopKey, redis: &RedisServer) -> Harness {
+    let trusted = issuer.trust();
+    let holders = RedisKeyHolders::builder(redis.url()).build().unwrap();
+    Harness {
+        client: client.clone(),
+        ..Harness::with_issuer(issuer.clone(), |b| {
+            b.trust(trusted)
+                .key_sharing(KeySharing::new().reject().holders(holders))
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn one_key_used_by_two_clients_on_two_servers_is_caught() {
+    let mut redis = RedisServer::start();
+    let issuer = TestIssuer::new(ISSUER);
+    let shared_key = DpopKey::generate();
+    let a = sharing_server(&issuer, &shared_key, &redis);
+    let b = sharing_server(&issuer, &shared_key, &redis);
+
+    // Client one uses the key through server A: the first holder.
+    let mut one = a.claims();
+    one["client_id"] = serde_json::json!("client-one");
+    let token_one = a.issuer.sign(&one);
+    assert_eq!(a.get_with("/whoami", &token_one).await.status, 200);
+    // Client two uses the same key through server B, which never saw client
+    // one: refused, exactly as one server would.
+    let mut two = b.claims();
+    two["client_id"] = serde_json::json!("client-two");
+    let token_two = b.issuer.sign(&two);
+    b.get_with("/whoami", &token_two)
+        .await
+        .assert_refused(401, "invalid_token", Error::KeyShared);
+    // The first holder goes on everywhere.
+    assert_eq!(b.get_with("/whoami", &token_one).await.status, 200);
+    assert_eq!(a.get_with("/whoami", &token_one).await.status, 200);
+
+    // Without the store, refusing needs an answer it cannot have: 503.
+    redis.stop();
+    let reply = a.get_with("/whoami", &token_one).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.challenges.is_empty());
 }

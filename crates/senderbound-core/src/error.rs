@@ -268,6 +268,8 @@ pub enum Error {
     /// The revocation list could not be consulted (its store unreachable
     /// for longer than the staleness it may serve).
     RevocationUnavailable,
+    /// Key sharing is refused and its fleet store cannot be reached.
+    KeySharingUnavailable,
     /// The keys or the token service needed to verify the token are unavailable.
     TokenVerifierUnavailable,
 }
@@ -293,6 +295,7 @@ impl Error {
             Error::ReplayStoreFull
                 | Error::ReplayStoreUnavailable
                 | Error::RevocationUnavailable
+                | Error::KeySharingUnavailable
                 | Error::TokenVerifierUnavailable
         )
     }
@@ -307,6 +310,7 @@ impl Error {
             ReplayStoreFull
             | ReplayStoreUnavailable
             | RevocationUnavailable
+            | KeySharingUnavailable
             | TokenVerifierUnavailable => None,
             MultipleAuthorizationHeaders
             | MalformedAuthorization
@@ -445,6 +449,7 @@ impl Error {
             ReplayStoreFull => "temporarily unable to accept requests",
             ReplayStoreUnavailable => "temporarily unable to accept requests",
             RevocationUnavailable => "temporarily unable to check revocations",
+            KeySharingUnavailable => "temporarily unable to check key sharing",
             TokenVerifierUnavailable => "temporarily unable to verify tokens",
         }
     }
@@ -470,6 +475,7 @@ impl Error {
             ReplayStoreFull
             | ReplayStoreUnavailable
             | RevocationUnavailable
+            | KeySharingUnavailable
             | TokenVerifierUnavailable => Severity::Infrastructure,
             _ => Severity::Routine,
         }

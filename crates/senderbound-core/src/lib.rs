@@ -54,6 +54,7 @@ pub mod htu;
 pub mod jwk;
 pub mod jws;
 pub mod key_cache;
+pub mod key_sharing;
 pub mod nonce;
 mod numeric_date;
 pub mod proof;

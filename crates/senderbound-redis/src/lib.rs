@@ -56,6 +56,7 @@
 #![deny(missing_docs, unreachable_pub)]
 
 mod deployment;
+mod key_holders;
 mod revocation;
 
 use std::fmt;
@@ -68,6 +69,7 @@ use senderbound_core::replay::{ReplayError, ReplayKey, ReplayStore};
 
 pub use deployment::Deployment;
 use deployment::{Connection, invocation, kind, slot};
+pub use key_holders::{RedisKeyHolders, RedisKeyHoldersBuilder};
 pub use revocation::{RedisRevocations, RedisRevocationsBuilder, RevocationStoreError, Revoked};
 
 /// Default bound on one replay check, connection included.

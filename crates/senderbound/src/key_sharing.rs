@@ -31,14 +31,54 @@
 //! ```
 //!
 //! The memory is per server process and bounded
-//! ([`capacity`](KeySharing::capacity)); across a fleet, each instance
-//! detects what it sees.
+//! ([`capacity`](KeySharing::capacity)), unless a fleet store is given with
+//! [`holders`](KeySharing::holders) (`senderbound_redis::RedisKeyHolders`):
+//! then every instance records and reads the first holder there, and two
+//! instances seeing one key with two clients report (or refuse) it exactly
+//! as one instance does, at one store round trip per accepted request.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use moka::sync::Cache;
+pub use senderbound_core::key_sharing::{KeyHolders, KeyHoldersUnavailable};
 use senderbound_core::token::AccessToken;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`KeyHolders`] as a trait object.
+trait DynKeyHolders: Send + Sync + 'static {
+    fn first_holder_boxed<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<String, KeyHoldersUnavailable>>;
+}
+
+impl<H: KeyHolders> DynKeyHolders for H {
+    fn first_holder_boxed<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<String, KeyHoldersUnavailable>> {
+        Box::pin(self.first_holder(key, holder, window))
+    }
+}
+
+/// A fleet store of first holders.
+#[derive(Clone)]
+struct Holders(Arc<dyn DynKeyHolders>);
+
+impl fmt::Debug for Holders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Holders(..)")
+    }
+}
 
 /// Default [`KeySharing::window`]: one hour.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
@@ -56,6 +96,7 @@ pub struct KeySharing {
     capacity: u64,
     reject: bool,
     subjects: bool,
+    holders: Option<Holders>,
 }
 
 impl Default for KeySharing {
@@ -65,6 +106,7 @@ impl Default for KeySharing {
             capacity: DEFAULT_CAPACITY,
             reject: false,
             subjects: true,
+            holders: None,
         }
     }
 }
@@ -100,6 +142,16 @@ impl KeySharing {
         self
     }
 
+    /// Keep first holders in `store`, shared by a fleet, instead of this
+    /// process's memory (the [`capacity`](Self::capacity) then does not
+    /// apply; the store keeps each for the window). When the store cannot
+    /// be reached, a request is refused with 503 in
+    /// [`reject`](Self::reject) mode, and goes on unobserved otherwise.
+    pub fn holders(mut self, store: impl KeyHolders) -> Self {
+        self.holders = Some(Holders(Arc::new(store)));
+        self
+    }
+
     /// Count only different clients (issuer + `client_id`), not different
     /// subjects: for a backend that legitimately acts for many users with
     /// one key.
@@ -118,6 +170,21 @@ pub(crate) struct Holder {
 }
 
 impl Holder {
+    /// As stored in a fleet store: a JSON array `[iss, client_id, sub]`.
+    fn encode(&self) -> String {
+        serde_json::json!([self.issuer, self.client_id, self.subject]).to_string()
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let (issuer, client_id, subject): (String, Option<String>, Option<String>) =
+            serde_json::from_str(text).ok()?;
+        Some(Holder {
+            issuer,
+            client_id,
+            subject,
+        })
+    }
+
     fn of(token: &AccessToken, subjects: bool) -> Self {
         Holder {
             issuer: token.issuer.clone(),
@@ -134,6 +201,8 @@ impl Holder {
 /// The detector: thumbprint → first identity.
 pub(crate) struct Detector {
     holders: Cache<String, Arc<Holder>>,
+    fleet: Option<Holders>,
+    window: Duration,
     pub(crate) reject: bool,
     subjects: bool,
 }
@@ -162,9 +231,37 @@ impl Detector {
                     }
                 })
                 .build(),
+            fleet: config.holders.clone(),
+            window: config.window,
             reject: config.reject,
             subjects: config.subjects,
         })
+    }
+
+    /// [`observe`](Self::observe), with the fleet store when there is one.
+    pub(crate) async fn observe_anywhere(
+        &self,
+        thumbprint: String,
+        token: &AccessToken,
+    ) -> Result<Option<Arc<Holder>>, KeyHoldersUnavailable> {
+        let Some(Holders(store)) = &self.fleet else {
+            return Ok(self.observe(thumbprint, token));
+        };
+        let holder = Holder::of(token, self.subjects);
+        let encoded = holder.encode();
+        let first = store
+            .first_holder_boxed(&thumbprint, &encoded, self.window)
+            .await?;
+        if first == encoded {
+            return Ok(None);
+        }
+        // Another identity (or a record this version cannot read: still
+        // not this holder).
+        Ok(Some(Arc::new(Holder::decode(&first).unwrap_or(Holder {
+            issuer: "<unreadable>".to_owned(),
+            client_id: None,
+            subject: None,
+        }))))
     }
 
     /// Records that `thumbprint` (prefixed by its kind) was used with

@@ -252,6 +252,7 @@ impl Pipeline {
                 // After the replay check, so only proofs used for the first
                 // time (by the key's holder) are on record.
                 self.check_key_sharing("dpop", proof.jkt(), &token, record)
+                    .await
                     .map_err(&fail)?;
                 Ok(Authenticated {
                     sender: Sender::new(token),
@@ -298,6 +299,7 @@ impl Pipeline {
                         token.binding.check_mtls(cert.x5t_s256()).map_err(&fail)?;
                         self.check_revocation(&token, None).await.map_err(&fail)?;
                         self.check_key_sharing("mtls", cert.x5t_s256(), &token, record)
+                            .await
                             .map_err(&fail)?;
                         Ok(Authenticated {
                             sender: Sender::new(token),
@@ -332,7 +334,7 @@ impl Pipeline {
 
     /// Key-sharing detection: notes (in the audit record) a key seen with
     /// another identity, and refuses it in reject mode.
-    fn check_key_sharing(
+    async fn check_key_sharing(
         &self,
         kind: &str,
         thumbprint: &str,
@@ -342,7 +344,21 @@ impl Pipeline {
         let Some(detector) = &self.key_sharing else {
             return Ok(());
         };
-        record.shared_with = detector.observe(format!("{kind}:{thumbprint}"), token);
+        match detector
+            .observe_anywhere(format!("{kind}:{thumbprint}"), token)
+            .await
+        {
+            Ok(shared_with) => record.shared_with = shared_with,
+            // Refusing needs the answer; reporting goes on without it.
+            Err(_) if detector.reject => return Err(Error::KeySharingUnavailable),
+            Err(_) => {
+                tracing::warn!(
+                    target: "senderbound::key_sharing",
+                    "key-sharing store unavailable: request not observed"
+                );
+                return Ok(());
+            }
+        }
         match record.shared_with {
             Some(_) if detector.reject => Err(Error::KeyShared),
             _ => Ok(()),
