@@ -89,6 +89,54 @@ async fn a_revocation_made_through_one_server_is_refused_by_the_others() {
     let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status == 200).await;
     assert_eq!(reply.status, 200, "{reply:?}");
 
+    // "Forever" is kept (capped at a century, never dropped for its form).
+    list_a
+        .revoke(Revoked::Key, client.jkt(), Duration::MAX)
+        .await
+        .unwrap();
+    let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status != 200).await;
+    reply.assert_refused(401, "invalid_token", Error::TokenRevoked);
+    list_a.restore(Revoked::Key, client.jkt()).await.unwrap();
+    let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status == 200).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // Redis loses everything and the list starts again (its version from
+    // 1): a server holding the old list sees the new one, never mistakes
+    // one for the other.
+    // As many changes after the loss as before it: a bare counter would
+    // read the same, and B would keep its old list.
+    let version = redis
+        .command("GET {senderbound:revoked}:version")
+        .unwrap_or_default();
+    let changes: usize = version
+        .lines()
+        .nth(1)
+        .and_then(|v| v.rsplit(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("version {version:?}"));
+    assert!(
+        redis
+            .command("FLUSHALL")
+            .is_some_and(|a| a.starts_with("+OK"))
+    );
+    for i in 1..changes {
+        list_a
+            .revoke(
+                Revoked::Subject,
+                &format!("nobody-{i}"),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+    }
+    list_a
+        .revoke(Revoked::Key, client.jkt(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status != 200).await;
+    reply.assert_refused(401, "invalid_token", Error::TokenRevoked);
+    list_a.restore(Revoked::Key, client.jkt()).await.unwrap();
+
     // Each kind of entry, with its expiry.
     let claims = a.claims();
     for (what, value) in [

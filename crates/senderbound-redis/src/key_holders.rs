@@ -12,14 +12,17 @@ use crate::deployment::{Connection, Deployment};
 
 /// KEYS[1] the key's record; ARGV[1] the holder, ARGV[2] the window in
 /// ms. Records the holder if none is, keeps the record for the window
-/// either way, and returns the recorded holder.
+/// while its holder uses the key (another holder's use does not extend
+/// it), and returns the recorded holder.
 const FIRST_HOLDER: &str = r"
 local first = redis.call('GET', KEYS[1])
 if not first then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return ARGV[1]
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if first == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return first
 ";
 

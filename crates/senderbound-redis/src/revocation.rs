@@ -50,6 +50,9 @@ impl Revoked {
 
 /// KEYS[1] the list (hash), KEYS[2] its version. ARGV[1] the field,
 /// ARGV[2] the lifetime in ms (0: remove the field). Prunes expired fields.
+/// The version is `generation:counter`, the generation made when there is
+/// none: a Redis that lost the version (and the list) starts another
+/// generation, so a server never mistakes a new list for the one it holds.
 const CHANGE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -62,7 +65,14 @@ if tonumber(ARGV[2]) > 0 then
 else
   redis.call('HDEL', KEYS[1], ARGV[1])
 end
-return redis.call('INCR', KEYS[2])
+local gen, n = string.match(redis.call('GET', KEYS[2]) or '', '^(%d+):(%d+)$')
+if not gen then
+  gen = t[1] .. t[2]
+  n = 0
+end
+local version = gen .. ':' .. (tonumber(n) + 1)
+redis.call('SET', KEYS[2], version)
+return version
 ";
 
 /// KEYS[1] the list, KEYS[2] its version: both, read together.
@@ -96,11 +106,11 @@ impl RedisRevocationsBuilder {
         self
     }
 
-    /// How long the last list read may be served while Redis cannot be
-    /// reached (default 30 s); after that every request is refused with 503
-    /// until Redis answers. Zero fails closed at the first missed poll;
-    /// a long bound keeps serving through an outage, at the price of not
-    /// seeing revocations made meanwhile.
+    /// How long the last list read may be served, beyond one poll
+    /// interval, while Redis cannot be reached (default 30 s); after that
+    /// every request is refused with 503 until Redis answers. Zero fails
+    /// closed at the first missed poll; a long bound keeps serving through
+    /// an outage, at the price of not seeing revocations made meanwhile.
     pub fn max_staleness(mut self, staleness: Duration) -> Self {
         self.max_staleness = staleness;
         self
@@ -133,11 +143,15 @@ impl RedisRevocationsBuilder {
             change: redis::Script::new(CHANGE),
             read: redis::Script::new(READ),
             local: RwLock::new(Local::default()),
+            poll_interval: self.poll_interval,
             max_staleness: self.max_staleness,
             operation_timeout: self.operation_timeout,
         });
         let weak = Arc::downgrade(&inner);
-        tokio::spawn(poll(weak, self.poll_interval));
+        tokio::spawn(poll(
+            weak,
+            self.poll_interval.max(Duration::from_millis(10)),
+        ));
         Ok(RedisRevocations { inner })
     }
 }
@@ -181,6 +195,7 @@ struct Inner {
     change: redis::Script,
     read: redis::Script,
     local: RwLock<Local>,
+    poll_interval: Duration,
     max_staleness: Duration,
     operation_timeout: Duration,
 }
@@ -220,8 +235,12 @@ impl RedisRevocations {
     }
 
     /// Refuses tokens naming `value` as `what`, on every server, for
-    /// `lifetime` (make it at least the longest a token lives). Seen here at
-    /// once, elsewhere within the poll interval.
+    /// `lifetime` (at most a century): make it at least the longest a token
+    /// lives plus the token leeway and the servers' clock skew (expiries
+    /// are Redis's clock, compared with each server's). Seen here at once,
+    /// elsewhere within the poll interval. Revocations Redis loses (no
+    /// persistence, a failover to a replica that lagged) are lost: run it
+    /// with AOF.
     pub async fn revoke(
         &self,
         what: Revoked,
@@ -252,7 +271,11 @@ impl RedisRevocations {
             .key(&inner.version)
             .arg(format!("{}:{value}", what.prefix()))
             .arg(ms);
-        match tokio::time::timeout(inner.operation_timeout, inner.connection.invoke(&script)).await
+        match tokio::time::timeout(
+            inner.operation_timeout,
+            inner.connection.invoke_value(&script),
+        )
+        .await
         {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(RevocationStoreError(kind(&e))),
@@ -271,9 +294,11 @@ impl RedisRevocations {
         proof_jkt: Option<&str>,
     ) -> Result<bool, RevocationUnavailable> {
         let local = self.inner.local.read().map_err(|_| RevocationUnavailable)?;
+        // A healthy copy is at most a poll interval and two operations old.
+        let fresh =
+            self.inner.poll_interval + self.inner.max_staleness + 2 * self.inner.operation_timeout;
         match local.synced_at {
-            Some(at) if at.elapsed() <= self.inner.max_staleness + self.inner.operation_timeout => {
-            }
+            Some(at) if at.elapsed() <= fresh => {}
             _ => return Err(RevocationUnavailable),
         }
         let now = now_ms();
@@ -340,10 +365,12 @@ impl Inner {
         let Ok((version, flat)) = redis::from_redis_value::<(String, Vec<String>)>(value) else {
             return;
         };
+        // An expiry that does not read as a number never expires: an entry
+        // is never dropped for its form.
         let entries = flat
             .chunks(2)
             .filter_map(|pair| match pair {
-                [field, expiry] => expiry.parse().ok().map(|e| (field.clone(), e)),
+                [field, expiry] => Some((field.clone(), expiry.parse().unwrap_or(u64::MAX))),
                 _ => None,
             })
             .collect();

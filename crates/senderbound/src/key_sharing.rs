@@ -249,8 +249,11 @@ impl Detector {
         };
         let holder = Holder::of(token, self.subjects);
         let encoded = holder.encode();
+        // The mode is part of the key: servers that count subjects and
+        // servers that do not record different holders, never compared.
+        let mode = if self.subjects { "sub" } else { "client" };
         let first = store
-            .first_holder_boxed(&thumbprint, &encoded, self.window)
+            .first_holder_boxed(&format!("{mode}:{thumbprint}"), &encoded, self.window)
             .await?;
         if first == encoded {
             return Ok(None);
