@@ -112,6 +112,24 @@ impl fmt::Debug for Deployment {
     }
 }
 
+/// A connection for a store whose keys live under `namespace` (a hash tag's
+/// prefix, so it may not hold `{` or `}`: Redis hashes the text between
+/// the first `{` and `}`, and a brace would move a key away from its
+/// group). Every store's `build` goes through here.
+pub(crate) fn connect(
+    deployment: &Deployment,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<Connection, crate::RedisStoreError> {
+    if namespace.contains(['{', '}']) {
+        return Err(crate::RedisStoreError::Namespace);
+    }
+    Connection::new(deployment, timeout).map_err(|e| match e.kind() {
+        redis::ErrorKind::InvalidClientConfig => crate::RedisStoreError::Url(e),
+        _ => crate::RedisStoreError::Connection(e),
+    })
+}
+
 /// A connection that follows the deployment.
 pub(crate) enum Connection {
     Single(ConnectionManager),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use senderbound_core::key_sharing::{KeyHolders, KeyHoldersUnavailable};
 
 use crate::RedisStoreError;
-use crate::deployment::{Connection, Deployment};
+use crate::deployment::{Connection, Deployment, connect};
 
 /// KEYS[1] the key's record; ARGV[1] the holder, ARGV[2] the window in
 /// ms. Records the holder if none is, keeps the record for the window
@@ -51,16 +51,7 @@ impl RedisKeyHoldersBuilder {
     /// Creates the store; connects lazily. Must be called inside a tokio
     /// runtime.
     pub fn build(self) -> Result<RedisKeyHolders, RedisStoreError> {
-        if self.namespace.contains(['{', '}']) {
-            return Err(RedisStoreError::Namespace);
-        }
-        let connection =
-            Connection::new(&self.deployment, self.operation_timeout).map_err(|e| {
-                match e.kind() {
-                    redis::ErrorKind::InvalidClientConfig => RedisStoreError::Url(e),
-                    _ => RedisStoreError::Connection(e),
-                }
-            })?;
+        let connection = connect(&self.deployment, &self.namespace, self.operation_timeout)?;
         Ok(RedisKeyHolders {
             connection,
             namespace: self.namespace,

@@ -68,7 +68,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use senderbound_core::replay::{ReplayError, ReplayKey, ReplayStore};
 
 pub use deployment::Deployment;
-use deployment::{Connection, invocation, kind, slot};
+use deployment::{Connection, connect, invocation, kind, slot};
 pub use key_holders::{RedisKeyHolders, RedisKeyHoldersBuilder};
 pub use revocation::{RedisRevocations, RedisRevocationsBuilder, RevocationStoreError, Revoked};
 
@@ -306,11 +306,6 @@ impl RedisReplayStoreBuilder {
     /// start while Redis is down (and answers 503 until it is up). Must be
     /// called inside a tokio runtime.
     pub fn build(self) -> Result<RedisReplayStore, RedisStoreError> {
-        // Redis hashes the text between the first `{` and `}`: a brace in
-        // the namespace would put a key and its marker in other slots.
-        if self.namespace.contains(['{', '}']) {
-            return Err(RedisStoreError::Namespace);
-        }
         let extra = match self.durability {
             Durability::Replicas { count: 0, .. } => return Err(RedisStoreError::Durability),
             Durability::Replicas { timeout, .. } => timeout,
@@ -318,11 +313,7 @@ impl RedisReplayStoreBuilder {
         };
         // The connection's own response timeout covers WAIT too.
         let timeout = self.operation_timeout.saturating_add(extra);
-        let connection =
-            Connection::new(&self.deployment, timeout).map_err(|e| match e.kind() {
-                redis::ErrorKind::InvalidClientConfig => RedisStoreError::Url(e),
-                _ => RedisStoreError::Connection(e),
-            })?;
+        let connection = connect(&self.deployment, &self.namespace, timeout)?;
         Ok(RedisReplayStore {
             connection,
             deployment: self.deployment.redacted(),

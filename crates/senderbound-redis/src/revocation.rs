@@ -18,7 +18,7 @@ use senderbound_core::revocation::{RevocationCheck, RevocationUnavailable};
 use senderbound_core::token::{AccessToken, Binding};
 
 use crate::RedisStoreError;
-use crate::deployment::{Connection, Deployment, kind};
+use crate::deployment::{Connection, Deployment, connect, kind};
 
 /// What a revocation names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,16 +126,7 @@ impl RedisRevocationsBuilder {
     /// the last clone is dropped). Must be called inside a tokio runtime.
     /// Until the first read succeeds, every request gets 503.
     pub fn build(self) -> Result<RedisRevocations, RedisStoreError> {
-        if self.namespace.contains(['{', '}']) {
-            return Err(RedisStoreError::Namespace);
-        }
-        let connection =
-            Connection::new(&self.deployment, self.operation_timeout).map_err(|e| {
-                match e.kind() {
-                    redis::ErrorKind::InvalidClientConfig => RedisStoreError::Url(e),
-                    _ => RedisStoreError::Connection(e),
-                }
-            })?;
+        let connection = connect(&self.deployment, &self.namespace, self.operation_timeout)?;
         let inner = Arc::new(Inner {
             connection,
             list: format!("{{{}}}:list", self.namespace),
