@@ -187,17 +187,7 @@ async fn cluster_spreads_keys_survives_a_killed_primary_and_never_accepts_twice(
 #[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
 async fn sentinel_failover_with_async_replication_pauses_and_never_accepts_twice() {
     let group = SentinelGroup::start();
-    let store = RedisReplayStore::builder(Deployment::sentinel(
-        group.sentinel_urls(),
-        SENTINEL_SERVICE,
-    ))
-    .restart_guard(Duration::from_secs(3))
-    .build()
-    .unwrap();
-    let mut next = 0;
-    warm_up(&store, &mut next, Duration::from_secs(3)).await;
-    let mut accepted = HashSet::new();
-    assert_eq!(insert_all(&store, 0..200, &mut accepted).await, 0);
+    let (store, mut next, mut accepted) = serving_store(&group, Durability::Primary).await;
 
     group.failover();
     // Until the sentinels demote it (they look every second or so), the
@@ -253,22 +243,11 @@ async fn sentinel_failover_with_async_replication_pauses_and_never_accepts_twice
 #[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
 async fn sentinel_failover_with_replica_acknowledgement_keeps_serving() {
     let group = SentinelGroup::start();
-    let store = RedisReplayStore::builder(Deployment::sentinel(
-        group.sentinel_urls(),
-        SENTINEL_SERVICE,
-    ))
-    .restart_guard(Duration::from_secs(3))
-    .durability(Durability::Replicas {
+    let durability = Durability::Replicas {
         count: 1,
         timeout: Duration::from_millis(500),
-    })
-    .build()
-    .unwrap();
-    let mut next = 0;
-    warm_up(&store, &mut next, Duration::from_secs(3)).await;
-    let mut accepted = HashSet::new();
-    assert_eq!(insert_all(&store, 0..200, &mut accepted).await, 0);
-    replays_are_seen(&store, &accepted).await;
+    };
+    let (store, mut next, mut accepted) = serving_store(&group, durability).await;
     // Every accepted record reached the replica before the request went on.
     group.failover();
     replays_are_refused(&store, &accepted).await;
@@ -305,6 +284,29 @@ async fn sentinel_failover_with_replica_acknowledgement_keeps_serving() {
     let refused = insert_all(&store, 400..410, &mut accepted).await;
     replica.resume();
     assert_eq!(refused, 10, "unacknowledged inserts must be 503");
+}
+
+/// A store on the Sentinel group with a 3 s guard, every group's guard
+/// waited out, and 200 proofs accepted and seen: the probe counter and the
+/// accepted keys.
+async fn serving_store(
+    group: &SentinelGroup,
+    durability: Durability,
+) -> (RedisReplayStore, usize, HashSet<usize>) {
+    let store = RedisReplayStore::builder(Deployment::sentinel(
+        group.sentinel_urls(),
+        SENTINEL_SERVICE,
+    ))
+    .restart_guard(Duration::from_secs(3))
+    .durability(durability)
+    .build()
+    .unwrap();
+    let mut next = 0;
+    warm_up(&store, &mut next, Duration::from_secs(3)).await;
+    let mut accepted = HashSet::new();
+    assert_eq!(insert_all(&store, 0..200, &mut accepted).await, 0);
+    replays_are_seen(&store, &accepted).await;
+    (store, next, accepted)
 }
 
 async fn futures_join(store: Arc<RedisReplayStore>, key: ReplayKey) -> usize {

@@ -182,6 +182,11 @@ async fn an_unreachable_list_is_served_for_its_staleness_then_refused_with_503()
     let (reply, _) = until(&h, &token, Duration::from_secs(5), |r| r.status != 200).await;
     assert_eq!(reply.status, 503, "{reply:?}");
     assert!(reply.challenges.is_empty());
+    // Which dependency failed (RFC 9110 §15.6.4: no challenge on a 503).
+    assert_eq!(
+        reply.json()["error_description"],
+        Error::RevocationUnavailable.description()
+    );
     // Not before the bound (the last successful poll was at most one poll
     // interval before Redis stopped).
     assert!(
@@ -245,4 +250,9 @@ async fn one_key_used_by_two_clients_on_two_servers_is_caught() {
     let reply = a.get_with("/whoami", &token_one).await;
     assert_eq!(reply.status, 503, "{reply:?}");
     assert!(reply.challenges.is_empty());
+    // Which dependency failed (RFC 9110 §15.6.4: no challenge on a 503).
+    assert_eq!(
+        reply.json()["error_description"],
+        Error::KeySharingUnavailable.description()
+    );
 }
