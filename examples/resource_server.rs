@@ -23,13 +23,32 @@
 //! `--trusted-proxy 10.0.0.5` (IP or CIDR, repeatable). To terminate TLS
 //! here, see `mtls_server`.
 //!
+//! A fleet shares used proofs through Redis (`--redis-url`,
+//! `--redis-cluster SEED` or `--redis-sentinel URL --redis-service NAME`,
+//! each repeatable where it lists nodes; `--redis-wait-replicas N` waits for
+//! replicas), and can share a revocation list (`--redis-revocations`) and
+//! key-sharing detection (`--redis-key-sharing report|reject`) in the same
+//! Redis; docs/deployment.md §6.
+//!
 //! Routes: `GET /api/read` (scope `read`), `POST /api/write` (scope
 //! `write`), `GET /whoami` (the verified `Sender` as JSON); `GET /healthz`
-//! answers `ok` without any check (liveness). Audit events
+//! answers `ok` without any check (liveness). With `--redis-revocations`,
+//! `POST /admin/revocations` (scope `revoke`, sender-constrained like every
+//! route) takes `{"revoke": "jti"|"sub"|"client"|"jkt"|"x5t", "value": "…",
+//! "for_secs": N}` and answers 204 once the entry is in Redis: refused here
+//! at once, by every server of the fleet within `--revocation-poll-ms`. Audit events
 //! and key-fetch logs go to stderr; the line `listening on http://ADDR` goes
 //! to stdout once the socket is bound. Stops on Ctrl-C.
 
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
 use clap::Parser;
+use senderbound::RequireScopeLayer;
+use senderbound_redis::{RedisRevocations, Revoked};
 use senderbound_suite::harness::routes;
 use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr_at};
 
@@ -51,7 +70,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // `/healthz` is outside the Layer: a liveness probe needs no token (and
     // it is the unprotected ceiling of the load comparison, benches/compare.sh).
-    let app = routes()
+    let mut app = routes();
+    if let Some(list) = server.revocations()? {
+        app = app.route(
+            "/admin/revocations",
+            post(revoke)
+                .with_state(list)
+                .route_layer(RequireScopeLayer::all(["revoke"])),
+        );
+    }
+    let app = app
         .layer(auth.clone())
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     announce(&format!("http://{addr}"))?;
@@ -63,4 +91,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(ctrl_c())
         .await?;
     Ok(())
+}
+
+/// A revocation, as `POST /admin/revocations` takes it.
+#[derive(serde::Deserialize)]
+struct Revocation {
+    /// What `value` is: `jti`, `sub`, `client`, `jkt` or `x5t`.
+    revoke: String,
+    value: String,
+    /// How long the revocation holds (at least the longest a token lives).
+    for_secs: u64,
+}
+
+async fn revoke(
+    State(list): State<RedisRevocations>,
+    Json(revocation): Json<Revocation>,
+) -> Result<StatusCode, (StatusCode, &'static str)> {
+    let what = match revocation.revoke.as_str() {
+        "jti" => Revoked::TokenId,
+        "sub" => Revoked::Subject,
+        "client" => Revoked::Client,
+        "jkt" => Revoked::Key,
+        "x5t" => Revoked::Certificate,
+        _ => {
+            return Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "revoke is one of jti, sub, client, jkt, x5t",
+            ));
+        }
+    };
+    let lifetime = Duration::from_secs(revocation.for_secs);
+    match list.revoke(what, &revocation.value, lifetime).await {
+        Ok(()) => {
+            tracing::warn!(revoked = revocation.revoke, "revocation added");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "revocation not stored");
+            Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the revocation list is unreachable",
+            ))
+        }
+    }
 }

@@ -123,7 +123,7 @@ if [ "$load_status" != 0 ] || ! grep -q '"200": 400' "$smoke/report.json"; then
   echo "loadgen smoke run failed" >&2; cat "$smoke/rs.log" >&2; exit 1
 fi
 
-step "Redis replay store against private redis-server instances: one node, a cluster, a Sentinel group (tests/redis.rs, tests/redis_fleet.rs)"
+step "Redis against private redis-server instances: one node, a cluster, a Sentinel group, a fleet of resource_server processes (tests/redis.rs, redis_fleet.rs, redis_revocation.rs, redis_servers.rs)"
 if ! command -v redis-server >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
@@ -132,5 +132,5 @@ fi
 cargo test --test redis -- --ignored
 # One at a time: each starts its own cluster or Sentinel group.
 command -v redis-cli >/dev/null || { echo "redis-cli (Debian's redis-tools) is required" >&2; exit 1; }
-cargo test --test redis_fleet --test redis_revocation -- --ignored --test-threads 1
+cargo test --test redis_fleet --test redis_revocation --test redis_servers -- --ignored --test-threads 1
 cargo run --quiet --example redis_cost -- --entries 2000 --concurrency 4

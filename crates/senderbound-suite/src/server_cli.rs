@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use senderbound::key_sharing::KeySharing;
 use senderbound::mtls::{ConnectionCert, ForwardedClientCert, TrustedProxies};
 use senderbound::profile::Profile;
 use senderbound::proof::{Nonces, ProofRules};
@@ -13,7 +14,9 @@ use senderbound::tokens::{
     ClientAuth, Fetching, Introspection, Issuer, TokenFormat, TokenPolicy, TypPolicy,
 };
 use senderbound::{Algorithm, Origin, SenderBoundBuilder, SenderBoundLayer};
-use senderbound_redis::{Deployment, Durability, RedisReplayStore};
+use senderbound_redis::{
+    Deployment, Durability, RedisKeyHolders, RedisReplayStore, RedisRevocations,
+};
 
 /// Where to listen, which authorization server to trust, and how.
 #[derive(Args, Debug)]
@@ -81,6 +84,29 @@ pub struct ServerArgs {
     /// (Redis WAIT; 503 when they do not within 100 ms).
     #[arg(long)]
     pub redis_wait_replicas: Option<u32>,
+    /// After Redis may have lost used proofs (a new or emptied Redis, a
+    /// restart, a failover without --redis-wait-replicas), refuse requests
+    /// with 503 for this many seconds (at least the replay window; 0 turns
+    /// the guard off: for tests on a Redis just started).
+    #[arg(long, default_value_t = 240)]
+    pub redis_restart_guard_secs: u64,
+    /// Keep a fleet-wide revocation list in the same Redis (`--redis-url`,
+    /// `--redis-cluster` or `--redis-sentinel`); `resource_server` then
+    /// serves `POST /admin/revocations` (scope `revoke`) to add to it.
+    #[arg(long)]
+    pub redis_revocations: bool,
+    /// How often each server reads the revocation list's version (a change
+    /// reaches every server within this, plus one round trip).
+    #[arg(long, default_value_t = 1000, requires = "redis_revocations")]
+    pub revocation_poll_ms: u64,
+    /// Detect one DPoP key used by two clients or subjects across the fleet,
+    /// the first holder of each key kept in the same Redis: `report` audits
+    /// it, `reject` refuses the others (401 invalid_token).
+    #[arg(long, value_enum)]
+    pub redis_key_sharing: Option<SharingMode>,
+    /// The revocation list, made once (`--redis-revocations`).
+    #[arg(skip)]
+    revocations: std::sync::OnceLock<RedisRevocations>,
     /// Require server nonces made with this secret (32+ bytes, the same on
     /// every server of the fleet; or the SENDERBOUND_NONCE_SECRET variable).
     #[arg(long, env = "SENDERBOUND_NONCE_SECRET", hide_env_values = true)]
@@ -145,6 +171,15 @@ pub enum ProfileArg {
     Fapi2,
     /// The MCP DPoP profile (SEP-1932).
     Mcp,
+}
+
+/// What key-sharing detection does (`--redis-key-sharing`).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SharingMode {
+    /// Audit a shared key; the request goes on.
+    Report,
+    /// Refuse every holder but the first.
+    Reject,
 }
 
 /// Client authentication at the introspection endpoint.
@@ -265,6 +300,40 @@ impl ServerArgs {
         if self.allow_bearer {
             builder = builder.allow_bearer();
         }
+        if let Some(deployment) = self.redis_deployment()? {
+            let mut store = RedisReplayStore::builder(deployment.clone())
+                .restart_guard(Duration::from_secs(self.redis_restart_guard_secs));
+            if let Some(count) = self.redis_wait_replicas {
+                store = store.durability(Durability::Replicas {
+                    count,
+                    timeout: Duration::from_millis(100),
+                });
+            }
+            builder = builder.replay_store(store.build()?);
+            if let Some(mode) = self.redis_key_sharing {
+                let sharing =
+                    KeySharing::new().holders(RedisKeyHolders::builder(deployment).build()?);
+                builder = builder.key_sharing(match mode {
+                    SharingMode::Report => sharing,
+                    SharingMode::Reject => sharing.reject(),
+                });
+            }
+        }
+        if let Some(revocations) = self.revocations()? {
+            builder = builder.revocations(revocations);
+        }
+        if let Some(secret) = &self.nonce_secret {
+            let mut nonces = Nonces::new(secret.as_bytes())?;
+            if let Some(previous) = &self.previous_nonce_secret {
+                nonces = nonces.previous_secret(previous.as_bytes())?;
+            }
+            builder = builder.nonces(nonces);
+        }
+        Ok(builder)
+    }
+
+    /// The Redis deployment the flags name, if any.
+    pub fn redis_deployment(&self) -> Result<Option<Deployment>, BoxError> {
         let deployment = match (
             &self.redis_url,
             &self.redis_cluster[..],
@@ -279,24 +348,31 @@ impl ServerArgs {
             (None, [], []) => None,
             _ => return Err("give one of --redis-url, --redis-cluster, --redis-sentinel".into()),
         };
-        if let Some(deployment) = deployment {
-            let mut store = RedisReplayStore::builder(deployment);
-            if let Some(count) = self.redis_wait_replicas {
-                store = store.durability(Durability::Replicas {
-                    count,
-                    timeout: Duration::from_millis(100),
-                });
-            }
-            builder = builder.replay_store(store.build()?);
+        if deployment.is_none() && (self.redis_revocations || self.redis_key_sharing.is_some()) {
+            return Err("--redis-revocations and --redis-key-sharing need a Redis \
+                        (--redis-url, --redis-cluster or --redis-sentinel)"
+                .into());
         }
-        if let Some(secret) = &self.nonce_secret {
-            let mut nonces = Nonces::new(secret.as_bytes())?;
-            if let Some(previous) = &self.previous_nonce_secret {
-                nonces = nonces.previous_secret(previous.as_bytes())?;
-            }
-            builder = builder.nonces(nonces);
+        Ok(deployment)
+    }
+
+    /// The fleet-wide revocation list (`--redis-revocations`): the same
+    /// list, and the same local copy, on every call. Needs a Tokio runtime
+    /// (it polls Redis in the background).
+    pub fn revocations(&self) -> Result<Option<RedisRevocations>, BoxError> {
+        if !self.redis_revocations {
+            return Ok(None);
         }
-        Ok(builder)
+        if let Some(list) = self.revocations.get() {
+            return Ok(Some(list.clone()));
+        }
+        let Some(deployment) = self.redis_deployment()? else {
+            return Ok(None);
+        };
+        let list = RedisRevocations::builder(deployment)
+            .poll_interval(Duration::from_millis(self.revocation_poll_ms))
+            .build()?;
+        Ok(Some(self.revocations.get_or_init(|| list).clone()))
     }
 
     /// `true` if the flags say where the issuer's keys are, or how its

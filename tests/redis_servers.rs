@@ -1,0 +1,305 @@
+//! A fleet of three `resource_server` processes sharing one Redis, on a
+//! Cluster (three primaries, three replicas) and on a Sentinel group (one
+//! primary, one replica, three sentinels): the same proof sent to every
+//! server at once is accepted exactly once; a revocation made through one
+//! server is refused by the others within the poll interval; one key used
+//! by two clients on two servers is caught. Over real sockets, the servers
+//! configured by their command-line flags only.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use senderbound::Error;
+use senderbound_client::DpopKey;
+use senderbound_suite::TestIssuer;
+use senderbound_suite::harness::Reply;
+use senderbound_suite::process::{Process, scratch, start_example};
+use senderbound_suite::redis_server::{RedisCluster, SENTINEL_SERVICE, SentinelGroup};
+
+const ISSUER: &str = "https://as.fleet.test";
+const AUDIENCE: &str = "https://api.fleet.test";
+/// What every server of the fleet is called by (and clients sign as `htu`).
+const PUBLIC: &str = "https://api.fleet.test";
+/// The servers' revocation poll interval (`--revocation-poll-ms`).
+const POLL: Duration = Duration::from_millis(200);
+
+struct Fleet {
+    issuer: TestIssuer,
+    servers: Vec<(Process, String)>,
+    http: reqwest::Client,
+    _dir: PathBuf,
+}
+
+impl Fleet {
+    /// Three servers with `redis_flags`, used proofs, revocations and
+    /// first key holders (reject mode) all in that Redis.
+    fn start(name: &str, redis_flags: &[String]) -> Fleet {
+        let issuer = TestIssuer::new(ISSUER);
+        let dir = scratch(name);
+        let jwks = dir.join("jwks.json");
+        std::fs::write(&jwks, issuer.jwks_json()).unwrap();
+        let poll = POLL.as_millis().to_string();
+        let mut args: Vec<&str> = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
+            "--jwks-file",
+            jwks.to_str().unwrap(),
+            "--public-base-url",
+            PUBLIC,
+            // A Redis started by this test holds nothing to lose (the guard
+            // is tested in tests/redis_fleet.rs and tests/redis.rs).
+            "--redis-restart-guard-secs",
+            "0",
+            "--redis-revocations",
+            "--revocation-poll-ms",
+            &poll,
+            "--redis-key-sharing",
+            "reject",
+            "--log-level",
+            "warn",
+        ];
+        args.extend(redis_flags.iter().map(String::as_str));
+        let servers = (0..3)
+            .map(|i| start_example("resource_server", &args, &dir, &format!("server-{i}")))
+            .collect();
+        Fleet {
+            issuer,
+            servers,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    fn token(&self, key: &DpopKey, scope: &str, client: &str) -> String {
+        self.issuer
+            .token(AUDIENCE)
+            .bound_to(key)
+            .scopes([scope])
+            .claim("client_id", client)
+            .sign()
+    }
+
+    /// A fresh proof for `method` `path` with `token`.
+    fn proof(key: &DpopKey, method: &str, path: &str, token: &str) -> String {
+        key.proof(method, &format!("{PUBLIC}{path}"))
+            .unwrap()
+            .access_token(token)
+            .sign()
+    }
+
+    /// Sends `proof` with `token` to server `i`.
+    async fn send(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        token: &str,
+        proof: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let mut request = self
+            .http
+            .request(
+                method.parse().unwrap(),
+                format!("{}{path}", self.servers[i].1),
+            )
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        reply(request).await
+    }
+
+    /// `GET /whoami` on server `i` with a fresh proof.
+    async fn whoami(&self, i: usize, key: &DpopKey, token: &str) -> Reply {
+        let proof = Self::proof(key, "GET", "/whoami", token);
+        self.send(i, "GET", "/whoami", token, &proof, None).await
+    }
+
+    async fn check(&self) {
+        self.same_proof_everywhere_is_accepted_once().await;
+        self.a_revocation_through_one_server_is_refused_by_the_others()
+            .await;
+        self.one_key_with_two_clients_on_two_servers_is_caught()
+            .await;
+    }
+
+    /// Every round, one proof sent to all three servers at once (three
+    /// copies each): one 200, the eight others refused as replays. The
+    /// rounds' proofs spread over the store's groups (and, on a Cluster,
+    /// its shards).
+    async fn same_proof_everywhere_is_accepted_once(&self) {
+        let key = DpopKey::generate();
+        let token = self.token(&key, "read", "client-replay");
+        for round in 0..20 {
+            let proof = Self::proof(&key, "GET", "/api/read", &token);
+            let sends: Vec<_> = (0..9)
+                .map(|n| {
+                    let request = self
+                        .http
+                        .get(format!("{}/api/read", self.servers[n % 3].1))
+                        .header("authorization", format!("DPoP {token}"))
+                        .header("dpop", &proof);
+                    tokio::spawn(reply(request))
+                })
+                .collect();
+            let mut replies = Vec::new();
+            for send in sends {
+                replies.push(send.await.unwrap());
+            }
+            let accepted = replies.iter().filter(|r| r.status == 200).count();
+            assert_eq!(accepted, 1, "round {round}: {replies:#?}");
+            for reply in replies.iter().filter(|r| r.status != 200) {
+                reply.assert_refused(401, "invalid_dpop_proof", Error::ProofReplayed);
+            }
+        }
+    }
+
+    /// A token works on every server; revoked (by its key) through server
+    /// 0's admin route, server 0 refuses it at once and the others within
+    /// the poll interval (plus a read of the list).
+    async fn a_revocation_through_one_server_is_refused_by_the_others(&self) {
+        let key = DpopKey::generate();
+        let token = self.token(&key, "read", "client-revoked");
+        for i in 0..3 {
+            assert_eq!(self.whoami(i, &key, &token).await.status, 200, "server {i}");
+        }
+        let admin_key = DpopKey::generate();
+        let admin = self.token(&admin_key, "revoke", "operator");
+        let revocation = serde_json::json!({
+            "revoke": "jkt", "value": key.jkt(), "for_secs": 600,
+        });
+        // The admin route is a protected route like any other: an unbound
+        // admin call, or one without the scope, never reaches it.
+        let reader = self.token(&admin_key, "read", "operator");
+        let proof = Self::proof(&admin_key, "POST", "/admin/revocations", &reader);
+        self.send(
+            0,
+            "POST",
+            "/admin/revocations",
+            &reader,
+            &proof,
+            Some(revocation.clone()),
+        )
+        .await
+        .assert_refused(403, "insufficient_scope", Error::InsufficientScope);
+        assert_eq!(self.whoami(1, &key, &token).await.status, 200);
+
+        let proof = Self::proof(&admin_key, "POST", "/admin/revocations", &admin);
+        let revoked_at = Instant::now();
+        let reply = self
+            .send(
+                0,
+                "POST",
+                "/admin/revocations",
+                &admin,
+                &proof,
+                Some(revocation),
+            )
+            .await;
+        assert_eq!(reply.status, 204, "{reply:?}");
+        self.whoami(0, &key, &token).await.assert_refused(
+            401,
+            "invalid_token",
+            Error::TokenRevoked,
+        );
+        for i in 1..3 {
+            loop {
+                let reply = self.whoami(i, &key, &token).await;
+                if reply.status != 200 {
+                    reply.assert_refused(401, "invalid_token", Error::TokenRevoked);
+                    break;
+                }
+                assert!(
+                    revoked_at.elapsed() < POLL * 5,
+                    "server {i} still accepts a key revoked {:?} ago",
+                    revoked_at.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            eprintln!(
+                "server {i} refused the revoked key {:?} after the revocation (poll {POLL:?})",
+                revoked_at.elapsed()
+            );
+        }
+        // Others are untouched.
+        assert_eq!(self.whoami(2, &admin_key, &reader).await.status, 200);
+    }
+
+    /// Client one uses a key through server 1; client two, with the same
+    /// key, through server 2, which never saw client one: refused, exactly
+    /// as one server would. Client one goes on everywhere.
+    async fn one_key_with_two_clients_on_two_servers_is_caught(&self) {
+        let shared = DpopKey::generate();
+        let one = self.token(&shared, "read", "client-one");
+        let two = self.token(&shared, "read", "client-two");
+        assert_eq!(self.whoami(1, &shared, &one).await.status, 200);
+        self.whoami(2, &shared, &two)
+            .await
+            .assert_refused(401, "invalid_token", Error::KeyShared);
+        self.whoami(0, &shared, &two)
+            .await
+            .assert_refused(401, "invalid_token", Error::KeyShared);
+        for i in 0..3 {
+            assert_eq!(
+                self.whoami(i, &shared, &one).await.status,
+                200,
+                "server {i}"
+            );
+        }
+    }
+}
+
+/// Sends `request`; the reply as the tests read it.
+async fn reply(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Reply {
+        status: response.status().as_u16(),
+        challenges: response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect(),
+        dpop_nonce: header("dpop-nonce"),
+        content_type: header("content-type"),
+        body: response.text().await.unwrap_or_default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server, redis-cli and the resource_server example; scripts/test.sh runs it"]
+async fn three_servers_sharing_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let flags: Vec<String> = cluster
+        .urls()
+        .into_iter()
+        .flat_map(|url| ["--redis-cluster".to_owned(), url])
+        .collect();
+    Fleet::start("servers-cluster", &flags).check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server and the resource_server example; scripts/test.sh runs it"]
+async fn three_servers_sharing_a_sentinel_group() {
+    let group = SentinelGroup::start();
+    let mut flags: Vec<String> = group
+        .sentinel_urls()
+        .into_iter()
+        .flat_map(|url| ["--redis-sentinel".to_owned(), url])
+        .collect();
+    flags.extend(["--redis-service".to_owned(), SENTINEL_SERVICE.to_owned()]);
+    Fleet::start("servers-sentinel", &flags).check().await;
+}
