@@ -286,6 +286,82 @@ async fn sentinel_failover_with_replica_acknowledgement_keeps_serving() {
     assert_eq!(refused, 10, "unacknowledged inserts must be 503");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn sentinel_primary_killed_is_503_until_promotion_and_the_guard_then_serves() {
+    let mut group = SentinelGroup::start();
+    let (store, mut next, accepted) = serving_store(&group, Durability::Primary).await;
+    let killed = Instant::now();
+    let before = group.kill_primary();
+    // No primary: 503 (refused, never accepted), replays included.
+    replays_are_refused(&store, &accepted).await;
+    // The sentinels promote the replica; the promoted node runs another
+    // process, so each group pauses for the guard from its first use
+    // there. Until then every request is 503, never 200.
+    let mut pending = HashSet::new();
+    let refused = insert_all(&store, 1_000..1_010, &mut pending).await;
+    assert_eq!((refused, pending.len()), (10, 0), "nothing accepted yet");
+    group.wait_for_new_primary(before);
+    let promoted = killed.elapsed();
+    until_accepting(&store, &mut next, Duration::from_secs(30)).await;
+    eprintln!(
+        "sentinel (primary durability), primary killed: promoted after {promoted:?}, accepting after {:?}",
+        killed.elapsed()
+    );
+    // Once every group's guard has passed: the replica had every record
+    // (the test waited for it), so replays are seen, exactly, and new
+    // proofs are accepted once.
+    warm_up(&store, &mut next, Duration::from_secs(3)).await;
+    replays_are_seen(&store, &accepted).await;
+    let mut after = HashSet::new();
+    assert_eq!(insert_all(&store, 2_000..2_200, &mut after).await, 0);
+    replays_are_seen(&store, &after).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn sentinel_primary_killed_with_replica_acknowledgement_loses_nothing() {
+    let mut group = SentinelGroup::start();
+    let durability = Durability::Replicas {
+        count: 1,
+        timeout: Duration::from_millis(500),
+    };
+    let (store, mut next, accepted) = serving_store(&group, durability).await;
+    let killed = Instant::now();
+    let before = group.kill_primary();
+    replays_are_refused(&store, &accepted).await;
+    group.wait_for_new_primary(before);
+    let promoted = killed.elapsed();
+    // Every record reached the promoted replica before its request went
+    // on: seen, with no guard pause (each answer waits out WAIT's timeout:
+    // no replica is left to acknowledge).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.check_and_insert(key(0), TTL).await != Err(ReplayError::AlreadySeen) {
+        assert!(
+            Instant::now() < deadline,
+            "the promoted replica never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // New proofs are 503: nothing can be acknowledged …
+    let mut pending = HashSet::new();
+    assert_eq!(insert_all(&store, 1_000..1_010, &mut pending).await, 10);
+    // … until the killed node comes back, and the sentinels make it a
+    // replica of the new primary.
+    let (_, old) = group.roles();
+    old.restart();
+    let back = Instant::now();
+    until_accepting(&store, &mut next, Duration::from_secs(30)).await;
+    eprintln!(
+        "sentinel (replica durability), primary killed: promoted after {promoted:?}; accepting {:?} after the old primary came back as a replica",
+        back.elapsed()
+    );
+    replays_are_seen(&store, &accepted).await;
+    let mut after = HashSet::new();
+    assert_eq!(insert_all(&store, 2_000..2_200, &mut after).await, 0);
+    replays_are_seen(&store, &after).await;
+}
+
 /// A store on the Sentinel group with a 3 s guard, every group's guard
 /// waited out, and 200 proofs accepted and seen: the probe counter and the
 /// accepted keys.

@@ -261,6 +261,36 @@ impl SentinelGroup {
             answer.as_deref().is_some_and(|a| a.starts_with("+OK")),
             "SENTINEL FAILOVER: {answer:?}"
         );
+        self.wait_for_new_primary(before);
+    }
+
+    /// The node that is the primary now, and the other.
+    pub fn roles(&mut self) -> (&mut RedisServer, &mut RedisServer) {
+        if self.primary_port() == Some(self.replica.port) {
+            (&mut self.replica, &mut self.primary)
+        } else {
+            (&mut self.primary, &mut self.replica)
+        }
+    }
+
+    /// Kills the primary (SIGKILL: no goodbye) once its replica holds
+    /// everything it was sent, and returns at once: the sentinels notice
+    /// after a second, then promote the replica
+    /// ([`wait_for_new_primary`](Self::wait_for_new_primary)).
+    pub fn kill_primary(&mut self) -> Option<u16> {
+        let before = self.primary_port();
+        let (primary, replica) = self.roles();
+        wait_until("the replica to catch up", || {
+            let offset = primary.info("master_repl_offset");
+            offset.is_some() && replica.info("slave_repl_offset") == offset
+        });
+        primary.stop();
+        before
+    }
+
+    /// Waits until the sentinels name a primary other than `before` and it
+    /// answers as one.
+    pub fn wait_for_new_primary(&self, before: Option<u16>) {
         wait_until("the sentinels to name the new primary", || {
             let now = self.primary_port();
             now.is_some() && now != before
