@@ -309,10 +309,11 @@ fn dpop(c: &mut Criterion) {
                 "layer_cached_token_store_remembering_nothing",
                 with_store(Forgetful),
             ));
-            redis_store(&runtime).map(|(server, store)| {
-                stores.push(("layer_cached_token_redis_store", with_store(store)));
-                server
-            })
+            let (servers, redis) = redis_stores(&runtime);
+            for (name, store) in redis {
+                stores.push((name, with_store(store)));
+            }
+            Some(servers)
         } else {
             None
         };
@@ -370,29 +371,75 @@ fn dpop(c: &mut Criterion) {
     }
 }
 
-/// A private Redis and a store on it, if `redis-server` is installed.
-fn redis_store(
+/// Private Redis deployments and a store on each, if `redis-server` (and,
+/// for the cluster, `redis-cli`) is installed: one node, a cluster of
+/// three primaries and three replicas, a Sentinel group (one primary, one
+/// replica), and that group with each record acknowledged by the replica
+/// (`WAIT`). The servers live as long as the first value.
+fn redis_stores(
     runtime: &tokio::runtime::Runtime,
-) -> Option<(
-    senderbound_suite::redis_server::RedisServer,
-    senderbound_redis::RedisReplayStore,
-)> {
-    let installed = std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !installed {
-        eprintln!("redis-server is not installed: skipping the Redis store");
-        return None;
+) -> (
+    Vec<Box<dyn std::any::Any>>,
+    Vec<(&'static str, senderbound_redis::RedisReplayStore)>,
+) {
+    use senderbound_redis::{Deployment, Durability, RedisReplayStore};
+    use senderbound_suite::redis_server::{
+        RedisCluster, RedisServer, SENTINEL_SERVICE, SentinelGroup,
+    };
+    let installed = |program: &str| {
+        std::process::Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !installed("redis-server") {
+        eprintln!("redis-server is not installed: skipping the Redis stores");
+        return (Vec::new(), Vec::new());
     }
-    let server = senderbound_suite::redis_server::RedisServer::start();
     let _enter = runtime.enter();
-    // A new, empty Redis: no pause for the data-loss guard.
-    let store = senderbound_redis::RedisReplayStore::builder(server.url())
-        .restart_guard(std::time::Duration::ZERO)
-        .build()
-        .unwrap();
-    Some((server, store))
+    // New, empty deployments: no pause for the data-loss guard.
+    let store = |deployment: Deployment, durability: Durability| {
+        RedisReplayStore::builder(deployment)
+            .restart_guard(std::time::Duration::ZERO)
+            .durability(durability)
+            .build()
+            .unwrap()
+    };
+    let single = RedisServer::start();
+    let group = SentinelGroup::start();
+    let sentinel = || Deployment::sentinel(group.sentinel_urls(), SENTINEL_SERVICE);
+    let mut stores = vec![
+        (
+            "layer_cached_token_redis_store",
+            store(single.url().into(), Durability::Primary),
+        ),
+        (
+            "layer_cached_token_redis_sentinel",
+            store(sentinel(), Durability::Primary),
+        ),
+        (
+            "layer_cached_token_redis_sentinel_wait_1_replica",
+            store(
+                sentinel(),
+                Durability::Replicas {
+                    count: 1,
+                    timeout: std::time::Duration::from_millis(100),
+                },
+            ),
+        ),
+    ];
+    let mut servers: Vec<Box<dyn std::any::Any>> = vec![Box::new(single), Box::new(group)];
+    if installed("redis-cli") {
+        let cluster = RedisCluster::start();
+        stores.push((
+            "layer_cached_token_redis_cluster",
+            store(Deployment::cluster(cluster.urls()), Durability::Primary),
+        ));
+        servers.push(Box::new(cluster));
+    } else {
+        eprintln!("redis-cli is not installed: skipping the Redis Cluster store");
+    }
+    (servers, stores)
 }
 
 /// The comparisons of secrets and bindings take the same time whether the
