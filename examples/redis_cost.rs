@@ -1,6 +1,8 @@
-//! Measures what the Redis replay store costs: the round trip per accepted
-//! proof (sequential and with concurrency) and Redis memory per remembered
-//! proof. Starts its own private `redis-server` on a free loopback port.
+//! Measures what the Redis stores cost: for the replay store, the round
+//! trip per accepted proof (sequential and with concurrency), Redis CPU and
+//! memory per remembered proof; for fleet-wide key-sharing detection
+//! (`RedisKeyHolders`), Redis CPU and memory per check. Starts its own
+//! private `redis-server` on a free loopback port.
 //!
 //! ```text
 //! cargo run --release --example redis_cost -- --entries 200000
@@ -12,8 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use senderbound::key_sharing::KeyHolders;
 use senderbound::replay::{ReplayKey, ReplayStore};
-use senderbound_redis::RedisReplayStore;
+use senderbound_redis::{RedisKeyHolders, RedisReplayStore};
 use senderbound_suite::redis_server::RedisServer;
 
 #[derive(Parser, Debug)]
@@ -28,6 +31,8 @@ struct Args {
 
 /// The TTL of a default proof window (60 s + 15 s skew).
 const TTL: Duration = Duration::from_secs(75);
+/// Key-sharing detection's default window.
+const HOLD: Duration = Duration::from_secs(3600);
 
 #[tokio::main]
 async fn main() {
@@ -99,18 +104,7 @@ async fn main() {
     // (`INFO commandstats`, `usec_per_call` of EVALSHA, its inner commands
     // included), the figure to size shards with.
     let stats = redis.command("INFO commandstats").unwrap_or_default();
-    // `cmdstat_<command>:calls=…,usec=…,usec_per_call=…`
-    let field = |command: &str, name: &str| {
-        stats
-            .lines()
-            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
-            .and_then(|line| {
-                line.split([',', ':'])
-                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            })
-            .unwrap_or("?")
-            .to_owned()
-    };
+    let field = |command: &str, name: &str| field_of(&stats, command, name);
     println!(
         "Redis CPU per insert (EVALSHA, server side): {} us over {} calls",
         field("evalsha", "usec_per_call"),
@@ -130,4 +124,62 @@ async fn main() {
         "memory: {entries} entries, used_memory {before} -> {after} bytes = {:.0} bytes per entry",
         (after.saturating_sub(before)) as f64 / entries as f64
     );
+
+    key_holders(&redis, &args, &field_of).await;
+}
+
+/// Fleet-wide key-sharing detection: one script per accepted request that
+/// records (or reads) the first holder of the request's key; here every
+/// check a new key, the costlier case (a record written).
+async fn key_holders(redis: &RedisServer, args: &Args, field: &dyn Fn(&str, &str, &str) -> String) {
+    let holders = Arc::new(
+        RedisKeyHolders::builder(redis.url())
+            .build()
+            .expect("store"),
+    );
+    let _ = redis.command("CONFIG RESETSTAT");
+    let before = redis.used_memory();
+    let per_task = args.entries / args.concurrency.max(1);
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|t| {
+            let holders = holders.clone();
+            tokio::spawn(async move {
+                for i in 0..per_task {
+                    let key = format!("jkt:thumbprint-{t}-{i}");
+                    holders
+                        .first_holder(&key, "s:https://as.example\0client-7\0user-42", HOLD)
+                        .await
+                        .expect("first holder");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let checks = per_task * args.concurrency;
+    let stats = redis.command("INFO commandstats").unwrap_or_default();
+    println!(
+        "key holders: Redis CPU per check (EVALSHA, server side): {} us over {} calls",
+        field(&stats, "evalsha", "usec_per_call"),
+        field(&stats, "evalsha", "calls")
+    );
+    println!(
+        "key holders: {checks} keys, {:.0} bytes per key",
+        redis.used_memory().saturating_sub(before) as f64 / checks as f64
+    );
+}
+
+/// A field of `INFO commandstats`:
+/// `cmdstat_<command>:calls=…,usec=…,usec_per_call=…`.
+fn field_of(stats: &str, command: &str, name: &str) -> String {
+    stats
+        .lines()
+        .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+        .and_then(|line| {
+            line.split([',', ':'])
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        })
+        .unwrap_or("?")
+        .to_owned()
 }
