@@ -278,3 +278,144 @@ async fn a_server_started_while_redis_is_down_answers_503_then_recovers() {
     redis.restart();
     assert_recovers(&a, &token, &nonce).await;
 }
+
+#[tokio::test]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn a_redis_that_may_evict_records_is_refused() {
+    let key = ReplayKey::new("jkt", "evictable");
+    let ttl = Duration::from_secs(60);
+    // `volatile-*` evicts the records (they expire) and keeps the markers
+    // (they do not): a replay would pass unnoticed. `allkeys-*` may evict
+    // a record and keep its marker just as well. Refused (503).
+    for policy in ["volatile-lru", "allkeys-lru", "volatile-ttl"] {
+        let redis = RedisServer::start_with(&["--maxmemory", "64mb", "--maxmemory-policy", policy]);
+        assert_eq!(
+            store(&redis).check_and_insert(key, ttl).await,
+            Err(ReplayError::Unavailable),
+            "{policy}"
+        );
+    }
+    // A full Redis that refuses writes (noeviction), or one without a
+    // memory limit (it never evicts, whatever the policy): served.
+    for args in [
+        ["--maxmemory", "64mb", "--maxmemory-policy", "noeviction"],
+        ["--maxmemory", "0", "--maxmemory-policy", "allkeys-lru"],
+    ] {
+        let redis = RedisServer::start_with(&args);
+        assert_eq!(
+            store(&redis).check_and_insert(key, ttl).await,
+            Ok(()),
+            "{args:?}"
+        );
+    }
+}
+
+/// Polls `done` every 50 ms for at most 30 s.
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `count` keys whose records fall in the same group (hash tag) as
+/// `first`'s.
+fn same_group(store: &RedisReplayStore, count: usize) -> Vec<ReplayKey> {
+    let tag = |key: &ReplayKey| store.redis_key(key).split('}').next().map(str::to_owned);
+    let first = ReplayKey::new("jkt", "same-group-0");
+    let mut keys = vec![first];
+    let mut i = 1;
+    while keys.len() < count {
+        let candidate = ReplayKey::new("jkt", &format!("same-group-{i}"));
+        if tag(&candidate) == tag(&first) {
+            keys.push(candidate);
+        }
+        i += 1;
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn a_promotion_is_trusted_only_if_every_write_was_acknowledged_by_replicas() {
+    use senderbound_redis::Durability;
+    let ttl = Duration::from_secs(60);
+    let acknowledged = Durability::Replicas {
+        count: 1,
+        timeout: Duration::from_millis(500),
+    };
+    // `mixed`: one server of the fleet writes without replica
+    // acknowledgement (`Durability::Primary`): its records may be lost at a
+    // failover, so a promotion must start the guard again.
+    for mixed in [false, true] {
+        let fast = ["--repl-diskless-sync-delay", "0"];
+        let primary = RedisServer::start_with(&fast);
+        let port = primary.port().to_string();
+        let replica =
+            RedisServer::start_with(&[fast[0], fast[1], "--replicaof", "127.0.0.1", &port]);
+        wait_for("the replica to sync", || {
+            replica.info("master_link_status").as_deref() == Some("up")
+        });
+        let build = |redis: &RedisServer, durability| {
+            RedisReplayStore::builder(redis.url())
+                .restart_guard(Duration::from_secs(1))
+                .durability(durability)
+                .build()
+                .unwrap()
+        };
+        let store = build(&primary, acknowledged);
+        let keys = same_group(&store, 3);
+        // A new Redis: the group's guard, then served.
+        assert_eq!(
+            store.check_and_insert(keys[0], ttl).await,
+            Err(ReplayError::Unavailable)
+        );
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(store.check_and_insert(keys[0], ttl).await, Ok(()));
+        if mixed {
+            let unacknowledged = build(&primary, Durability::Primary);
+            assert_eq!(unacknowledged.check_and_insert(keys[1], ttl).await, Ok(()));
+        }
+        wait_for("the replica to catch up", || {
+            let offset = primary.info("master_repl_offset");
+            offset.is_some() && replica.info("slave_repl_offset") == offset
+        });
+
+        // The replica is promoted; the old primary becomes its replica (so
+        // writes can be acknowledged again).
+        assert!(
+            replica
+                .command("REPLICAOF NO ONE")
+                .is_some_and(|a| a.starts_with("+OK"))
+        );
+        let new_port = replica.port().to_string();
+        assert!(
+            primary
+                .command(&format!("REPLICAOF 127.0.0.1 {new_port}"))
+                .is_some_and(|a| a.starts_with("+OK"))
+        );
+        wait_for("the old primary to follow", || {
+            primary.info("master_link_status").as_deref() == Some("up")
+        });
+        let promoted = build(&replica, acknowledged);
+        if mixed {
+            // A record may have been lost: the guard starts again.
+            assert_eq!(
+                promoted.check_and_insert(keys[2], ttl).await,
+                Err(ReplayError::Unavailable)
+            );
+            assert_eq!(
+                promoted.check_and_insert(keys[1], ttl).await,
+                Err(ReplayError::Unavailable)
+            );
+        } else {
+            // Every record reached the promoted node: no pause.
+            assert_eq!(promoted.check_and_insert(keys[2], ttl).await, Ok(()));
+            assert_eq!(
+                promoted.check_and_insert(keys[0], ttl).await,
+                Err(ReplayError::AlreadySeen)
+            );
+        }
+    }
+}

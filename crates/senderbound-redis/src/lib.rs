@@ -1,23 +1,31 @@
 //! # senderbound-redis
 //!
-//! A [`ReplayStore`] on Redis, for a fleet of resource servers behind a load
-//! balancer: a DPoP proof accepted by one server is refused by every other.
+//! The state a fleet of resource servers behind a load balancer must share,
+//! in Redis:
 //!
-//! One round trip per accepted proof: a small script that does
-//! `SET <namespace>:<key> 1 NX PX <ttl>`, atomic in Redis, so of any number
-//! of concurrent requests with the same proof exactly one wins, whichever
-//! servers they reach. Keys are the
-//! fixed-size SHA-256 [`ReplayKey`] (of the proof key's thumbprint and the
-//! `jti`), base64url-encoded under a namespace; they expire on their own when
-//! the proof's acceptance window ends, so Redis holds at most
-//! requests/s × window entries.
+//! - [`RedisReplayStore`], a [`ReplayStore`]: a DPoP proof accepted by one
+//!   server is refused by every other;
+//! - [`RedisRevocations`], a `RevocationCheck`: a token, subject, client,
+//!   key or certificate revoked through one server is refused by all within
+//!   a poll interval, with no round trip on the request's path;
+//! - [`RedisKeyHolders`], for `KeySharing::holders`: one key used by two
+//!   clients is caught across servers as on one.
+//!
+//! **The replay store.** One round trip per accepted proof: a small script
+//! that does `SET {namespace:tag}:key 1 NX PX ttl`, atomic in Redis, so of
+//! any number of concurrent requests with the same proof exactly one wins,
+//! whichever servers they reach. The key is the fixed-size SHA-256
+//! [`ReplayKey`] (of the proof key's thumbprint and the `jti`),
+//! base64url-encoded; the tag, one of 256, is its first byte. Keys expire
+//! on their own when the proof's acceptance window ends, so Redis holds at
+//! most requests/s × window entries.
 //!
 //! Runs on the deployments operators use ([`Deployment`]): one node, a
 //! primary watched by Sentinel (the store follows failovers), or Redis
-//! Cluster (keys spread over hash slots by 256 hash tags, each with its
-//! own restart marker in its slot). [`Durability`] says what a record must
-//! survive before the request goes on: the primary alone, or `WAIT` for
-//! replicas, which closes the window a failover opens.
+//! Cluster (keys spread over hash slots by the 256 tags, each with its
+//! own marker in its slot). [`Durability`] says what a record must survive
+//! before the request goes on: the primary alone, or `WAIT` for replicas,
+//! which closes the window a failover opens.
 //!
 //! Fails closed: Redis unreachable, slow (past the operation timeout) or
 //! answering an error makes the Layer refuse the request with 503 (audited
@@ -25,15 +33,17 @@
 //! re-established in the background; requests succeed again as soon as
 //! Redis answers.
 //!
-//! **Data loss.** If Redis loses its data (a restart without persistence, a
-//! failover to a replica that missed writes), proofs accepted shortly before
-//! would be accepted again. So the same script keeps a marker key without
-//! expiry: when it is missing, Redis has lost (or never had) this store's
-//! data, and the store refuses requests (503) for the
-//! [`restart_guard`](RedisReplayStoreBuilder::restart_guard) (default 4
-//! minutes), until every proof accepted before has expired. Run Redis with
-//! AOF persistence to avoid that pause after restarts; a new, empty Redis
-//! pauses once too.
+//! **Data loss.** If Redis loses records (a restart, even with AOF's last
+//! second; a failover to a replica that missed writes; an emptied Redis),
+//! proofs accepted shortly before would be accepted again. So the same
+//! script keeps, per tag, a marker without expiry naming the Redis process
+//! (`run_id`) and replication history that hold the records: when it is
+//! missing or names another process, the store refuses that tag's requests
+//! (503) for the [`restart_guard`](RedisReplayStoreBuilder::restart_guard)
+//! (default 4 minutes), until every proof accepted before has expired
+//! (with [`Durability::Replicas`], a promoted replica starts no pause). A
+//! Redis that may evict records (`maxmemory` with a policy other than
+//! `noeviction`) is refused outright. A new, empty Redis pauses once too.
 //!
 //! ```no_run
 //! use senderbound::SenderBoundLayer;
@@ -82,20 +92,25 @@ pub const DEFAULT_RESTART_GUARD: Duration = Duration::from_secs(240);
 
 /// KEYS[1] the proof's key, KEYS[2] its group's marker (one hash tag: the
 /// same cluster slot). ARGV[1] the TTL and ARGV[2] the restart guard, in
-/// ms; ARGV[3] `1` when a failover keeps every acknowledged write
-/// (`Durability::Replicas`). 1: recorded; 0: already there; -1: this data
-/// may have lost proofs less than the guard ago.
+/// ms; ARGV[3] `1` when this write is acknowledged by replicas before the
+/// request goes on (`Durability::Replicas`). 1: recorded; 0: already
+/// there; -1: this data may have lost proofs less than the guard ago.
 ///
-/// The marker records when the guard started and which process (`run_id`)
-/// with which replication history (`master_replid`) served the data. No
-/// marker: the data is new or lost. Another `run_id`: a restart (which may
-/// have lost the last writes, even with AOF) or a failover (a promoted
-/// replica may lack the last writes its primary acknowledged): the guard
-/// starts again, unless every write was acknowledged by replicas and this
-/// node was a replica of the recorded history (`master_replid2`: a
-/// promotion; a restarted node has none). -2: the node is not a primary
-/// (a demoted one that still takes writes); -3: `INFO` does not say what
-/// the check needs (a proxy or another server): refused, never guessed.
+/// The marker (`since:run_id:replid:durable`) records when the guard
+/// started, which process (`run_id`) with which replication history
+/// (`master_replid`) served the data, and whether every write since was
+/// acknowledged by replicas (`1`; a single write without, from a server
+/// of the fleet configured otherwise, makes it `0` for good). No marker:
+/// the data is new or lost. Another `run_id`: a restart (which may have
+/// lost the last writes, even with AOF) or a failover (a promoted replica
+/// may lack the last writes its primary acknowledged): the guard starts
+/// again, unless every write was acknowledged by replicas and this node
+/// was a replica of the recorded history (`master_replid2`: a promotion;
+/// a restarted node has none). -2: the node is not a primary (a demoted
+/// one that still takes writes); -3: `INFO` does not say what the check
+/// needs (a proxy or another server); -4: the node may evict records
+/// (`maxmemory` with a policy other than `noeviction`, checked when a
+/// marker is made): refused, never guessed.
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -111,18 +126,27 @@ if role ~= 'master' then
   return -2
 end
 local marker = redis.call('GET', KEYS[2])
-local since, seen_run, seen_repl
+local since, seen_run, seen_repl, durable
 if marker then
-  since, seen_run, seen_repl = string.match(marker, '^(%d+):(%w*):(%w*)$')
+  since, seen_run, seen_repl, durable = string.match(marker, '^(%d+):(%w*):(%w*):?(%d?)$')
 end
-if not since then
-  since = now
-  redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid)
-elseif seen_run ~= run_id then
-  if not (ARGV[3] == '1' and seen_repl == replid2) then
-    since = now
+if not since or seen_run ~= run_id then
+  local memory = redis.call('INFO', 'memory')
+  local limit = string.match(memory, 'maxmemory:(%d+)')
+  local policy = string.match(memory, 'maxmemory_policy:([%w-]+)')
+  if not limit or not policy then
+    return -3
   end
-  redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid)
+  if tonumber(limit) > 0 and policy ~= 'noeviction' then
+    return -4
+  end
+  if not (since and ARGV[3] == '1' and durable == '1' and seen_repl == replid2) then
+    since = now
+    durable = ARGV[3]
+  end
+  redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid .. ':' .. durable)
+elseif durable == '1' and ARGV[3] ~= '1' then
+  redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid .. ':0')
 end
 if now - tonumber(since) < tonumber(ARGV[2]) then
   return -1
@@ -151,7 +175,10 @@ pub enum Durability {
     /// every accepted proof, so a promotion (a node that was a replica of
     /// the recorded history) starts no pause; a restart still does (it may
     /// lose the last writes, and its replicas resync from it). Set `count`
-    /// to the replicas a failover may promote; at least 1.
+    /// to the replicas a failover may promote; at least 1. The store
+    /// notices a fleet configured two ways: once a server writes with
+    /// [`Durability::Primary`] in a group, a promotion starts that group's
+    /// guard again, as for `Primary`.
     Replicas {
         /// Replicas that must acknowledge.
         count: u32,
@@ -431,7 +458,11 @@ impl RedisReplayStore {
                     self.connection.forget();
                     Err("the node is not a primary".to_owned())
                 }
-                Ok(-3) => Err("INFO lacks run_id or the replication ids".to_owned()),
+                Ok(-3) => Err("INFO lacks run_id, the replication ids or maxmemory".to_owned()),
+                Ok(-4) => Err(
+                    "Redis may evict records (maxmemory with a policy other than noeviction)"
+                        .to_owned(),
+                ),
                 Ok(_) => Err("unexpected answer from the replay script".to_owned()),
                 Err(e) => Err(kind(&e)),
             }
