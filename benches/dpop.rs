@@ -371,17 +371,15 @@ fn dpop(c: &mut Criterion) {
     }
 }
 
+/// Named replay stores, one per Redis deployment.
+type RedisStores = Vec<(&'static str, senderbound_redis::RedisReplayStore)>;
+
 /// Private Redis deployments and a store on each, if `redis-server` (and,
 /// for the cluster, `redis-cli`) is installed: one node, a cluster of
 /// three primaries and three replicas, a Sentinel group (one primary, one
 /// replica), and that group with each record acknowledged by the replica
 /// (`WAIT`). The servers live as long as the first value.
-fn redis_stores(
-    runtime: &tokio::runtime::Runtime,
-) -> (
-    Vec<Box<dyn std::any::Any>>,
-    Vec<(&'static str, senderbound_redis::RedisReplayStore)>,
-) {
+fn redis_stores(runtime: &tokio::runtime::Runtime) -> (Vec<Box<dyn std::any::Any>>, RedisStores) {
     use senderbound_redis::{Deployment, Durability, RedisReplayStore};
     use senderbound_suite::redis_server::{
         RedisCluster, RedisServer, SENTINEL_SERVICE, SentinelGroup,

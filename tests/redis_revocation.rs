@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use senderbound::Error;
 use senderbound::key_sharing::KeySharing;
 use senderbound_client::DpopKey;
-use senderbound_redis::{RedisKeyHolders, RedisRevocations, Revoked};
+use senderbound_redis::{Deployment, Durability, RedisKeyHolders, RedisRevocations, Revoked};
 use senderbound_suite::TestIssuer;
 use senderbound_suite::harness::{Harness, ISSUER, Reply};
-use senderbound_suite::redis_server::RedisServer;
+use senderbound_suite::redis_server::{RedisServer, SENTINEL_SERVICE, SentinelGroup};
 
 const POLL: Duration = Duration::from_millis(200);
 
@@ -66,7 +66,7 @@ async fn a_revocation_made_through_one_server_is_refused_by_the_others() {
         list(&redis, Duration::from_secs(30)),
     );
     let a = server(&issuer, &client, list_a.clone());
-    let b = server(&issuer, &client, list_b);
+    let b = server(&issuer, &client, list_b.clone());
     let token = a.token();
     let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status == 200).await;
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -111,7 +111,7 @@ async fn a_revocation_made_through_one_server_is_refused_by_the_others() {
     let changes: usize = version
         .lines()
         .nth(1)
-        .and_then(|v| v.rsplit(':').next())
+        .and_then(|v| v.split(':').nth(1))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("version {version:?}"));
     assert!(
@@ -135,6 +135,49 @@ async fn a_revocation_made_through_one_server_is_refused_by_the_others() {
         .unwrap();
     let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status != 200).await;
     reply.assert_refused(401, "invalid_token", Error::TokenRevoked);
+    list_a.restore(Revoked::Key, client.jkt()).await.unwrap();
+
+    // A failover to a replica that missed the last change: Redis counts
+    // again from the change before. B, which read the lost change, must
+    // still see the next one as new (a bare generation:counter would read
+    // the same, and B would keep its list without the new revocation).
+    let other = DpopKey::generate();
+    let b_other = server(&issuer, &other, list_b.clone());
+    let other_token = b_other.token();
+    let version = |redis: &RedisServer| {
+        let answer = redis
+            .command("GET {senderbound:revoked}:version")
+            .unwrap_or_default();
+        answer.lines().nth(1).unwrap_or_default().to_owned()
+    };
+    let before_loss = version(&redis);
+    list_a
+        .revoke(Revoked::Key, other.jkt(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (reply, _) = until(&b_other, &other_token, Duration::from_secs(5), |r| {
+        r.status != 200
+    })
+    .await;
+    reply.assert_refused(401, "invalid_token", Error::TokenRevoked);
+    for lose in [
+        format!("SET {{senderbound:revoked}}:version {before_loss}"),
+        format!("HDEL {{senderbound:revoked}}:list jkt:{}", other.jkt()),
+    ] {
+        assert!(redis.command(&lose).is_some(), "{lose}");
+    }
+    list_a
+        .revoke(Revoked::Key, client.jkt(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (reply, _) = until(&b, &token, Duration::from_secs(5), |r| r.status != 200).await;
+    reply.assert_refused(401, "invalid_token", Error::TokenRevoked);
+    // And B holds the list as Redis has it now: the lost change is gone.
+    let (reply, _) = until(&b_other, &other_token, Duration::from_secs(5), |r| {
+        r.status == 200
+    })
+    .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
     list_a.restore(Revoked::Key, client.jkt()).await.unwrap();
 
     // Each kind of entry, with its expiry.
@@ -255,4 +298,79 @@ async fn one_key_used_by_two_clients_on_two_servers_is_caught() {
         reply.json()["error_description"],
         Error::KeySharingUnavailable.description()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn on_sentinel_revocations_are_acknowledged_by_the_replica_and_survive_a_killed_primary() {
+    let mut group = SentinelGroup::start();
+    let list = RedisRevocations::builder(Deployment::sentinel(
+        group.sentinel_urls(),
+        SENTINEL_SERVICE,
+    ))
+    .poll_interval(POLL)
+    .durability(Durability::Replicas {
+        count: 1,
+        timeout: Duration::from_millis(300),
+    })
+    .build()
+    .unwrap();
+    let issuer = TestIssuer::new(ISSUER);
+    let client = DpopKey::generate();
+    let h = server(&issuer, &client, list.clone());
+    let token = h.token();
+    let (reply, _) = until(&h, &token, Duration::from_secs(5), |r| r.status == 200).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // Acknowledged by the replica: Ok, and refused here at once.
+    list.revoke(Revoked::Key, client.jkt(), Duration::from_secs(600))
+        .await
+        .unwrap();
+    h.get_with("/whoami", &token)
+        .await
+        .assert_refused(401, "invalid_token", Error::TokenRevoked);
+    // With the replica frozen, a change is made but not acknowledged: an
+    // error says a failover could lose it.
+    let (_, replica) = group.roles();
+    replica.pause();
+    let unacknowledged = list
+        .revoke(Revoked::Subject, "someone", Duration::from_secs(600))
+        .await;
+    replica.resume();
+    assert!(unacknowledged.is_err(), "{unacknowledged:?}");
+
+    // The primary dies; the promoted replica has the list, and the server
+    // follows it: still refused, and new changes are made there.
+    let before = group.kill_primary();
+    group.wait_for_new_primary(before);
+    // A server starting now reads the list from the promoted node alone
+    // (the first server could be serving its copy from before).
+    let fresh = RedisRevocations::builder(Deployment::sentinel(
+        group.sentinel_urls(),
+        SENTINEL_SERVICE,
+    ))
+    .poll_interval(POLL)
+    .build()
+    .unwrap();
+    let newcomer = server(&issuer, &client, fresh);
+    let (reply, _) = until(&newcomer, &token, Duration::from_secs(10), |r| {
+        r.status != 503
+    })
+    .await;
+    reply.assert_refused(401, "invalid_token", Error::TokenRevoked);
+    let restored = Instant::now();
+    loop {
+        // No replica is left to acknowledge: made, but an error.
+        let answer = list.restore(Revoked::Key, client.jkt()).await;
+        let reply = h.get_with("/whoami", &token).await;
+        if reply.status == 200 {
+            assert!(answer.is_err(), "no replica acknowledged: {answer:?}");
+            break;
+        }
+        assert!(
+            restored.elapsed() < Duration::from_secs(10),
+            "never restored on the new primary: {reply:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

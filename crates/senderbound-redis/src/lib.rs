@@ -532,6 +532,14 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(err, RedisStoreError::Durability), "{err:?}");
+        let err = RedisRevocations::builder("redis://127.0.0.1:1/")
+            .durability(Durability::Replicas {
+                count: 0,
+                timeout: Duration::from_millis(10),
+            })
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, RedisStoreError::Durability), "{err:?}");
         assert!(
             RedisReplayStore::builder("redis://127.0.0.1:1/")
                 .build()

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use senderbound_core::revocation::{RevocationCheck, RevocationUnavailable};
 use senderbound_core::token::{AccessToken, Binding};
 
-use crate::RedisStoreError;
-use crate::deployment::{Connection, Deployment, connect, kind};
+use crate::deployment::{Connection, Deployment, connect, kind, slot};
+use crate::{Durability, RedisStoreError};
 
 /// What a revocation names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,9 +50,15 @@ impl Revoked {
 
 /// KEYS[1] the list (hash), KEYS[2] its version. ARGV[1] the field,
 /// ARGV[2] the lifetime in ms (0: remove the field). Prunes expired fields.
-/// The version is `generation:counter`, the generation made when there is
-/// none: a Redis that lost the version (and the list) starts another
-/// generation, so a server never mistakes a new list for the one it holds.
+/// Returns 1.
+///
+/// The version is `generation:counter:time`, the generation made when
+/// there is none, the time (Redis's, in microseconds) that of the change:
+/// every change gets a version never seen before, even after a Redis that
+/// lost the last changes (a failover to a lagging replica, a restart)
+/// counts again from an older counter, or lost everything and starts
+/// another generation. So a server never mistakes a new list for the one
+/// it holds.
 const CHANGE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -65,14 +71,13 @@ if tonumber(ARGV[2]) > 0 then
 else
   redis.call('HDEL', KEYS[1], ARGV[1])
 end
-local gen, n = string.match(redis.call('GET', KEYS[2]) or '', '^(%d+):(%d+)$')
+local gen, n = string.match(redis.call('GET', KEYS[2]) or '', '^(%d+):(%d+)')
 if not gen then
   gen = t[1] .. t[2]
   n = 0
 end
-local version = gen .. ':' .. (tonumber(n) + 1)
-redis.call('SET', KEYS[2], version)
-return version
+redis.call('SET', KEYS[2], gen .. ':' .. (tonumber(n) + 1) .. ':' .. t[1] .. string.format('%06d', tonumber(t[2])))
+return 1
 ";
 
 /// KEYS[1] the list, KEYS[2] its version: both, read together.
@@ -89,6 +94,7 @@ pub struct RedisRevocationsBuilder {
     poll_interval: Duration,
     max_staleness: Duration,
     operation_timeout: Duration,
+    durability: Durability,
 }
 
 impl RedisRevocationsBuilder {
@@ -122,10 +128,27 @@ impl RedisRevocationsBuilder {
         self
     }
 
+    /// What a change ([`revoke`](RedisRevocations::revoke),
+    /// [`restore`](RedisRevocations::restore)) must survive before it
+    /// returns `Ok` (default [`Durability::Primary`]). With
+    /// [`Durability::Replicas`], a change not acknowledged in time returns
+    /// an error: it holds on the primary (and is seen by the fleet), but a
+    /// failover could lose it, so make it again (or check
+    /// [`revokes`](RedisRevocations::revokes) after a failover). Replay and
+    /// revocation stores may differ: a revocation is rare, and losing one
+    /// quietly is what this closes.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// Creates the list and starts polling in the background (stopped when
     /// the last clone is dropped). Must be called inside a tokio runtime.
     /// Until the first read succeeds, every request gets 503.
     pub fn build(self) -> Result<RedisRevocations, RedisStoreError> {
+        if matches!(self.durability, Durability::Replicas { count: 0, .. }) {
+            return Err(RedisStoreError::Durability);
+        }
         let connection = connect(&self.deployment, &self.namespace, self.operation_timeout)?;
         let inner = Arc::new(Inner {
             connection,
@@ -137,6 +160,9 @@ impl RedisRevocationsBuilder {
             poll_interval: self.poll_interval,
             max_staleness: self.max_staleness,
             operation_timeout: self.operation_timeout,
+            durability: self.durability,
+            slot: slot(&self.namespace),
+            syncing: tokio::sync::Mutex::new(()),
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(poll(
@@ -189,6 +215,12 @@ struct Inner {
     poll_interval: Duration,
     max_staleness: Duration,
     operation_timeout: Duration,
+    durability: Durability,
+    /// The cluster slot of the list and its version (their hash tag).
+    slot: u16,
+    /// Held by a sync: two at once (a poll and a change) could store the
+    /// older answer last.
+    syncing: tokio::sync::Mutex<()>,
 }
 
 /// The local copy.
@@ -222,6 +254,7 @@ impl RedisRevocations {
             poll_interval: Duration::from_secs(1),
             max_staleness: Duration::from_secs(30),
             operation_timeout: Duration::from_millis(250),
+            durability: Durability::Primary,
         }
     }
 
@@ -229,9 +262,10 @@ impl RedisRevocations {
     /// `lifetime` (at most a century): make it at least the longest a token
     /// lives plus the token leeway and the servers' clock skew (expiries
     /// are Redis's clock, compared with each server's). Seen here at once,
-    /// elsewhere within the poll interval. Revocations Redis loses (no
-    /// persistence, a failover to a replica that lagged) are lost: run it
-    /// with AOF.
+    /// elsewhere within the poll interval. Revocations Redis loses are
+    /// lost: run it with AOF (restarts), and use
+    /// [`durability`](RedisRevocationsBuilder::durability) to have
+    /// replicas acknowledge each change (failovers).
     pub async fn revoke(
         &self,
         what: Revoked,
@@ -256,25 +290,61 @@ impl RedisRevocations {
         ms: u64,
     ) -> Result<(), RevocationStoreError> {
         let inner = &self.inner;
-        let mut script = inner.change.prepare_invoke();
-        script
-            .key(&inner.list)
-            .key(&inner.version)
-            .arg(format!("{}:{value}", what.prefix()))
-            .arg(ms);
-        match tokio::time::timeout(
-            inner.operation_timeout,
-            inner.connection.invoke_value(&script),
-        )
-        .await
-        {
-            Ok(Ok(_)) => {}
+        let field = format!("{}:{value}", what.prefix());
+        let (answer, required) = match inner.durability {
+            Durability::Primary => {
+                let mut script = inner.change.prepare_invoke();
+                script
+                    .key(&inner.list)
+                    .key(&inner.version)
+                    .arg(&field)
+                    .arg(ms);
+                let change = async { inner.connection.invoke(&script).await.map(|a| (a, None)) };
+                (
+                    tokio::time::timeout(inner.operation_timeout, change).await,
+                    None,
+                )
+            }
+            Durability::Replicas { count, timeout } => {
+                let mut eval = redis::Cmd::new();
+                eval.arg("EVAL")
+                    .arg(CHANGE)
+                    .arg(2)
+                    .arg(&inner.list)
+                    .arg(&inner.version)
+                    .arg(&field)
+                    .arg(ms);
+                let change = async {
+                    inner
+                        .connection
+                        .eval_then_wait(eval, inner.slot, count, timeout)
+                        .await
+                        .map(|(a, acknowledged)| (a, Some(acknowledged)))
+                };
+                (
+                    tokio::time::timeout(inner.operation_timeout + timeout, change).await,
+                    Some(count),
+                )
+            }
+        };
+        let acknowledged = match answer {
+            Ok(Ok((1, acknowledged))) => acknowledged,
+            Ok(Ok(_)) => return Err(RevocationStoreError("unexpected answer".to_owned())),
             Ok(Err(e)) => return Err(RevocationStoreError(kind(&e))),
             Err(_) => return Err(RevocationStoreError("timed out".to_owned())),
-        }
-        // Seen here at once.
+        };
+        // Seen here at once (made, even when not acknowledged).
         inner.sync().await;
-        Ok(())
+        match (required, acknowledged) {
+            (Some(count), Some(acknowledged)) if acknowledged < i64::from(count) => {
+                Err(RevocationStoreError(
+                    "made on the primary, but too few replicas acknowledged it (WAIT): \
+                     a failover could lose it"
+                        .to_owned(),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// `true` if the local copy names this token, its binding or
@@ -328,6 +398,7 @@ impl RevocationCheck for RedisRevocations {
 impl Inner {
     /// Reads the version, and the list when it changed.
     async fn sync(&self) {
+        let _one_at_a_time = self.syncing.lock().await;
         let version = async {
             let mut get = redis::Cmd::new();
             get.arg("GET").arg(&self.version);
