@@ -33,10 +33,13 @@
 //! Routes: `GET /api/read` (scope `read`), `POST /api/write` (scope
 //! `write`), `GET /whoami` (the verified `Sender` as JSON); `GET /healthz`
 //! answers `ok` without any check (liveness). With `--redis-revocations`,
-//! `POST /admin/revocations` (scope `revoke`, sender-constrained like every
-//! route) takes `{"revoke": "jti"|"sub"|"client"|"jkt"|"x5t", "value": "…",
-//! "for_secs": N}` and answers 204 once the entry is in Redis: refused here
-//! at once, by every server of the fleet within `--revocation-poll-ms`. Audit events
+//! `POST /admin/revocations` (scope `revoke` and a sender-constrained
+//! token, even with `--allow-bearer`) takes `{"revoke":
+//! "jti"|"sub"|"client"|"jkt"|"x5t", "value": "…", "for_secs": N}` and
+//! answers 204 once the entry is in Redis: refused here at once, by every
+//! server of the fleet within `--revocation-poll-ms`. `DELETE
+//! /admin/revocations` with `{"revoke": …, "value": …}` restores. Each
+//! change is logged with who made it (`senderbound::admin`). Audit events
 //! and key-fetch logs go to stderr; the line `listening on http://ADDR` goes
 //! to stdout once the socket is bound. Stops on Ctrl-C.
 
@@ -47,8 +50,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use clap::Parser;
-use senderbound::RequireScopeLayer;
-use senderbound_redis::{RedisRevocations, Revoked};
+use senderbound::tokens::Binding;
+use senderbound::{RequireScopeLayer, Sender};
+use senderbound_redis::{RedisRevocations, RevocationStoreError, Revoked};
 use senderbound_suite::harness::routes;
 use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr_at};
 
@@ -75,6 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         app = app.route(
             "/admin/revocations",
             post(revoke)
+                .delete(restore)
                 .with_state(list)
                 .route_layer(RequireScopeLayer::all(["revoke"])),
         );
@@ -93,44 +98,123 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// A revocation, as `POST /admin/revocations` takes it.
+/// A change to the revocation list, as `/admin/revocations` takes it.
 #[derive(serde::Deserialize)]
-struct Revocation {
+struct Change {
     /// What `value` is: `jti`, `sub`, `client`, `jkt` or `x5t`.
     revoke: String,
     value: String,
-    /// How long the revocation holds (at least the longest a token lives).
+    /// How long the revocation holds (at least the longest a token lives);
+    /// not used to restore.
+    #[serde(default)]
     for_secs: u64,
 }
 
+/// Why a change is refused: the status and a short reason, nothing else.
+type Refused = (StatusCode, &'static str);
+
+impl Change {
+    /// What it names, checked: a known kind, and a value of its form
+    /// (thumbprints are 43 base64url characters, SHA-256).
+    fn target(&self) -> Result<Revoked, Refused> {
+        let unprocessable = |why| Err((StatusCode::UNPROCESSABLE_ENTITY, why));
+        let what = match self.revoke.as_str() {
+            "jti" => Revoked::TokenId,
+            "sub" => Revoked::Subject,
+            "client" => Revoked::Client,
+            "jkt" => Revoked::Key,
+            "x5t" => Revoked::Certificate,
+            _ => return unprocessable("revoke is one of jti, sub, client, jkt, x5t"),
+        };
+        let thumbprint = matches!(what, Revoked::Key | Revoked::Certificate);
+        let well_formed = if thumbprint {
+            self.value.len() == 43
+                && self
+                    .value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        } else {
+            !self.value.is_empty() && self.value.len() <= 1024
+        };
+        if !well_formed {
+            return unprocessable("value is not of the form its kind needs");
+        }
+        Ok(what)
+    }
+}
+
+/// Only a sender-constrained caller changes the list, whatever else the
+/// server accepts (`--allow-bearer`): an unbound token is 403.
+fn constrained(sender: &Sender) -> Result<(), Refused> {
+    if matches!(sender.binding(), Binding::Unbound) {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "changing the revocation list needs a sender-constrained token",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /admin/revocations`: revoked on every server of the fleet.
 async fn revoke(
     State(list): State<RedisRevocations>,
-    Json(revocation): Json<Revocation>,
-) -> Result<StatusCode, (StatusCode, &'static str)> {
-    let what = match revocation.revoke.as_str() {
-        "jti" => Revoked::TokenId,
-        "sub" => Revoked::Subject,
-        "client" => Revoked::Client,
-        "jkt" => Revoked::Key,
-        "x5t" => Revoked::Certificate,
-        _ => {
-            return Err((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "revoke is one of jti, sub, client, jkt, x5t",
-            ));
-        }
-    };
-    let lifetime = Duration::from_secs(revocation.for_secs);
-    match list.revoke(what, &revocation.value, lifetime).await {
+    sender: Sender,
+    Json(change): Json<Change>,
+) -> Result<StatusCode, Refused> {
+    constrained(&sender)?;
+    let what = change.target()?;
+    if change.for_secs == 0 {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "for_secs must be positive",
+        ));
+    }
+    let made = list
+        .revoke(what, &change.value, Duration::from_secs(change.for_secs))
+        .await;
+    answer(made, &sender, "revoked", &change)
+}
+
+/// `DELETE /admin/revocations`: accepted again on every server.
+async fn restore(
+    State(list): State<RedisRevocations>,
+    sender: Sender,
+    Json(change): Json<Change>,
+) -> Result<StatusCode, Refused> {
+    constrained(&sender)?;
+    let what = change.target()?;
+    let made = list.restore(what, &change.value).await;
+    answer(made, &sender, "restored", &change)
+}
+
+/// 204 once Redis has the change; who made which change goes to the log
+/// (the values are identifiers and thumbprints, no secrets).
+fn answer(
+    made: Result<(), RevocationStoreError>,
+    sender: &Sender,
+    action: &'static str,
+    change: &Change,
+) -> Result<StatusCode, Refused> {
+    match made {
         Ok(()) => {
-            tracing::warn!(revoked = revocation.revoke, "revocation added");
+            tracing::warn!(
+                target: "senderbound::admin",
+                action,
+                kind = change.revoke,
+                value = change.value,
+                for_secs = change.for_secs,
+                by_sub = sender.subject(),
+                by_client = sender.client_id(),
+                by_jkt = sender.binding().jkt(),
+                "revocation list changed"
+            );
             Ok(StatusCode::NO_CONTENT)
         }
         Err(e) => {
-            tracing::error!(error = %e, "revocation not stored");
+            tracing::error!(target: "senderbound::admin", action, error = %e, "revocation list not changed");
             Err((
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the revocation list is unreachable",
+                "the revocation list did not confirm the change; make it again",
             ))
         }
     }

@@ -59,12 +59,24 @@ impl Fleet {
             &poll,
             "--redis-key-sharing",
             "reject",
+            // Six Redis nodes and three servers on a shared two-core
+            // machine: a slow moment must not read as an outage.
+            "--redis-timeout-ms",
+            "1000",
             "--log-level",
             "warn",
         ];
         args.extend(redis_flags.iter().map(String::as_str));
+        // The third also accepts unbound bearer tokens (not on its admin
+        // route).
         let servers = (0..3)
-            .map(|i| start_example("resource_server", &args, &dir, &format!("server-{i}")))
+            .map(|i| {
+                let mut args = args.clone();
+                if i == 2 {
+                    args.push("--allow-bearer");
+                }
+                start_example("resource_server", &args, &dir, &format!("server-{i}"))
+            })
             .collect();
         Fleet {
             issuer,
@@ -174,8 +186,34 @@ impl Fleet {
         let revocation = serde_json::json!({
             "revoke": "jkt", "value": key.jkt(), "for_secs": 600,
         });
-        // The admin route is a protected route like any other: an unbound
-        // admin call, or one without the scope, never reaches it.
+        // The admin route is a protected route like any other: the admin
+        // token as a bearer token, or a token without the scope, never
+        // reaches it.
+        let url = format!("{}/admin/revocations", self.servers[0].1);
+        let as_bearer = self
+            .http
+            .post(&url)
+            .header("authorization", format!("Bearer {admin}"))
+            .json(&revocation);
+        reply(as_bearer)
+            .await
+            .assert_refused(401, "invalid_token", Error::TokenDowngrade);
+        // On a server that accepts bearer tokens, an unbound token with the
+        // scope still may not change the list: 403.
+        let unbound = self
+            .issuer
+            .token(AUDIENCE)
+            .scopes(["revoke"])
+            .claim("client_id", "operator")
+            .sign();
+        let url = format!("{}/admin/revocations", self.servers[2].1);
+        let unbound_call = self
+            .http
+            .post(&url)
+            .header("authorization", format!("Bearer {unbound}"))
+            .json(&revocation);
+        let refused = reply(unbound_call).await;
+        assert_eq!(refused.status, 403, "{refused:?}");
         let reader = self.token(&admin_key, "read", "operator");
         let proof = Self::proof(&admin_key, "POST", "/admin/revocations", &reader);
         self.send(
@@ -189,6 +227,23 @@ impl Fleet {
         .await
         .assert_refused(403, "insufficient_scope", Error::InsufficientScope);
         assert_eq!(self.whoami(1, &key, &token).await.status, 200);
+
+        // A value not of its kind's form changes nothing: 422.
+        let malformed = serde_json::json!({
+            "revoke": "jkt", "value": "not-a-thumbprint", "for_secs": 600,
+        });
+        let proof = Self::proof(&admin_key, "POST", "/admin/revocations", &admin);
+        let reply = self
+            .send(
+                0,
+                "POST",
+                "/admin/revocations",
+                &admin,
+                &proof,
+                Some(malformed),
+            )
+            .await;
+        assert_eq!(reply.status, 422, "{reply:?}");
 
         let proof = Self::proof(&admin_key, "POST", "/admin/revocations", &admin);
         let revoked_at = Instant::now();
@@ -229,6 +284,32 @@ impl Fleet {
         }
         // Others are untouched.
         assert_eq!(self.whoami(2, &admin_key, &reader).await.status, 200);
+
+        // Restored through server 1: accepted everywhere again.
+        let restoration = serde_json::json!({"revoke": "jkt", "value": key.jkt()});
+        let proof = Self::proof(&admin_key, "DELETE", "/admin/revocations", &admin);
+        let reply = self
+            .send(
+                1,
+                "DELETE",
+                "/admin/revocations",
+                &admin,
+                &proof,
+                Some(restoration),
+            )
+            .await;
+        assert_eq!(reply.status, 204, "{reply:?}");
+        let restored_at = Instant::now();
+        for i in 0..3 {
+            while self.whoami(i, &key, &token).await.status != 200 {
+                assert!(
+                    restored_at.elapsed() < POLL * 5,
+                    "server {i} still refuses a key restored {:?} ago",
+                    restored_at.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
     }
 
     /// Client one uses a key through server 1; client two, with the same

@@ -81,9 +81,14 @@ pub struct ServerArgs {
     #[arg(long, default_value = "senderbound")]
     pub redis_service: String,
     /// Wait for this many replicas to acknowledge each recorded proof
-    /// (Redis WAIT; 503 when they do not within 100 ms).
+    /// and each change to the revocation list (Redis WAIT; 503 when they
+    /// do not within 100 ms).
     #[arg(long)]
     pub redis_wait_replicas: Option<u32>,
+    /// Longest one Redis operation may take before the request is refused
+    /// with 503 (milliseconds; the WAIT above comes on top).
+    #[arg(long, default_value_t = 250)]
+    pub redis_timeout_ms: u64,
     /// After Redis may have lost used proofs (a new or emptied Redis, a
     /// restart, a failover without --redis-wait-replicas), refuse requests
     /// with 503 for this many seconds (at least the replay window; 0 turns
@@ -301,18 +306,16 @@ impl ServerArgs {
             builder = builder.allow_bearer();
         }
         if let Some(deployment) = self.redis_deployment()? {
-            let mut store = RedisReplayStore::builder(deployment.clone())
-                .restart_guard(Duration::from_secs(self.redis_restart_guard_secs));
-            if let Some(count) = self.redis_wait_replicas {
-                store = store.durability(Durability::Replicas {
-                    count,
-                    timeout: Duration::from_millis(100),
-                });
-            }
+            let store = RedisReplayStore::builder(deployment.clone())
+                .restart_guard(Duration::from_secs(self.redis_restart_guard_secs))
+                .operation_timeout(self.redis_timeout())
+                .durability(self.redis_durability());
             builder = builder.replay_store(store.build()?);
             if let Some(mode) = self.redis_key_sharing {
-                let sharing =
-                    KeySharing::new().holders(RedisKeyHolders::builder(deployment).build()?);
+                let holders = RedisKeyHolders::builder(deployment)
+                    .operation_timeout(self.redis_timeout())
+                    .build()?;
+                let sharing = KeySharing::new().holders(holders);
                 builder = builder.key_sharing(match mode {
                     SharingMode::Report => sharing,
                     SharingMode::Reject => sharing.reject(),
@@ -356,6 +359,20 @@ impl ServerArgs {
         Ok(deployment)
     }
 
+    fn redis_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_timeout_ms)
+    }
+
+    fn redis_durability(&self) -> Durability {
+        match self.redis_wait_replicas {
+            Some(count) => Durability::Replicas {
+                count,
+                timeout: Duration::from_millis(100),
+            },
+            None => Durability::Primary,
+        }
+    }
+
     /// The fleet-wide revocation list (`--redis-revocations`): the same
     /// list, and the same local copy, on every call. Needs a Tokio runtime
     /// (it polls Redis in the background).
@@ -371,6 +388,8 @@ impl ServerArgs {
         };
         let list = RedisRevocations::builder(deployment)
             .poll_interval(Duration::from_millis(self.revocation_poll_ms))
+            .operation_timeout(self.redis_timeout())
+            .durability(self.redis_durability())
             .build()?;
         Ok(Some(self.revocations.get_or_init(|| list).clone()))
     }
