@@ -86,6 +86,9 @@ pub use revocation::{RedisRevocations, RedisRevocationsBuilder, RevocationStoreE
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
 /// Default key namespace.
 pub const DEFAULT_NAMESPACE: &str = "senderbound:jti";
+/// The replay window of the default proof rules: `max_age` (60 s) + 2 ×
+/// `max_future_skew` (15 s) + 1 s.
+const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(91);
 /// Default pause after Redis lost its data: longer than the replay window
 /// with default settings (91 s), and with `freshness_from_nonce` (211 s).
 pub const DEFAULT_RESTART_GUARD: Duration = Duration::from_secs(240);
@@ -338,6 +341,16 @@ impl RedisReplayStoreBuilder {
             Durability::Replicas { timeout, .. } => timeout,
             Durability::Primary => Duration::ZERO,
         };
+        if !self.restart_guard.is_zero() && self.restart_guard < DEFAULT_REPLAY_WINDOW {
+            // Allowed (proof rules may be stricter than the default), but
+            // the usual mistake: said once, where the store is made.
+            tracing::warn!(
+                target: "senderbound::replay",
+                guard_secs = self.restart_guard.as_secs(),
+                "the Redis restart guard is shorter than the default replay window (91 s): \
+                 proofs used just before a data loss could be accepted again"
+            );
+        }
         // The connection's own response timeout covers WAIT too.
         let timeout = self.operation_timeout.saturating_add(extra);
         let connection = connect(&self.deployment, &self.namespace, timeout)?;
