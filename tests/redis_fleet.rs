@@ -184,6 +184,65 @@ async fn cluster_spreads_keys_survives_a_killed_primary_and_never_accepts_twice(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server and redis-cli; scripts/test.sh installs and runs them"]
+async fn cluster_with_replica_acknowledgement_waits_on_the_shard_that_holds_the_key() {
+    let cluster = RedisCluster::start();
+    let store = RedisReplayStore::builder(Deployment::cluster(cluster.urls()))
+        .restart_guard(Duration::ZERO)
+        .durability(Durability::Replicas {
+            count: 1,
+            timeout: Duration::from_millis(300),
+        })
+        .build()
+        .unwrap();
+    // Every shard's replica acknowledges: every insert is accepted.
+    let mut accepted = HashSet::new();
+    assert_eq!(insert_all(&store, 0..100, &mut accepted).await, 0);
+    replays_are_seen(&store, &accepted).await;
+
+    // The first shard's replica freezes: inserts whose keys live on that
+    // shard cannot be acknowledged (503); the other shards' go on. (WAIT
+    // sent anywhere but the connection that wrote would count nothing to
+    // wait for, and accept.)
+    let first = &cluster.nodes[0];
+    let first_port = first.port().to_string();
+    let Some(replica) = cluster.nodes[3..]
+        .iter()
+        .find(|n| n.info("master_port").as_deref() == Some(first_port.as_str()))
+    else {
+        panic!("no replica of the first primary");
+    };
+    replica.pause();
+    let (mut on_first, mut elsewhere) = (Vec::new(), Vec::new());
+    for i in 100..160 {
+        let answer = store.check_and_insert(key(i), TTL).await;
+        let holds = first
+            .command(&format!("EXISTS {}", store.redis_key(&key(i))))
+            .is_some_and(|a| a.trim() == ":1");
+        if holds {
+            on_first.push(answer);
+        } else {
+            elsewhere.push(answer);
+        }
+    }
+    replica.resume();
+    assert!(
+        !on_first.is_empty() && !elsewhere.is_empty(),
+        "keys on both sides: {} and {}",
+        on_first.len(),
+        elsewhere.len()
+    );
+    assert!(
+        on_first.iter().all(|a| *a == Err(ReplayError::Unavailable)),
+        "on the frozen replica's shard: {on_first:?}"
+    );
+    assert!(
+        elsewhere.iter().all(|a| a.is_ok()),
+        "on the other shards: {elsewhere:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
 async fn sentinel_failover_with_async_replication_pauses_and_never_accepts_twice() {
     let group = SentinelGroup::start();
