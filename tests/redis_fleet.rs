@@ -434,6 +434,40 @@ async fn sentinel_primary_killed_with_replica_acknowledgement_loses_nothing() {
     replays_are_seen(&store, &after).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn sentinel_failover_with_the_first_sentinel_frozen_still_recovers() {
+    let mut group = SentinelGroup::start();
+    let (store, mut next, accepted) = serving_store(&group, Durability::Primary).await;
+    // The first sentinel the store knows hangs (connections open, no
+    // answer): asking it takes longer than a request may wait. The two
+    // others still make a quorum and fail over.
+    group.freeze_sentinel(0);
+    group.failover();
+    let failed_over = Instant::now();
+    // The old primary takes writes until the sentinels demote it; then
+    // the store asks the sentinels again, and must not stay stuck behind
+    // the frozen one.
+    while store.check_and_insert(probe(next), TTL).await.is_ok() {
+        next += 1;
+        assert!(
+            failed_over.elapsed() < Duration::from_secs(20),
+            "the store never left the old primary"
+        );
+    }
+    let left = failed_over.elapsed();
+    until_accepting(&store, &mut next, Duration::from_secs(30)).await;
+    eprintln!(
+        "sentinel, first sentinel frozen: left the old primary {left:?} after the failover, accepting again after {:?}",
+        failed_over.elapsed()
+    );
+    warm_up(&store, &mut next, GUARD).await;
+    replays_are_refused(&store, &accepted).await;
+    let mut after = HashSet::new();
+    assert_eq!(insert_all(&store, 1_000..1_100, &mut after).await, 0);
+    replays_are_seen(&store, &after).await;
+}
+
 /// A store on the Sentinel group with a 3 s guard ([`GUARD`]), every group's guard
 /// waited out, and 200 proofs accepted and seen: the probe counter and the
 /// accepted keys.

@@ -3,14 +3,17 @@
 //! through failovers) or Cluster (routing by hash slot).
 
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use redis::sentinel::{SentinelClient, SentinelServerType};
-use redis::{AsyncConnectionConfig, Cmd, RedisError, RedisResult, Script, ScriptInvocation};
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, RedisError, RedisResult, Script, ScriptInvocation,
+};
 
 /// Where Redis runs: the store works the same way on each.
 ///
@@ -134,7 +137,7 @@ pub(crate) fn connect(
 pub(crate) enum Connection {
     Single(ConnectionManager),
     Sentinel(SentinelConnection),
-    Cluster(LazyCluster),
+    Cluster(Box<LazyCluster>),
 }
 
 impl Connection {
@@ -169,13 +172,12 @@ impl Connection {
                     node,
                     SentinelServerType::Master,
                 )?;
-                Ok(Connection::Sentinel(SentinelConnection {
-                    client: tokio::sync::Mutex::new(client),
-                    current: Mutex::new(None),
-                    config: AsyncConnectionConfig::new()
+                Ok(Connection::Sentinel(SentinelConnection::new(
+                    client,
+                    AsyncConnectionConfig::new()
                         .set_connection_timeout(Some(timeout))
                         .set_response_timeout(Some(timeout)),
-                }))
+                )))
             }
             Deployment::Cluster(nodes) => {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
@@ -183,10 +185,10 @@ impl Connection {
                     .response_timeout(timeout)
                     .retries(1)
                     .build()?;
-                Ok(Connection::Cluster(LazyCluster {
+                Ok(Connection::Cluster(Box::new(LazyCluster {
                     client,
                     connection: tokio::sync::Mutex::new(None),
-                }))
+                })))
             }
         }
     }
@@ -284,38 +286,90 @@ impl Connection {
 
 /// The current primary's connection, asked of the sentinels when there is
 /// none (at start, and after any error).
+///
+/// The lookup runs as its own task, one at a time, to its end: a request
+/// waits for it only as long as its operation timeout allows. Asking the
+/// sentinels can take longer than that (one that hangs is given up on after
+/// the redis crate's timeouts, about a second, before the next answers);
+/// were the lookup a part of each request, every request would abandon it
+/// half-way and the store would never find the new primary.
 pub(crate) struct SentinelConnection {
+    shared: Arc<SentinelShared>,
+}
+
+struct SentinelShared {
     client: tokio::sync::Mutex<SentinelClient>,
     current: Mutex<Option<MultiplexedConnection>>,
     config: AsyncConnectionConfig,
+    /// A lookup task is running.
+    looking: AtomicBool,
+    /// Woken when a lookup ends, found or not.
+    done: tokio::sync::Notify,
 }
 
 impl SentinelConnection {
-    async fn connection(&self) -> RedisResult<MultiplexedConnection> {
-        if let Some(connection) = self.cached() {
-            return Ok(connection);
+    fn new(client: SentinelClient, config: AsyncConnectionConfig) -> Self {
+        SentinelConnection {
+            shared: Arc::new(SentinelShared {
+                client: tokio::sync::Mutex::new(client),
+                current: Mutex::new(None),
+                config,
+                looking: AtomicBool::new(false),
+                done: tokio::sync::Notify::new(),
+            }),
         }
-        // One lookup at a time; whoever waited finds it done.
-        let mut client = self.client.lock().await;
-        if let Some(connection) = self.cached() {
-            return Ok(connection);
-        }
-        let connection = client
-            .get_async_connection_with_config(&self.config)
-            .await?;
-        if let Ok(mut current) = self.current.lock() {
-            *current = Some(connection.clone());
-        }
-        Ok(connection)
     }
 
+    async fn connection(&self) -> RedisResult<MultiplexedConnection> {
+        if let Some(connection) = self.shared.cached() {
+            return Ok(connection);
+        }
+        // Waiting before looking: a lookup ending in between still wakes
+        // this (a `Notified` receives `notify_waiters` once created).
+        let done = self.shared.done.notified();
+        if !self.shared.looking.swap(true, Ordering::AcqRel) {
+            let lookup = Lookup(self.shared.clone());
+            tokio::spawn(async move { lookup.0.look_up().await });
+        }
+        done.await;
+        self.shared.cached().ok_or_else(|| {
+            RedisError::from((ErrorKind::Io, "the sentinels named no reachable primary"))
+        })
+    }
+
+    fn forget(&self) {
+        if let Ok(mut current) = self.shared.current.lock() {
+            *current = None;
+        }
+    }
+}
+
+/// A running lookup: when it ends (or its task is dropped), the next may
+/// start and the waiting requests look at what it found.
+struct Lookup(Arc<SentinelShared>);
+
+impl Drop for Lookup {
+    fn drop(&mut self) {
+        self.0.looking.store(false, Ordering::Release);
+        self.0.done.notify_waiters();
+    }
+}
+
+impl SentinelShared {
     fn cached(&self) -> Option<MultiplexedConnection> {
         self.current.lock().ok().and_then(|c| c.clone())
     }
 
-    fn forget(&self) {
-        if let Ok(mut current) = self.current.lock() {
-            *current = None;
+    /// Asks the sentinels for the primary and connects to it.
+    async fn look_up(&self) {
+        let mut client = self.client.lock().await;
+        if self.cached().is_some() {
+            return;
+        }
+        if let Ok(connection) = client.get_async_connection_with_config(&self.config).await
+            && let Ok(mut current) = self.current.lock()
+        {
+            *current = Some(connection);
         }
     }
 }

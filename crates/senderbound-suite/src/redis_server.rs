@@ -164,6 +164,8 @@ pub struct SentinelGroup {
     /// Its replica at start.
     pub replica: RedisServer,
     sentinels: Vec<(u16, Child)>,
+    /// The sentinel the group's own commands go to (not a frozen one).
+    asked: usize,
     dir: std::path::PathBuf,
 }
 
@@ -218,6 +220,7 @@ impl SentinelGroup {
             primary,
             replica,
             sentinels,
+            asked: 0,
             dir,
         };
         for (port, _) in &group.sentinels {
@@ -240,7 +243,7 @@ impl SentinelGroup {
     /// The port the sentinels call the primary now.
     pub fn primary_port(&self) -> Option<u16> {
         let answer = raw_command(
-            self.sentinels[0].0,
+            self.sentinels[self.asked].0,
             &format!("SENTINEL GET-MASTER-ADDR-BY-NAME {SENTINEL_SERVICE}"),
         )?;
         answer
@@ -254,7 +257,7 @@ impl SentinelGroup {
     pub fn failover(&self) {
         let before = self.primary_port();
         let answer = raw_command(
-            self.sentinels[0].0,
+            self.sentinels[self.asked].0,
             &format!("SENTINEL FAILOVER {SENTINEL_SERVICE}"),
         );
         assert!(
@@ -262,6 +265,18 @@ impl SentinelGroup {
             "SENTINEL FAILOVER: {answer:?}"
         );
         self.wait_for_new_primary(before);
+    }
+
+    /// Freezes sentinel `i` (SIGSTOP): connections to it open, and nothing
+    /// answers, as with a sentinel on a host that hangs. The group asks
+    /// another from now on.
+    pub fn freeze_sentinel(&mut self, i: usize) {
+        let status = Command::new("kill")
+            .args(["-STOP", &self.sentinels[i].1.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -STOP");
+        self.asked = (i + 1) % self.sentinels.len();
     }
 
     /// The node that is the primary now, and the other.
