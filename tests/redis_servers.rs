@@ -13,8 +13,9 @@ use senderbound::Error;
 use senderbound_client::DpopKey;
 use senderbound_suite::TestIssuer;
 use senderbound_suite::harness::Reply;
-use senderbound_suite::process::{Process, scratch, start_example};
-use senderbound_suite::redis_server::{RedisCluster, SENTINEL_SERVICE, SentinelGroup};
+use senderbound_suite::pki::Identity;
+use senderbound_suite::process::{Process, scratch, start_example_with_env};
+use senderbound_suite::redis_server::{RedisCluster, RedisServer, SENTINEL_SERVICE, SentinelGroup};
 
 const ISSUER: &str = "https://as.fleet.test";
 const AUDIENCE: &str = "https://api.fleet.test";
@@ -34,6 +35,11 @@ impl Fleet {
     /// Three servers with `redis_flags`, used proofs, revocations and
     /// first key holders (reject mode) all in that Redis.
     fn start(name: &str, redis_flags: &[String]) -> Fleet {
+        Self::start_with_env(name, redis_flags, &[])
+    }
+
+    /// [`start`](Self::start) with these environment variables.
+    fn start_with_env(name: &str, redis_flags: &[String], env: &[(&str, &str)]) -> Fleet {
         let issuer = TestIssuer::new(ISSUER);
         let dir = scratch(name);
         let jwks = dir.join("jwks.json");
@@ -75,7 +81,7 @@ impl Fleet {
                 if i == 2 {
                     args.push("--allow-bearer");
                 }
-                start_example("resource_server", &args, &dir, &format!("server-{i}"))
+                start_example_with_env("resource_server", &args, env, &dir, &format!("server-{i}"))
             })
             .collect();
         Fleet {
@@ -133,7 +139,30 @@ impl Fleet {
         self.send(i, "GET", "/whoami", token, &proof, None).await
     }
 
+    /// Waits until every server serves (a server answers 503 until its
+    /// first read of the revocation list).
+    async fn ready(&self) {
+        let key = DpopKey::generate();
+        let token = self.token(&key, "read", "client-ready");
+        let started = Instant::now();
+        for i in 0..3 {
+            loop {
+                let reply = self.whoami(i, &key, &token).await;
+                if reply.status == 200 {
+                    break;
+                }
+                assert_eq!(reply.status, 503, "server {i}: {reply:?}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "server {i} never served: {reply:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
     async fn check(&self) {
+        self.ready().await;
         self.same_proof_everywhere_is_accepted_once().await;
         self.a_revocation_through_one_server_is_refused_by_the_others()
             .await;
@@ -383,4 +412,50 @@ async fn three_servers_sharing_a_sentinel_group() {
         .collect();
     flags.extend(["--redis-service".to_owned(), SENTINEL_SERVICE.to_owned()]);
     Fleet::start("servers-sentinel", &flags).check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server and the resource_server example; scripts/test.sh runs it"]
+async fn three_servers_sharing_a_redis_over_tls() {
+    // A Redis that speaks TLS on a second port, with a test certificate
+    // (made now, in memory and a temporary directory; never committed).
+    let identity = Identity::localhost();
+    let dir = scratch("redis-tls");
+    let (cert, key) = (dir.join("redis.pem"), dir.join("redis-key.pem"));
+    std::fs::write(&cert, &identity.cert_pem).unwrap();
+    std::fs::write(&key, &identity.key_pem).unwrap();
+    let tls_port = senderbound_suite::process::free_port().to_string();
+    let redis = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-key-file",
+        key.to_str().unwrap(),
+        "--tls-ca-cert-file",
+        cert.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let flags = vec![
+        "--redis-url".to_owned(),
+        format!("rediss://127.0.0.1:{tls_port}/"),
+    ];
+    // Servers that trust the certificate (SSL_CERT_FILE, read by the
+    // platform-roots loader) share used proofs, revocations and key
+    // holders over TLS.
+    let ca = cert.to_str().unwrap();
+    let fleet = Fleet::start_with_env("servers-tls", &flags, &[("SSL_CERT_FILE", ca)]);
+    fleet.check().await;
+
+    // A server that does not trust it never talks to that Redis: every
+    // DPoP request is 503, never 200.
+    let distrustful = Fleet::start_with_env("servers-tls-untrusted", &flags, &[]);
+    let key = DpopKey::generate();
+    let token = distrustful.token(&key, "read", "client-distrust");
+    for _ in 0..3 {
+        let reply = distrustful.whoami(0, &key, &token).await;
+        assert_eq!(reply.status, 503, "{reply:?}");
+    }
+    drop(redis);
 }

@@ -17,6 +17,12 @@ use redis::{
 
 /// Where Redis runs: the store works the same way on each.
 ///
+/// With the crate's `tls` feature, `rediss://` URLs reach Redis over TLS
+/// (rustls, trusting the platform's roots; `SSL_CERT_FILE` or
+/// `SSL_CERT_DIR` add a private CA): a node, the seeds of a cluster (and so
+/// every node), or sentinels (and then the nodes they name too). Without
+/// it, a `rediss://` URL fails at `build()`.
+///
 /// ```
 /// use senderbound_redis::Deployment;
 ///
@@ -160,12 +166,17 @@ impl Connection {
                 service,
                 password,
             } => {
-                let node = password.as_ref().map(|password| {
-                    redis::sentinel::SentinelNodeConnectionInfo::default()
-                        .set_redis_connection_info(
-                            redis::RedisConnectionInfo::default().set_password(password.clone()),
-                        )
-                });
+                let mut node = redis::sentinel::SentinelNodeConnectionInfo::default();
+                if let Some(password) = password {
+                    node = node.set_redis_connection_info(
+                        redis::RedisConnectionInfo::default().set_password(password.clone()),
+                    );
+                }
+                // Sentinels reached over TLS name nodes reached over TLS.
+                if sentinels.iter().any(|url| url.starts_with("rediss://")) {
+                    node = node.set_tls_mode(redis::TlsMode::Secure);
+                }
+                let node = Some(node);
                 let client = SentinelClient::build(
                     sentinels.iter().map(String::as_str).collect(),
                     service.clone(),

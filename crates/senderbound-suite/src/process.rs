@@ -74,8 +74,19 @@ pub fn example(name: &str) -> PathBuf {
 /// Starts example `name` with `args`, waits for its `listening on URL`
 /// line, and returns it with that URL; its stderr goes to `scratch/log.log`.
 pub fn start_example(name: &str, args: &[&str], scratch: &Path, log: &str) -> (Process, String) {
+    start_example_with_env(name, args, &[], scratch, log)
+}
+
+/// [`start_example`] with these environment variables set for it.
+pub fn start_example_with_env(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    scratch: &Path,
+    log: &str,
+) -> (Process, String) {
     let mut command = Command::new(example(name));
-    command.args(args);
+    command.args(args).envs(env.iter().copied());
     let (process, line) = start(
         command,
         "listening on ",
