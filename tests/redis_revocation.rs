@@ -12,6 +12,7 @@ use senderbound::key_sharing::KeySharing;
 use senderbound_client::DpopKey;
 use senderbound_redis::{Deployment, Durability, RedisKeyHolders, RedisRevocations, Revoked};
 use senderbound_suite::TestIssuer;
+use senderbound_suite::capture::Captured;
 use senderbound_suite::harness::{Harness, ISSUER, Reply};
 use senderbound_suite::redis_server::{RedisServer, SENTINEL_SERVICE, SentinelGroup};
 
@@ -372,5 +373,55 @@ async fn on_sentinel_revocations_are_acknowledged_by_the_replica_and_survive_a_k
             "never restored on the new primary: {reply:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn report_mode_goes_on_without_the_store_and_says_so_once() {
+    let mut redis = RedisServer::start();
+    let issuer = TestIssuer::new(ISSUER);
+    let client = DpopKey::generate();
+    let trusted = issuer.trust();
+    let holders = RedisKeyHolders::builder(redis.url()).build().unwrap();
+    let h = Harness {
+        client: client.clone(),
+        ..Harness::with_issuer(issuer.clone(), |b| {
+            b.trust(trusted)
+                .key_sharing(KeySharing::new().holders(holders))
+        })
+    };
+    let token = h.token();
+    assert_eq!(h.get_with("/whoami", &token).await.status, 200);
+    redis.stop();
+    let (captured, _guard) = Captured::install();
+    // Reporting needs no answer: every request goes on, unobserved …
+    for _ in 0..5 {
+        assert_eq!(h.get_with("/whoami", &token).await.status, 200);
+    }
+    // … and the outage is said once, not per request.
+    let said = |needle: &str| {
+        captured
+            .lines()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    };
+    assert_eq!(
+        said("key-sharing store unavailable"),
+        1,
+        "{:#?}",
+        captured.lines()
+    );
+    redis.restart();
+    let back = Instant::now();
+    while said("key-sharing store answering again") == 0 {
+        assert_eq!(h.get_with("/whoami", &token).await.status, 200);
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "{:#?}",
+            captured.lines()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

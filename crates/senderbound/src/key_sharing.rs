@@ -41,6 +41,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -205,7 +206,14 @@ pub(crate) struct Detector {
     window: Duration,
     pub(crate) reject: bool,
     subjects: bool,
+    /// The fleet store stopped answering (and has not answered since):
+    /// said once when it starts and once when it ends, not per request.
+    fleet_failing: Arc<AtomicBool>,
 }
+
+/// Name of the counter of requests key-sharing detection could not observe
+/// (report mode, the fleet store unreachable).
+pub const UNOBSERVED_TOTAL: &str = "senderbound_key_sharing_unobserved_total";
 
 /// The longest window accepted: a week, far longer than any access token
 /// should live (moka itself refuses more than 1000 years).
@@ -232,6 +240,7 @@ impl Detector {
                 })
                 .build(),
             fleet: config.holders.clone(),
+            fleet_failing: Arc::new(AtomicBool::new(false)),
             window: config.window,
             reject: config.reject,
             subjects: config.subjects,
@@ -252,9 +261,33 @@ impl Detector {
         // The mode is part of the key: servers that count subjects and
         // servers that do not record different holders, never compared.
         let mode = if self.subjects { "sub" } else { "client" };
-        let first = store
+        let first = match store
             .first_holder_boxed(&format!("{mode}:{thumbprint}"), &encoded, self.window)
-            .await?;
+            .await
+        {
+            Ok(first) => {
+                if self.fleet_failing.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "senderbound::key_sharing",
+                        "key-sharing store answering again"
+                    );
+                }
+                first
+            }
+            Err(e) => {
+                if !self.reject {
+                    metrics::counter!(UNOBSERVED_TOTAL).increment(1);
+                    if !self.fleet_failing.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            target: "senderbound::key_sharing",
+                            "key-sharing store unavailable: requests go on unobserved \
+                             (counted in senderbound_key_sharing_unobserved_total) until it answers"
+                        );
+                    }
+                }
+                return Err(e);
+            }
+        };
         if first == encoded {
             return Ok(None);
         }
