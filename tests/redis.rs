@@ -375,7 +375,18 @@ async fn a_promotion_is_trusted_only_if_every_write_was_acknowledged_by_replicas
         assert_eq!(store.check_and_insert(keys[0], ttl).await, Ok(()));
         if mixed {
             let unacknowledged = build(&primary, Durability::Primary);
+            let (captured, guard) = senderbound_suite::capture::Captured::install();
             assert_eq!(unacknowledged.check_and_insert(keys[1], ttl).await, Ok(()));
+            drop(guard);
+            // The server that differs says so.
+            assert!(
+                captured
+                    .lines()
+                    .iter()
+                    .any(|l| l.contains("use different durabilities")),
+                "{:#?}",
+                captured.lines()
+            );
         }
         wait_for("the replica to catch up", || {
             let offset = primary.info("master_repl_offset");
@@ -418,4 +429,61 @@ async fn a_promotion_is_trusted_only_if_every_write_was_acknowledged_by_replicas
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server; scripts/test.sh installs and runs it"]
+async fn a_restart_from_a_snapshot_starts_the_guard_even_with_replica_acknowledgement() {
+    use senderbound_redis::Durability;
+    let ttl = Duration::from_secs(60);
+    let fast = ["--repl-diskless-sync-delay", "0"];
+    let mut primary = RedisServer::start_with(&fast);
+    let port = primary.port().to_string();
+    let replica = RedisServer::start_with(&[fast[0], fast[1], "--replicaof", "127.0.0.1", &port]);
+    wait_for("the replica to sync", || {
+        replica.info("master_link_status").as_deref() == Some("up")
+    });
+    let store = RedisReplayStore::builder(primary.url())
+        .restart_guard(Duration::from_secs(2))
+        .durability(Durability::Replicas {
+            count: 1,
+            timeout: Duration::from_millis(500),
+        })
+        .build()
+        .unwrap();
+    let keys = same_group(&store, 3);
+    assert_eq!(
+        store.check_and_insert(keys[0], ttl).await,
+        Err(ReplayError::Unavailable)
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(store.check_and_insert(keys[0], ttl).await, Ok(()));
+    // A snapshot, then a proof recorded (and acknowledged by the replica)
+    // after it: a restart from the snapshot loses that record.
+    assert!(
+        primary
+            .command("SAVE")
+            .is_some_and(|a| a.starts_with("+OK"))
+    );
+    assert_eq!(store.check_and_insert(keys[1], ttl).await, Ok(()));
+    primary.stop();
+    primary.restart();
+    eprintln!(
+        "restarted from the snapshot: master_replid2 {:?}",
+        primary.info("master_replid2")
+    );
+    wait_for("the replica to follow the restarted primary", || {
+        replica.info("master_link_status").as_deref() == Some("up")
+    });
+    // The restarted node may keep its old replication id (as replid2), as
+    // a promoted replica does; it has run for less than the guard, so the
+    // guard holds: the lost record's proof is refused, not accepted again.
+    assert_eq!(
+        store.check_and_insert(keys[1], ttl).await,
+        Err(ReplayError::Unavailable)
+    );
+    assert_eq!(
+        store.check_and_insert(keys[2], ttl).await,
+        Err(ReplayError::Unavailable)
+    );
 }

@@ -96,20 +96,27 @@ pub const DEFAULT_RESTART_GUARD: Duration = Duration::from_secs(240);
 /// KEYS[1] the proof's key, KEYS[2] its group's marker (one hash tag: the
 /// same cluster slot). ARGV[1] the TTL and ARGV[2] the restart guard, in
 /// ms; ARGV[3] `1` when this write is acknowledged by replicas before the
-/// request goes on (`Durability::Replicas`). 1: recorded; 0: already
-/// there; -1: this data may have lost proofs less than the guard ago.
+/// request goes on (`Durability::Replicas`). 1: recorded; 2 or 3: recorded,
+/// in a group written with both durabilities (2: this write, without
+/// acknowledgement, found every earlier one acknowledged; 3: this write,
+/// acknowledged, found one that was not); 0: already there; -1: this data
+/// may have lost proofs less than the guard ago.
 ///
 /// The marker (`since:run_id:replid:durable`) records when the guard
 /// started, which process (`run_id`) with which replication history
 /// (`master_replid`) served the data, and whether every write since was
 /// acknowledged by replicas (`1`; a single write without, from a server
 /// of the fleet configured otherwise, makes it `0` for good). No marker:
-/// the data is new or lost. Another `run_id`: a restart (which may have
-/// lost the last writes, even with AOF) or a failover (a promoted replica
-/// may lack the last writes its primary acknowledged): the guard starts
-/// again, unless every write was acknowledged by replicas and this node
-/// was a replica of the recorded history (`master_replid2`: a promotion;
-/// a restarted node has none). -2: the node is not a primary (a demoted
+/// the data is new or lost. Another `run_id` or `master_replid`: a restart
+/// (which may have lost the last writes, even with AOF) or a failover (a
+/// promoted replica may lack the last writes its primary acknowledged; a
+/// node demoted and promoted again keeps its `run_id`, not its replication
+/// id): the guard starts again, unless every write was acknowledged by
+/// replicas, this node was a replica of the recorded history
+/// (`master_replid2`: a promotion) and has run for longer than the guard
+/// (a node restarted from a snapshot also keeps the recorded history as
+/// `master_replid2`, having lost the writes since the snapshot: they are
+/// older than its start, so expired once it has run for the guard). -2: the node is not a primary (a demoted
 /// one that still takes writes); -3: `INFO` does not say what the check
 /// needs (a proxy or another server); -4: the node may evict records
 /// (`maxmemory` with a policy other than `noeviction`, checked when a
@@ -117,12 +124,14 @@ pub const DEFAULT_RESTART_GUARD: Duration = Duration::from_secs(240);
 const SCRIPT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
+local server = redis.call('INFO', 'server')
+local run_id = string.match(server, 'run_id:(%w+)')
+local uptime = tonumber(string.match(server, 'uptime_in_seconds:(%d+)'))
 local repl = redis.call('INFO', 'replication')
 local role = string.match(repl, 'role:(%w+)')
 local replid = string.match(repl, 'master_replid:(%w+)')
 local replid2 = string.match(repl, 'master_replid2:(%w+)')
-if not run_id or not replid or not replid2 then
+if not run_id or not uptime or not replid or not replid2 then
   return -3
 end
 if role ~= 'master' then
@@ -133,7 +142,8 @@ local since, seen_run, seen_repl, durable
 if marker then
   since, seen_run, seen_repl, durable = string.match(marker, '^(%d+):(%w*):(%w*):?(%d?)$')
 end
-if not since or seen_run ~= run_id then
+local mixed = 1
+if not since or seen_run ~= run_id or seen_repl ~= replid then
   local memory = redis.call('INFO', 'memory')
   local limit = string.match(memory, 'maxmemory:(%d+)')
   local policy = string.match(memory, 'maxmemory_policy:([%w-]+)')
@@ -143,19 +153,23 @@ if not since or seen_run ~= run_id then
   if tonumber(limit) > 0 and policy ~= 'noeviction' then
     return -4
   end
-  if not (since and ARGV[3] == '1' and durable == '1' and seen_repl == replid2) then
+  local promoted = since and durable == '1' and seen_repl == replid2
+  if not (promoted and ARGV[3] == '1' and uptime * 1000 >= tonumber(ARGV[2])) then
     since = now
     durable = ARGV[3]
   end
   redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid .. ':' .. durable)
 elseif durable == '1' and ARGV[3] ~= '1' then
   redis.call('SET', KEYS[2], since .. ':' .. run_id .. ':' .. replid .. ':0')
+  mixed = 2
+elseif durable ~= '1' and ARGV[3] == '1' then
+  mixed = 3
 end
 if now - tonumber(since) < tonumber(ARGV[2]) then
   return -1
 end
 if redis.call('SET', KEYS[1], 1, 'NX', 'PX', ARGV[1]) then
-  return 1
+  return mixed
 end
 return 0
 ";
@@ -363,6 +377,7 @@ impl RedisReplayStoreBuilder {
             durability: self.durability,
             script: redis::Script::new(SCRIPT),
             failing: AtomicBool::new(false),
+            mixed_said: AtomicBool::new(false),
         })
     }
 }
@@ -380,6 +395,8 @@ pub struct RedisReplayStore {
     /// Whether the last check failed: failures are logged when they start
     /// and when they end, not once per request.
     failing: AtomicBool,
+    /// The fleet's mixed durabilities were said (once).
+    mixed_said: AtomicBool,
 }
 
 impl fmt::Debug for RedisReplayStore {
@@ -454,7 +471,7 @@ impl RedisReplayStore {
                         .eval_then_wait(eval, slot(&tag), count, timeout)
                         .await
                     {
-                        Ok((1, acknowledged)) if acknowledged < i64::from(count) => {
+                        Ok((1..=3, acknowledged)) if acknowledged < i64::from(count) => {
                             return Err("too few replicas acknowledged (WAIT)".to_owned());
                         }
                         Ok((answer, _)) => Ok(answer),
@@ -464,6 +481,10 @@ impl RedisReplayStore {
             };
             match answer {
                 Ok(1) => Ok(true),
+                Ok(mixed @ (2 | 3)) => {
+                    self.note_mixed(mixed);
+                    Ok(true)
+                }
                 Ok(0) => Ok(false),
                 Ok(-1) => Err("Redis may have lost records recently (restart guard)".into()),
                 Ok(-2) => {
@@ -500,6 +521,24 @@ impl RedisReplayStore {
                 reason = why,
                 deployment = %self.deployment,
                 "Redis replay store unavailable: refusing DPoP requests (503) until it answers"
+            );
+        }
+    }
+
+    /// A group written with and without replica acknowledgement: promotions
+    /// there start the guard (the marker remembers). Said once.
+    fn note_mixed(&self, answer: i64) {
+        if !self.mixed_said.swap(true, Ordering::Relaxed) {
+            let this = if answer == 2 {
+                "without replica acknowledgement (Durability::Primary), where others wait for replicas"
+            } else {
+                "with replica acknowledgement, where others do not"
+            };
+            tracing::warn!(
+                target: "senderbound::replay",
+                deployment = %self.deployment,
+                "servers sharing this namespace use different durabilities: this one writes {this}; \
+                 failovers pause DPoP for the restart guard, as with Durability::Primary"
             );
         }
     }

@@ -96,12 +96,27 @@ pub fn start_example_with_env(
     (process, url)
 }
 
-/// A port free on 127.0.0.1 right now.
+/// A port free on 127.0.0.1 right now, never handed out twice by this
+/// process: taken in turn from 10000–22767, below Linux's ephemeral range
+/// (32768 and up), and so is a Redis Cluster node's bus port (+10000).
+/// (Asking the kernel for port 0 and letting it go raced: the kernel may
+/// give the same port to the next `bind(0)`, another test's server or an
+/// outgoing connection, before the program told to use it binds it.)
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 10_000;
+    const SPAN: u16 = 12_768;
+    // Each test process starts elsewhere in the range.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST + (start.wrapping_add(n) % SPAN);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// A fresh scratch directory under the system's temporary directory.

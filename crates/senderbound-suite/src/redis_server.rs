@@ -7,6 +7,8 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::process::free_port;
+
 /// A running (or stopped, restartable) private Redis.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -17,13 +19,6 @@ pub struct RedisServer {
     /// Its own working directory: a replica writes the RDB it syncs, and a
     /// server loads any `dump.rdb` it finds at start.
     dir: std::path::PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl RedisServer {
