@@ -155,24 +155,34 @@ fn constrained(sender: &Sender) -> Result<(), Refused> {
     Ok(())
 }
 
+/// The longest a revocation made here holds: ten years.
+const MAX_FOR_SECS: u64 = 10 * 365 * 24 * 3600;
+
 /// `POST /admin/revocations`: revoked on every server of the fleet.
 async fn revoke(
     State(list): State<RedisRevocations>,
     sender: Sender,
     Json(change): Json<Change>,
 ) -> Result<StatusCode, Refused> {
-    constrained(&sender)?;
-    let what = change.target()?;
-    if change.for_secs == 0 {
-        return Err((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "for_secs must be positive",
-        ));
-    }
-    let made = list
-        .revoke(what, &change.value, Duration::from_secs(change.for_secs))
-        .await;
-    answer(made, &sender, "revoked", &change)
+    let checked = constrained(&sender)
+        .and_then(|()| change.target())
+        .and_then(|what| {
+            if (1..=MAX_FOR_SECS).contains(&change.for_secs) {
+                Ok(what)
+            } else {
+                Err((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "for_secs must be between 1 and ten years",
+                ))
+            }
+        });
+    let made = match checked {
+        Ok(what) => Ok(list
+            .revoke(what, &change.value, Duration::from_secs(change.for_secs))
+            .await),
+        Err(refused) => Err(refused),
+    };
+    answer(made, &sender, "revoke", &change)
 }
 
 /// `DELETE /admin/revocations`: accepted again on every server.
@@ -181,41 +191,55 @@ async fn restore(
     sender: Sender,
     Json(change): Json<Change>,
 ) -> Result<StatusCode, Refused> {
-    constrained(&sender)?;
-    let what = change.target()?;
-    let made = list.restore(what, &change.value).await;
-    answer(made, &sender, "restored", &change)
+    let made = match constrained(&sender).and_then(|()| change.target()) {
+        Ok(what) => Ok(list.restore(what, &change.value).await),
+        Err(refused) => Err(refused),
+    };
+    answer(made, &sender, "restore", &change)
 }
 
-/// 204 once Redis has the change; who made which change goes to the log
-/// (the values are identifiers and thumbprints, no secrets).
+/// 204 once Redis has the change. Every attempt goes to the log with who
+/// made it and what it named (identifiers and thumbprints, no secrets; a
+/// refused value is logged only by its length).
 fn answer(
-    made: Result<(), RevocationStoreError>,
+    made: Result<Result<(), RevocationStoreError>, Refused>,
     sender: &Sender,
     action: &'static str,
     change: &Change,
 ) -> Result<StatusCode, Refused> {
+    let (by_sub, by_client) = (sender.subject(), sender.client_id());
+    let (by_jkt, by_x5t) = (sender.binding().jkt(), sender.binding().x5t_s256());
     match made {
-        Ok(()) => {
+        Ok(Ok(())) => {
             tracing::warn!(
                 target: "senderbound::admin",
-                action,
-                kind = change.revoke,
-                value = change.value,
-                for_secs = change.for_secs,
-                by_sub = sender.subject(),
-                by_client = sender.client_id(),
-                by_jkt = sender.binding().jkt(),
+                action, kind = change.revoke, value = change.value, for_secs = change.for_secs,
+                by_sub, by_client, by_jkt, by_x5t,
                 "revocation list changed"
             );
             Ok(StatusCode::NO_CONTENT)
         }
-        Err(e) => {
-            tracing::error!(target: "senderbound::admin", action, error = %e, "revocation list not changed");
+        Ok(Err(e)) => {
+            tracing::error!(
+                target: "senderbound::admin",
+                action, kind = change.revoke, value = change.value, error = %e,
+                by_sub, by_client, by_jkt, by_x5t,
+                "revocation list did not confirm the change"
+            );
             Err((
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the revocation list did not confirm the change; make it again",
             ))
+        }
+        Err((status, why)) => {
+            tracing::warn!(
+                target: "senderbound::admin",
+                action, status = status.as_u16(), reason = why,
+                value_len = change.value.len(),
+                by_sub, by_client, by_jkt, by_x5t,
+                "revocation list change refused"
+            );
+            Err((status, why))
         }
     }
 }

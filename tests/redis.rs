@@ -289,10 +289,21 @@ async fn a_redis_that_may_evict_records_is_refused() {
     // a record and keep its marker just as well. Refused (503).
     for policy in ["volatile-lru", "allkeys-lru", "volatile-ttl"] {
         let redis = RedisServer::start_with(&["--maxmemory", "64mb", "--maxmemory-policy", policy]);
+        let (captured, guard) = senderbound_suite::capture::Captured::install();
         assert_eq!(
             store(&redis).check_and_insert(key, ttl).await,
             Err(ReplayError::Unavailable),
             "{policy}"
+        );
+        drop(guard);
+        // For that reason, not another.
+        assert!(
+            captured
+                .lines()
+                .iter()
+                .any(|l| l.contains("may evict records")),
+            "{policy}: {:#?}",
+            captured.lines()
         );
     }
     // A full Redis that refuses writes (noeviction), or one without a
@@ -357,9 +368,12 @@ async fn a_promotion_is_trusted_only_if_every_write_was_acknowledged_by_replicas
         wait_for("the replica to sync", || {
             replica.info("master_link_status").as_deref() == Some("up")
         });
+        // A guard long enough that the checks after the promotion run
+        // inside it.
+        let guard = Duration::from_secs(3);
         let build = |redis: &RedisServer, durability| {
             RedisReplayStore::builder(redis.url())
-                .restart_guard(Duration::from_secs(1))
+                .restart_guard(guard)
                 .durability(durability)
                 .build()
                 .unwrap()
@@ -371,7 +385,7 @@ async fn a_promotion_is_trusted_only_if_every_write_was_acknowledged_by_replicas
             store.check_and_insert(keys[0], ttl).await,
             Err(ReplayError::Unavailable)
         );
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        tokio::time::sleep(guard + Duration::from_millis(100)).await;
         assert_eq!(store.check_and_insert(keys[0], ttl).await, Ok(()));
         if mixed {
             let unacknowledged = build(&primary, Durability::Primary);

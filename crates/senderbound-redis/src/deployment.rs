@@ -3,6 +3,7 @@
 //! through failovers) or Cluster (routing by hash slot).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -172,8 +173,17 @@ impl Connection {
                         redis::RedisConnectionInfo::default().set_password(password.clone()),
                     );
                 }
-                // Sentinels reached over TLS name nodes reached over TLS.
-                if sentinels.iter().any(|url| url.starts_with("rediss://")) {
+                // Sentinels reached over TLS name nodes reached over TLS;
+                // a list that mixes both is refused (which would the nodes
+                // use?).
+                let tls = |url: &String| url.to_ascii_lowercase().starts_with("rediss://");
+                if sentinels.iter().any(tls) {
+                    if !sentinels.iter().all(tls) {
+                        return Err(RedisError::from((
+                            ErrorKind::InvalidClientConfig,
+                            "the sentinel URLs mix redis:// and rediss://",
+                        )));
+                    }
                     node = node.set_tls_mode(redis::TlsMode::Secure);
                 }
                 let node = Some(node);
@@ -285,6 +295,22 @@ impl Connection {
                 redis::from_redis_value(redis::Value::Array(values)).map_err(RedisError::from)
             }
         }
+    }
+
+    /// Runs `operation` for at most `timeout`. A Sentinel connection that
+    /// did not answer in time is forgotten: the next request asks the
+    /// sentinels again (a primary that hangs is never dropped otherwise,
+    /// its connection's own timeout being the same as this one).
+    pub(crate) async fn within<T>(
+        &self,
+        timeout: Duration,
+        operation: impl Future<Output = T>,
+    ) -> Result<T, tokio::time::error::Elapsed> {
+        let answer = tokio::time::timeout(timeout, operation).await;
+        if answer.is_err() {
+            self.forget();
+        }
+        answer
     }
 
     /// Drops a Sentinel connection (the node no longer serves as primary).

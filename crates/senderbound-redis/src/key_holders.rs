@@ -118,7 +118,7 @@ impl KeyHolders for RedisKeyHolders {
             let mut script = self.script.prepare_invoke();
             script.key(redis_key).arg(holder).arg(window_ms);
             let lookup = self.connection.invoke_value(&script);
-            match tokio::time::timeout(self.operation_timeout, lookup).await {
+            match self.connection.within(self.operation_timeout, lookup).await {
                 Ok(Ok(value)) => redis::from_redis_value(value).map_err(|_| KeyHoldersUnavailable),
                 _ => Err(KeyHoldersUnavailable),
             }

@@ -501,7 +501,7 @@ impl RedisReplayStore {
                 Err(e) => Err(kind(&e)),
             }
         };
-        match tokio::time::timeout(self.operation_timeout, check).await {
+        match self.connection.within(self.operation_timeout, check).await {
             Ok(Ok(inserted)) => Ok(inserted),
             Ok(Err(why)) => {
                 self.note_failure(&why);
@@ -584,6 +584,10 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(err, RedisStoreError::Durability), "{err:?}");
+        let mixed =
+            Deployment::sentinel(["rediss://10.0.0.1:26379", "redis://10.0.0.2:26379"], "s");
+        let err = RedisReplayStore::builder(mixed).build().unwrap_err();
+        assert!(matches!(err, RedisStoreError::Url(_)), "{err:?}");
         let err = RedisRevocations::builder("redis://127.0.0.1:1/")
             .durability(Durability::Replicas {
                 count: 0,

@@ -20,6 +20,9 @@ use senderbound_core::token::{AccessToken, Binding};
 use crate::deployment::{Connection, Deployment, connect, kind, slot};
 use crate::{Durability, RedisStoreError};
 
+/// The longest a revocation holds.
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// What a revocation names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -149,7 +152,16 @@ impl RedisRevocationsBuilder {
         if matches!(self.durability, Durability::Replicas { count: 0, .. }) {
             return Err(RedisStoreError::Durability);
         }
-        let connection = connect(&self.deployment, &self.namespace, self.operation_timeout)?;
+        // The connection's own response timeout covers WAIT too.
+        let wait = match self.durability {
+            Durability::Replicas { timeout, .. } => timeout,
+            Durability::Primary => Duration::ZERO,
+        };
+        let connection = connect(
+            &self.deployment,
+            &self.namespace,
+            self.operation_timeout.saturating_add(wait),
+        )?;
         let inner = Arc::new(Inner {
             connection,
             list: format!("{{{}}}:list", self.namespace),
@@ -272,7 +284,9 @@ impl RedisRevocations {
         value: &str,
         lifetime: Duration,
     ) -> Result<(), RevocationStoreError> {
-        let ms = u64::try_from(lifetime.as_millis())
+        // A century at most: an expiry Redis's Lua (doubles) and every
+        // server read back exactly.
+        let ms = u64::try_from(lifetime.min(CENTURY).as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
         self.change(what, value, ms).await
@@ -301,7 +315,10 @@ impl RedisRevocations {
                     .arg(ms);
                 let change = async { inner.connection.invoke(&script).await.map(|a| (a, None)) };
                 (
-                    tokio::time::timeout(inner.operation_timeout, change).await,
+                    inner
+                        .connection
+                        .within(inner.operation_timeout, change)
+                        .await,
                     None,
                 )
             }
@@ -322,7 +339,10 @@ impl RedisRevocations {
                         .map(|(a, acknowledged)| (a, Some(acknowledged)))
                 };
                 (
-                    tokio::time::timeout(inner.operation_timeout + timeout, change).await,
+                    inner
+                        .connection
+                        .within(inner.operation_timeout + timeout, change)
+                        .await,
                     Some(count),
                 )
             }
@@ -405,7 +425,11 @@ impl Inner {
             let version: Option<String> = self.connection.query(&get).await?;
             Ok::<_, redis::RedisError>(version.unwrap_or_else(|| "0".to_owned()))
         };
-        let Ok(Ok(version)) = tokio::time::timeout(self.operation_timeout, version).await else {
+        let Ok(Ok(version)) = self
+            .connection
+            .within(self.operation_timeout, version)
+            .await
+        else {
             return;
         };
         let unchanged = self
@@ -421,7 +445,7 @@ impl Inner {
         let mut script = self.read.prepare_invoke();
         script.key(&self.list).key(&self.version);
         let read = self.connection.invoke_value(&script);
-        let Ok(Ok(value)) = tokio::time::timeout(self.operation_timeout, read).await else {
+        let Ok(Ok(value)) = self.connection.within(self.operation_timeout, read).await else {
             return;
         };
         let Ok((version, flat)) = redis::from_redis_value::<(String, Vec<String>)>(value) else {

@@ -87,7 +87,7 @@ pub struct ServerArgs {
     pub redis_wait_replicas: Option<u32>,
     /// Longest one Redis operation may take before the request is refused
     /// with 503 (milliseconds; the WAIT above comes on top).
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
     pub redis_timeout_ms: u64,
     /// After Redis may have lost used proofs (a new or emptied Redis, a
     /// restart, a failover without --redis-wait-replicas), refuse requests

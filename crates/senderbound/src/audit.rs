@@ -48,7 +48,9 @@
 //! - `senderbound_decisions_total{decision, outcome, class, error, severity}`;
 //! - `senderbound_key_sharing_total{class, outcome}`, once per finding;
 //! - `senderbound_key_sharing_evictions_total`, keys the detector forgot
-//!   because it was full.
+//!   because it was full;
+//! - `senderbound_key_sharing_unobserved_total`, requests that went on
+//!   unobserved in report mode because the fleet store did not answer.
 //!
 //! Label values are fixed strings, so the number of series is bounded.
 
