@@ -74,6 +74,13 @@ async fn replays_are_seen(store: &RedisReplayStore, accepted: &HashSet<usize>) {
     }
 }
 
+/// Keys `range`, never seen: each accepted (none refused), then seen.
+async fn accepts_new_proofs_once(store: &RedisReplayStore, range: std::ops::Range<usize>) {
+    let mut accepted = HashSet::new();
+    assert_eq!(insert_all(store, range, &mut accepted).await, 0);
+    replays_are_seen(store, &accepted).await;
+}
+
 /// Polls until a new key is accepted (service recovered), at most `limit`.
 async fn until_accepting(store: &RedisReplayStore, next: &mut usize, limit: Duration) {
     let deadline = Instant::now() + limit;
@@ -377,9 +384,7 @@ async fn sentinel_primary_killed_is_503_until_promotion_and_the_guard_then_serve
     // proofs are accepted once.
     warm_up(&store, &mut next, Duration::from_secs(3)).await;
     replays_are_seen(&store, &accepted).await;
-    let mut after = HashSet::new();
-    assert_eq!(insert_all(&store, 2_000..2_200, &mut after).await, 0);
-    replays_are_seen(&store, &after).await;
+    accepts_new_proofs_once(&store, 2_000..2_200).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,9 +432,7 @@ async fn sentinel_primary_killed_with_replica_acknowledgement_loses_nothing() {
         back.elapsed()
     );
     replays_are_seen(&store, &accepted).await;
-    let mut after = HashSet::new();
-    assert_eq!(insert_all(&store, 2_000..2_200, &mut after).await, 0);
-    replays_are_seen(&store, &after).await;
+    accepts_new_proofs_once(&store, 2_000..2_200).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,9 +464,7 @@ async fn sentinel_failover_with_the_first_sentinel_frozen_still_recovers() {
     );
     warm_up(&store, &mut next, GUARD).await;
     replays_are_refused(&store, &accepted).await;
-    let mut after = HashSet::new();
-    assert_eq!(insert_all(&store, 1_000..1_100, &mut after).await, 0);
-    replays_are_seen(&store, &after).await;
+    accepts_new_proofs_once(&store, 1_000..1_100).await;
 }
 
 /// A store on the Sentinel group with a 3 s guard ([`GUARD`]), every group's guard

@@ -133,6 +133,21 @@ impl Fleet {
         reply(request).await
     }
 
+    /// `METHOD /admin/revocations` on server `i` with `body`, a fresh
+    /// proof by `key` and `token`.
+    async fn admin(
+        &self,
+        i: usize,
+        method: &str,
+        key: &DpopKey,
+        token: &str,
+        body: serde_json::Value,
+    ) -> Reply {
+        let proof = Self::proof(key, method, "/admin/revocations", token);
+        self.send(i, method, "/admin/revocations", token, &proof, Some(body))
+            .await
+    }
+
     /// `GET /whoami` on server `i` with a fresh proof.
     async fn whoami(&self, i: usize, key: &DpopKey, token: &str) -> Reply {
         let proof = Self::proof(key, "GET", "/whoami", token);
@@ -244,48 +259,20 @@ impl Fleet {
         let refused = reply(unbound_call).await;
         assert_eq!(refused.status, 403, "{refused:?}");
         let reader = self.token(&admin_key, "read", "operator");
-        let proof = Self::proof(&admin_key, "POST", "/admin/revocations", &reader);
-        self.send(
-            0,
-            "POST",
-            "/admin/revocations",
-            &reader,
-            &proof,
-            Some(revocation.clone()),
-        )
-        .await
-        .assert_refused(403, "insufficient_scope", Error::InsufficientScope);
+        self.admin(0, "POST", &admin_key, &reader, revocation.clone())
+            .await
+            .assert_refused(403, "insufficient_scope", Error::InsufficientScope);
         assert_eq!(self.whoami(1, &key, &token).await.status, 200);
 
         // A value not of its kind's form changes nothing: 422.
         let malformed = serde_json::json!({
             "revoke": "jkt", "value": "not-a-thumbprint", "for_secs": 600,
         });
-        let proof = Self::proof(&admin_key, "POST", "/admin/revocations", &admin);
-        let reply = self
-            .send(
-                0,
-                "POST",
-                "/admin/revocations",
-                &admin,
-                &proof,
-                Some(malformed),
-            )
-            .await;
+        let reply = self.admin(0, "POST", &admin_key, &admin, malformed).await;
         assert_eq!(reply.status, 422, "{reply:?}");
 
-        let proof = Self::proof(&admin_key, "POST", "/admin/revocations", &admin);
         let revoked_at = Instant::now();
-        let reply = self
-            .send(
-                0,
-                "POST",
-                "/admin/revocations",
-                &admin,
-                &proof,
-                Some(revocation),
-            )
-            .await;
+        let reply = self.admin(0, "POST", &admin_key, &admin, revocation).await;
         assert_eq!(reply.status, 204, "{reply:?}");
         self.whoami(0, &key, &token).await.assert_refused(
             401,
@@ -316,16 +303,8 @@ impl Fleet {
 
         // Restored through server 1: accepted everywhere again.
         let restoration = serde_json::json!({"revoke": "jkt", "value": key.jkt()});
-        let proof = Self::proof(&admin_key, "DELETE", "/admin/revocations", &admin);
         let reply = self
-            .send(
-                1,
-                "DELETE",
-                "/admin/revocations",
-                &admin,
-                &proof,
-                Some(restoration),
-            )
+            .admin(1, "DELETE", &admin_key, &admin, restoration)
             .await;
         assert_eq!(reply.status, 204, "{reply:?}");
         let restored_at = Instant::now();
