@@ -48,7 +48,7 @@ cargo deny --log-level error check licenses bans sources
 
 step "cargo package: every published crate (packaged together, not verified)"
 cargo package --quiet --workspace --exclude senderbound-suite --no-verify --allow-dirty
-ls target/package/*.crate
+ls "${CARGO_TARGET_DIR:-target}"/package/*.crate
 
 step "tests, aws-lc-rs backend (default)"
 cargo test --workspace
