@@ -14,6 +14,10 @@ cd "$(dirname "$0")/.."
 # target/ on disk.
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 
+# Scratch output goes under target/ (ignored by git), which exists even
+# when CARGO_TARGET_DIR puts the build elsewhere.
+mkdir -p target
+
 step() { printf '\n==> %s\n' "$*"; }
 
 step "cargo fmt --check"
