@@ -12,6 +12,7 @@
 pub mod answer;
 pub mod capture;
 pub mod dev_as;
+pub mod grpc;
 pub mod harness;
 pub mod mock_as;
 pub mod pki;

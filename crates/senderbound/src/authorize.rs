@@ -354,6 +354,7 @@ impl AuthorizeLayer {
             );
             Rejection::new(error, Some(sender.scheme()), ctx.challenges.clone())
                 .with_scopes(scopes.iter().map(String::as_str))
+                .answering(&parts.headers)
                 .into_response()
         };
         let record = || AuditRecord::admitted(sender, ctx.token.clone());

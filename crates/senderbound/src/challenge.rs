@@ -2,6 +2,17 @@
 //! RFC 6750 §3) and a body. All responses senderbound itself produces are
 //! built here.
 //!
+//! A gRPC request (`content-type: application/grpc` or `application/grpc+…`)
+//! is refused the way gRPC clients understand: a trailers-only response
+//! (HTTP 200, no body) whose `grpc-status` says why, mapped from the HTTP
+//! status (401 → 16 `UNAUTHENTICATED`, 403 → 7 `PERMISSION_DENIED`, 503 →
+//! 14 `UNAVAILABLE`, 400 → 3 `INVALID_ARGUMENT`), with the error's
+//! description as `grpc-message`. The `WWW-Authenticate` challenges and
+//! `DPoP-Nonce` are sent as for any request, so a gRPC client can read the
+//! challenge and retry with the nonce. (gRPC-Web requests,
+//! `application/grpc-web…`, carry trailers in the body and get the plain
+//! HTTP refusal, which gRPC-Web clients map the same way.)
+//!
 //! The status, the challenges, `Cache-Control: no-store`, `Retry-After` on a
 //! 503 and `DPoP-Nonce` are always senderbound's: clients and the RFCs
 //! depend on them. The body is yours to choose with
@@ -147,6 +158,8 @@ pub struct Rejection {
     scheme: Option<Scheme>,
     scope: Option<String>,
     config: std::sync::Arc<ChallengeConfig>,
+    /// The request was a gRPC call: refused in gRPC's terms.
+    grpc: bool,
 }
 
 impl Rejection {
@@ -160,7 +173,15 @@ impl Rejection {
             scheme,
             scope: None,
             config,
+            grpc: false,
         }
+    }
+
+    /// Words the refusal for the request with these headers: in gRPC's
+    /// terms for a gRPC call (see the [module docs](self)).
+    pub(crate) fn answering(mut self, request: &http::HeaderMap) -> Self {
+        self.grpc = is_grpc(request);
+        self
     }
 
     /// Adds the `scope` parameter of an `insufficient_scope` challenge: the
@@ -184,9 +205,27 @@ impl Rejection {
         self.error
     }
 
-    /// The response status (one per [`Error`] variant).
+    /// The response status (one per [`Error`] variant). A gRPC call's
+    /// refusal is sent with HTTP status 200 and this status's
+    /// [`grpc_status`](Self::grpc_status).
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::UNAUTHORIZED)
+    }
+
+    /// The gRPC status code a gRPC call is refused with: 16
+    /// `UNAUTHENTICATED` for a 401, 7 `PERMISSION_DENIED` for a 403, 14
+    /// `UNAVAILABLE` for a 503, 3 `INVALID_ARGUMENT` for a 400 (gRPC's
+    /// status codes, `grpc/doc/statuscodes.md`: the credentials are missing
+    /// or invalid; valid but not allowed; the server's dependency failed,
+    /// retry; the request itself is malformed).
+    pub fn grpc_status(&self) -> u8 {
+        match self.error.status() {
+            401 => 16,
+            403 => 7,
+            503 => 14,
+            400 => 3,
+            _ => 2, // UNKNOWN; no refusal has another status
+        }
     }
 
     /// The `WWW-Authenticate` field values for this refusal, one challenge each.
@@ -246,6 +285,9 @@ impl Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
+        if self.grpc {
+            return self.into_grpc_response();
+        }
         let body = self.config.body.render(&self);
         let (content_type, bytes) = match body {
             Some((content_type, bytes)) => (Some(content_type), Body::from(bytes)),
@@ -270,6 +312,61 @@ impl IntoResponse for Rejection {
         }
         response
     }
+}
+
+impl Rejection {
+    /// A trailers-only gRPC response: HTTP 200, no body, `grpc-status` and
+    /// `grpc-message` in the headers with the challenges.
+    fn into_grpc_response(self) -> Response {
+        let mut response = Response::new(Body::empty());
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(
+            GRPC_STATUS,
+            HeaderValue::from(u16::from(self.grpc_status())),
+        );
+        if let Ok(message) = HeaderValue::from_str(&grpc_message(self.error.description())) {
+            headers.insert(GRPC_MESSAGE, message);
+        }
+        for challenge in self.challenges() {
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                headers.append(WWW_AUTHENTICATE, v);
+            }
+        }
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+const GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+
+/// `true` for a gRPC call (`application/grpc`, `application/grpc+proto`, …;
+/// not gRPC-Web).
+fn is_grpc(request: &http::HeaderMap) -> bool {
+    request
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/grpc"
+                || v.starts_with("application/grpc+")
+                || v.starts_with("application/grpc;")
+        })
+}
+
+/// `grpc-message` is percent-encoded: every byte outside printable ASCII,
+/// and `%` itself (gRPC over HTTP/2, "Responses").
+fn grpc_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -342,6 +439,72 @@ mod tests {
                 "DPoP error=\"insufficient_scope\", error_description=\"insufficient scope\", scope=\"write admin\", algs=\"ES256 EdDSA\""
             ]
         );
+    }
+
+    fn grpc_call() -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc+proto"),
+        );
+        headers
+    }
+
+    #[test]
+    fn a_grpc_call_is_refused_trailers_only_with_its_status() {
+        for (error, status) in [
+            (Error::ProofReplayed, "16"),
+            (Error::InsufficientScope, "7"),
+            (Error::ReplayStoreUnavailable, "14"),
+            (Error::MalformedAuthorization, "3"),
+        ] {
+            let response = Rejection::new(error, Some(Scheme::DPoP), config(false))
+                .answering(&grpc_call())
+                .into_response();
+            assert_eq!(response.status(), StatusCode::OK, "{error:?}");
+            let headers = response.headers();
+            assert_eq!(headers["content-type"], "application/grpc");
+            assert_eq!(headers["grpc-status"], status, "{error:?}");
+            assert_eq!(headers["grpc-message"], error.description());
+            // The challenge still reaches the client (none on a 503).
+            assert_eq!(
+                headers.get_all(WWW_AUTHENTICATE).iter().count(),
+                usize::from(!error.is_unavailable()),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_grpc_calls_are_refused_in_grpc_terms() {
+        for content_type in [
+            "application/grpc",
+            "Application/GRPC+json",
+            "application/grpc; charset=x",
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+            assert!(is_grpc(&headers), "{content_type}");
+        }
+        for content_type in [
+            "application/grpc-web",
+            "application/grpc-web+proto",
+            "application/json",
+            "application/grpcx",
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+            assert!(!is_grpc(&headers), "{content_type}");
+            let response = Rejection::new(Error::ProofReplayed, Some(Scheme::DPoP), config(false))
+                .answering(&headers)
+                .into_response();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{content_type}"
+            );
+        }
+        assert_eq!(grpc_message("50% of a naïve"), "50%25 of a na%C3%AFve");
     }
 
     #[test]

@@ -180,8 +180,9 @@ impl Pipeline {
                     &record,
                     Some(error),
                 );
-                let mut response =
-                    Rejection::new(error, scheme, self.challenges.clone()).into_response();
+                let mut response = Rejection::new(error, scheme, self.challenges.clone())
+                    .answering(&parts.headers)
+                    .into_response();
                 // RFC 9449 §9: a use_dpop_nonce error comes with the nonce to
                 // use; §8 lets a server send one on any response, so every
                 // refusal carries it while nonces are required (clients such

@@ -112,6 +112,7 @@ impl RequireScopeLayer {
             ctx.challenges.clone(),
         )
         .with_scopes(self.scopes.iter().map(String::as_str))
+        .answering(&parts.headers)
         .into_response()
     }
 }
