@@ -327,3 +327,47 @@ async fn a_malformed_request_is_an_invalid_argument() {
         Error::MalformedAuthorization,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tonic_client_with_the_dpop_layer_signs_every_call_and_retries_for_a_nonce() {
+    use senderbound_client::{DpopBody, DpopLayer, DpopSession};
+    use std::sync::Arc;
+    let api = Api::start(|b| {
+        b.nonces(Nonces::new(b"grpc nonce secret, 32 bytes or more".as_slice()).unwrap())
+    })
+    .await;
+    let key = DpopKey::generate();
+    let session = Arc::new(DpopSession::new(key.clone()));
+    session.hold_token(
+        api.issuer
+            .token(AUDIENCE)
+            .bound_to(&key)
+            .scopes(["health", "whoami"])
+            .sign(),
+    );
+    let rebuild = |body: DpopBody<tonic::body::Body>| tonic::body::Body::new(body);
+    let channel = tower::ServiceBuilder::new()
+        .layer(DpopLayer::new(session.clone(), &api.origin, rebuild).unwrap())
+        .service(api.channel.clone());
+    // The generated client, on the layered channel: no credentials in the
+    // call. The server asks for a nonce first; the layer retries with it.
+    let mut health = HealthClient::new(channel.clone());
+    for _ in 0..3 {
+        let answer = health.check(HealthCheckRequest::default()).await.unwrap();
+        assert_eq!(answer.into_inner().status, 1);
+    }
+    assert!(session.nonce_for(&api.origin).is_some());
+    // The hand-written method too, through tonic's generic client.
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let reply: WhoamiReply = grpc
+        .unary(
+            tonic::Request::new(WhoamiRequest {}),
+            http::uri::PathAndQuery::from_static(WHOAMI_GET),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.sender_json.contains(key.jkt()));
+}

@@ -32,6 +32,8 @@
 #![deny(missing_docs, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "tower")]
+mod layer;
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod mcp;
@@ -41,6 +43,9 @@ mod tasks;
 #[cfg(feature = "reqwest")]
 mod token_request;
 
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use layer::{Dpop, DpopBody, DpopLayer};
 pub use session::{DpopSession, asks_for_nonce};
 pub use tasks::TaskKeys;
 #[cfg(feature = "reqwest")]
