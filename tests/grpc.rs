@@ -15,6 +15,7 @@ use senderbound_suite::TestIssuer;
 use senderbound_suite::grpc::{
     HEALTH_CHECK, HEALTH_WATCH, WHOAMI_GET, WhoamiReply, WhoamiRequest, routes,
 };
+use senderbound_suite::pki::Identity;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_health::pb::HealthCheckRequest;
@@ -33,8 +34,21 @@ impl Api {
     /// The gRPC routes behind a Layer configured by `configure`, served
     /// (HTTP/1.1 and HTTP/2) on a loopback port, and a channel to them.
     async fn start(configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder) -> Api {
+        Self::start_with(None, configure).await
+    }
+
+    /// [`start`](Self::start), over TLS with `identity`'s certificate when
+    /// given (ALPN h2).
+    async fn start_with(
+        identity: Option<Identity>,
+        configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
+    ) -> Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let origin = match identity {
+            Some(_) => format!("https://localhost:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        };
         let issuer = TestIssuer::new(ISSUER);
         let auth = configure(
             SenderBoundLayer::builder()
@@ -45,14 +59,30 @@ impl Api {
         .build()
         .unwrap();
         let app = routes().layer(auth);
-        tokio::spawn(async move {
-            let _ = senderbound::serve::serve(listener, app).await;
-        });
-        let channel = Channel::from_shared(origin.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let mut endpoint = Channel::from_shared(origin.clone()).unwrap();
+        match identity {
+            Some(identity) => {
+                let config = senderbound::tls::server_config(
+                    identity.cert_pem.as_bytes(),
+                    identity.key_pem.as_bytes(),
+                    senderbound::tls::AnyClientCert::optional,
+                )
+                .unwrap();
+                tokio::spawn(async move {
+                    let _ = senderbound::tls::serve(listener, config, app).await;
+                });
+                let trust = tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(&identity.cert_pem))
+                    .domain_name("localhost");
+                endpoint = endpoint.tls_config(trust).unwrap();
+            }
+            None => {
+                tokio::spawn(async move {
+                    let _ = senderbound::serve::serve(listener, app).await;
+                });
+            }
+        }
+        let channel = endpoint.connect().await.unwrap();
         Api {
             origin,
             issuer,
@@ -370,4 +400,33 @@ async fn a_tonic_client_with_the_dpop_layer_signs_every_call_and_retries_for_a_n
         .unwrap()
         .into_inner();
     assert!(reply.sender_json.contains(key.jkt()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_http2_is_negotiated_and_the_same_checks_hold() {
+    let api = Api::start_with(Some(Identity::localhost()), |b| b).await;
+    let key = DpopKey::generate();
+    let token = api.token(&key, "whoami");
+    let dpop = format!("DPoP {token}");
+    let proof = api.proof(&key, WHOAMI_GET, &token);
+    let reply = api.whoami(&dpop, Some(&proof)).await.unwrap();
+    assert!(reply.sender_json.contains(key.jkt()));
+    assert_refused(
+        api.whoami(&dpop, Some(&proof)).await,
+        Code::Unauthenticated,
+        Error::ProofReplayed,
+    );
+    // The htu is the https origin the client calls: a proof for http is
+    // for another resource.
+    let plain_http = api.origin.replacen("https://", "http://", 1);
+    let proof = key
+        .proof("POST", &format!("{plain_http}{WHOAMI_GET}"))
+        .unwrap()
+        .access_token(&token)
+        .sign();
+    assert_refused(
+        api.whoami(&dpop, Some(&proof)).await,
+        Code::Unauthenticated,
+        Error::ProofUriMismatch,
+    );
 }

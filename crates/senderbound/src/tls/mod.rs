@@ -29,8 +29,8 @@
 //!
 //! The connections are served as [`serve`](crate::serve) serves them
 //! (request targets with a fragment marked, `ConnectInfo` on every request);
-//! ALPN offers `http/1.1` (a client speaking HTTP/2 with prior knowledge is
-//! served too). No connection upgrades, no connection limit. Each handshake
+//! ALPN offers `h2` and `http/1.1` (gRPC clients need HTTP/2 over TLS; the
+//! authority then comes from `:authority`). No connection upgrades, no connection limit. Each handshake
 //! must finish within 10 s and each request head arrive within 30 s, so
 //! idle sockets cannot pin tasks forever. Put a proxy in front for
 //! connection limits or anything fancier, and forward the certificate with
@@ -93,7 +93,7 @@ impl std::error::Error for TlsConfigError {}
 /// [`AnyClientCert::optional`] or [`AnyClientCert::required`]).
 ///
 /// Uses the process-wide rustls crypto provider if one is installed,
-/// aws-lc-rs otherwise; TLS 1.3 and 1.2; ALPN `http/1.1`.
+/// aws-lc-rs otherwise; TLS 1.3 and 1.2; ALPN `h2` and `http/1.1`.
 pub fn server_config<V>(
     cert_chain_pem: &[u8],
     key_pem: &[u8],
@@ -119,7 +119,8 @@ where
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(TlsConfigError::Rustls)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 first: gRPC clients require it; browsers and curl prefer it.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
