@@ -132,9 +132,14 @@ impl ClientKey {
 
     /// A fresh proof for `GET URL` with `token`.
     fn proof(&self, token: &str) -> String {
+        self.proof_for("GET", URL, token)
+    }
+
+    /// A fresh proof for `htm` `htu` with `token`.
+    fn proof_for(&self, htm: &str, htu: &str, token: &str) -> String {
         let header = json!({"typ": "dpop+jwt", "alg": self.alg, "jwk": self.jwk});
-        let claims = json!({"jti": senderbound_client::random_jti(), "htm": "GET",
-            "htu": URL, "iat": now(), "ath": b64(Sha256::digest(token))});
+        let claims = json!({"jti": senderbound_client::random_jti(), "htm": htm,
+            "htu": htu, "iat": now(), "ath": b64(Sha256::digest(token))});
         let mut jws = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
         let signature = (self.sign)(jws.as_bytes());
         jws.push('.');
@@ -490,5 +495,84 @@ fn constant_time(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dpop, constant_time);
+/// A gRPC call (tonic's health `Check`, in process) through the Layer and
+/// the per-method scope, against the same call to tonic's router alone.
+fn grpc(c: &mut Criterion) {
+    use http_body_util::BodyExt;
+    const CHECK: &str = "https://api.example.test/grpc.health.v1.Health/Check";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let issuer = TestIssuer::new(ISSUER);
+    let key = ClientKey::es256();
+    let token = issuer.sign(&issuer.claims(AUDIENCE, Some(&key.jkt), "health", now()));
+    let protected = senderbound_suite::grpc::routes().layer(
+        SenderBoundLayer::builder()
+            .trust(issuer.trust())
+            .audience(AUDIENCE)
+            .origin("https://api.example.test")
+            .build()
+            .unwrap(),
+    );
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let bare = tonic::service::Routes::new(health).into_axum_router();
+    // An empty HealthCheckRequest, gRPC-framed: not compressed, length 0.
+    let call = |credentials: Option<(&str, String)>| {
+        let mut request = Request::post("/grpc.health.v1.Health/Check")
+            .header("host", "api.example.test")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if let Some((token, proof)) = credentials {
+            request = request
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof);
+        }
+        request.body(Body::from(vec![0u8; 5])).unwrap()
+    };
+    // Served, to the last trailer (grpc-status 0).
+    let serve = |app: &Router, request: Request<Body>| {
+        runtime.block_on(async {
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert!(response.headers().get("grpc-status").is_none(), "refused");
+            let collected = response.into_body().collect().await.unwrap();
+            let trailers = collected.trailers().cloned().unwrap_or_default();
+            assert_eq!(
+                trailers.get("grpc-status").map(|v| v.as_bytes()),
+                Some(&b"0"[..])
+            );
+        })
+    };
+    let backend = senderbound_core::backend_name();
+    let mut group = c.benchmark_group(format!("grpc/{backend}"));
+    serve(
+        &protected,
+        call(Some((&token, key.proof_for("POST", CHECK, &token)))),
+    );
+    group.bench_function("health_check_through_layer", |b| {
+        b.iter_batched(
+            || call(Some((&token, key.proof_for("POST", CHECK, &token)))),
+            |request| serve(&protected, request),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("health_check_without_layer", |b| {
+        b.iter_batched(
+            || call(None),
+            |request| serve(&bare, request),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("floor", |b| {
+        b.iter_batched(
+            || split(&key.proof_for("POST", CHECK, &token)),
+            |(message, signature)| (key.floor)(&message, &signature),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, dpop, grpc, constant_time);
 criterion_main!(benches);
