@@ -89,6 +89,22 @@ wait "$mcp_pid" 2>/dev/null || true
 tail -n 1 target/mcp-agent.out
 if [ "$agent_status" != 0 ]; then cat target/mcp-agent.out; exit "$agent_status"; fi
 
+step "gRPC: the example server (nonces required), called by the example client through DpopLayer"
+cargo build --quiet --example grpc_server --example grpc_client
+"$bin/grpc_server" --listen 127.0.0.1:0 --dev-as-listen 127.0.0.1:0 --log-level warn \
+  --nonce-secret "grpc example nonce secret, test only, 32+ bytes" \
+  > target/grpc-server.out 2> target/grpc-server.log &
+grpc_pid=$!
+for _ in $(seq 1 100); do grep -q 'token endpoint' target/grpc-server.log && grep -q '^listening on ' target/grpc-server.out && break; sleep 0.1; done
+grpc_url=$(sed -n 's/^listening on //p' target/grpc-server.out)
+token_endpoint=$(sed -n 's/.*(token endpoint \(.*\))$/\1/p' target/grpc-server.log)
+client_status=0
+"$bin/grpc_client" --server "$grpc_url" --token-endpoint "$token_endpoint" > target/grpc-client.out || client_status=$?
+kill "$grpc_pid" 2>/dev/null || true
+wait "$grpc_pid" 2>/dev/null || true
+cat target/grpc-client.out
+if [ "$client_status" != 0 ]; then cat target/grpc-server.log; exit "$client_status"; fi
+
 step "the MCP example as a conformance target (tests/conformance_targets.rs)"
 cargo test --test conformance_targets -- --ignored
 

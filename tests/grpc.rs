@@ -7,9 +7,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use senderbound::authorize::{Denied, PolicyRequest};
 use senderbound::proof::Nonces;
 use senderbound::replay::{ReplayError, ReplayKey, ReplayStore};
-use senderbound::{Error, SenderBoundBuilder, SenderBoundLayer};
+use senderbound::{AuthorizeLayer, Error, SenderBoundBuilder, SenderBoundLayer};
 use senderbound_client::DpopKey;
 use senderbound_suite::TestIssuer;
 use senderbound_suite::grpc::{
@@ -37,11 +38,24 @@ impl Api {
         Self::start_with(None, configure).await
     }
 
+    /// [`start`](Self::start) with `policy` on every method.
+    async fn start_with_policy(policy: AuthorizeLayer) -> Api {
+        Self::serve(None, |b| b, routes().route_layer(policy)).await
+    }
+
     /// [`start`](Self::start), over TLS with `identity`'s certificate when
     /// given (ALPN h2).
     async fn start_with(
         identity: Option<Identity>,
         configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
+    ) -> Api {
+        Self::serve(identity, configure, routes()).await
+    }
+
+    async fn serve(
+        identity: Option<Identity>,
+        configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
+        routes: axum::Router,
     ) -> Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -58,7 +72,7 @@ impl Api {
         )
         .build()
         .unwrap();
-        let app = routes().layer(auth);
+        let app = routes.layer(auth);
         let mut endpoint = Channel::from_shared(origin.clone()).unwrap();
         match identity {
             Some(identity) => {
@@ -151,19 +165,27 @@ fn assert_refused(result: Result<impl std::fmt::Debug, Status>, code: Code, erro
     };
     assert_eq!(status.code(), code, "{status:?}");
     assert_eq!(status.message(), error.description(), "{status:?}");
-    let challenge = status
+    let challenges: Vec<&str> = status
         .metadata()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     match error.code() {
         Some(oauth) if !error.is_unavailable() => assert!(
-            challenge.contains(&format!("error=\"{}\"", oauth.as_str())),
-            "challenge {challenge:?}"
+            challenges
+                .iter()
+                .any(|c| c.contains(&format!("error=\"{}\"", oauth.as_str()))),
+            "challenges {challenges:?}"
         ),
+        // A 503 or a policy refusal: no challenge (RFC 9110 §15.6.4).
+        _ if error.is_unavailable() || error == Error::PolicyDenied => {
+            assert!(challenges.is_empty(), "{challenges:?}")
+        }
         _ => {}
     }
+    let cache = status.metadata().get("cache-control");
+    assert_eq!(cache.and_then(|v| v.to_str().ok()), Some("no-store"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,4 +451,39 @@ async fn over_tls_http2_is_negotiated_and_the_same_checks_hold() {
         Code::Unauthenticated,
         Error::ProofUriMismatch,
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_on_tonic_routes_is_permission_denied_without_a_challenge() {
+    // Only the key `allowed` may call Get; anyone with the scope may check
+    // health.
+    let allowed = DpopKey::generate();
+    let jkt = allowed.jkt().to_owned();
+    let api = Api::start_with_policy(AuthorizeLayer::new(move |req: &PolicyRequest| {
+        if req.path() == WHOAMI_GET && req.sender().binding().jkt() != Some(jkt.as_str()) {
+            return Err(Denied::new("Get is for the allowed key only"));
+        }
+        Ok(())
+    }))
+    .await;
+    let other = DpopKey::generate();
+    let token = api.token(&other, "whoami");
+    assert_refused(
+        api.whoami(
+            &format!("DPoP {token}"),
+            Some(&api.proof(&other, WHOAMI_GET, &token)),
+        )
+        .await,
+        Code::PermissionDenied,
+        Error::PolicyDenied,
+    );
+    let token = api.token(&allowed, "whoami");
+    let reply = api
+        .whoami(
+            &format!("DPoP {token}"),
+            Some(&api.proof(&allowed, WHOAMI_GET, &token)),
+        )
+        .await
+        .unwrap();
+    assert!(reply.sender_json.contains(allowed.jkt()));
 }

@@ -17,15 +17,18 @@ use crate::{DpopSession, InvalidUrl, asks_for_nonce, parse_target};
 const MAX_REPLAYABLE: usize = 64 * 1024;
 
 /// DPoP for any tower HTTP client — a tonic `Channel`, a
-/// hyper client, an axum `Router` in tests. Every request gets
-/// `Authorization: DPoP <token>` (the token the [`DpopSession`] holds) and
-/// a fresh proof for its method and URL; a `DPoP-Nonce` in an answer is
-/// remembered; a refusal asking for a nonce (`use_dpop_nonce`: HTTP 401, or
-/// gRPC's trailers-only `grpc-status` 16) is retried once with it.
+/// hyper client, an axum `Router` in tests. Every request to the
+/// configured origin gets `Authorization: DPoP <token>` (the token the
+/// [`DpopSession`] holds, if any) and a fresh proof for its method and URL;
+/// a `DPoP-Nonce` in an answer is remembered; a refusal asking for a nonce
+/// (`use_dpop_nonce`: HTTP 401, or gRPC's trailers-only `grpc-status` 16)
+/// is retried once with it.
 ///
 /// The proof's `htu` is the configured origin plus the request's path:
 /// the URL the server is called by (a tonic channel's requests carry the
-/// path alone).
+/// path alone). A request whose URI names another scheme, host or port (a
+/// redirect followed by an outer layer, say) goes out with neither token
+/// nor proof: a proof valid at the origin is never handed to anyone else.
 ///
 /// To retry, the layer keeps a copy of a request body whose frames are all
 /// ready at once (a unary gRPC call's message, a buffered HTTP body) up to
@@ -74,11 +77,16 @@ impl<F> std::fmt::Debug for DpopLayer<F> {
 
 impl<F> DpopLayer<F> {
     /// Proofs by `session`'s key, with its token, for requests to `origin`
-    /// (`https://host[:port]`, the URL the server is called by).
+    /// (`http(s)://host[:port]`, the URL the server is called by; a path,
+    /// query or fragment is refused).
     pub fn new(session: Arc<DpopSession>, origin: &str, rebuild: F) -> Result<Self, InvalidUrl> {
+        let origin = parse_target(origin)?;
+        if origin.path() != "/" || origin.query().is_some() || origin.fragment().is_some() {
+            return Err(InvalidUrl);
+        }
         Ok(DpopLayer {
             session,
-            origin: parse_target(origin)?,
+            origin,
             rebuild,
         })
     }
@@ -116,6 +124,30 @@ impl<S, F> std::fmt::Debug for Dpop<S, F> {
 }
 
 impl<S, F> Dpop<S, F> {
+    /// `true` if the request goes to the configured origin: a URI with the
+    /// path alone, or naming the same scheme, host and port.
+    fn to_origin<B>(&self, request: &Request<B>) -> bool {
+        let uri = request.uri();
+        match (uri.scheme_str(), uri.host()) {
+            (None, None) => true,
+            (Some(scheme), Some(host)) => {
+                let port = uri.port_u16().or(match scheme {
+                    "http" => Some(80),
+                    "https" => Some(443),
+                    _ => None,
+                });
+                scheme.eq_ignore_ascii_case(self.origin.scheme())
+                    && self
+                        .origin
+                        .host_str()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(host.trim_matches(['[', ']'])))
+                    && port.is_some()
+                    && port == self.origin.port_or_known_default()
+            }
+            _ => false,
+        }
+    }
+
     /// The request with `Authorization` and a fresh proof for its method
     /// and path at the configured origin.
     fn authorize<B>(&self, mut request: Request<B>) -> Request<B> {
@@ -189,6 +221,12 @@ where
             origin: self.origin.clone(),
             rebuild: self.rebuild.clone(),
         };
+        if !self.to_origin(&request) {
+            // Not ours to sign for: sent on bare.
+            let (parts, body) = request.into_parts();
+            let request = Request::from_parts(parts, (self.rebuild)(DpopBody::passing(body)));
+            return Box::pin(inner.call(request));
+        }
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let (body, copy) = buffer(body).await;
@@ -318,6 +356,17 @@ enum Kind<B: Body> {
 }
 
 impl<B: Body> DpopBody<B> {
+    /// `body` as it is.
+    fn passing(body: B) -> Self {
+        DpopBody {
+            kind: Kind::Partial {
+                frames: VecDeque::new(),
+                error: None,
+                rest: Some(body),
+            },
+        }
+    }
+
     fn full(bytes: Bytes) -> Self {
         DpopBody {
             kind: Kind::Partial {
@@ -431,6 +480,158 @@ mod tests {
                 .map(|p| p.map(|s| Bytes::from_static(s.as_bytes())))
                 .collect(),
         )
+    }
+
+    use std::sync::Mutex;
+
+    /// A scripted answer: the status and the headers.
+    type Answer = (u16, Vec<(&'static str, &'static str)>);
+
+    /// An inner service answering from a script of (status, headers), and
+    /// recording the headers of every request it gets.
+    #[derive(Clone)]
+    struct Server {
+        answers: Arc<Mutex<VecDeque<Answer>>>,
+        seen: Arc<Mutex<Vec<http::HeaderMap>>>,
+    }
+
+    impl Server {
+        fn new(answers: &[(u16, &[(&'static str, &'static str)])]) -> Self {
+            Server {
+                answers: Arc::new(Mutex::new(
+                    answers.iter().map(|(s, h)| (*s, h.to_vec())).collect(),
+                )),
+                seen: Arc::default(),
+            }
+        }
+
+        fn seen(&self) -> Vec<http::HeaderMap> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    impl tower_service::Service<Request<DpopBody<Script>>> for Server {
+        type Response = Response<()>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Response<()>, Self::Error>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: Request<DpopBody<Script>>) -> Self::Future {
+            self.seen.lock().unwrap().push(request.headers().clone());
+            let (status, headers) = self
+                .answers
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or((200, vec![]));
+            let mut response = Response::new(());
+            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            for (name, value) in headers {
+                response
+                    .headers_mut()
+                    .append(name, HeaderValue::from_static(value));
+            }
+            std::future::ready(Ok(response))
+        }
+    }
+
+    const ASK: (&str, &str) = ("www-authenticate", "DPoP error=\"use_dpop_nonce\"");
+
+    async fn send(server: &Server, uri: &str) -> u16 {
+        use tower_layer::Layer as _;
+        let session = Arc::new(DpopSession::new(crate::DpopKey::generate()));
+        session.hold_token("the-token");
+        let layer = DpopLayer::new(session, "https://api.example", |b| b).unwrap();
+        let mut service = layer.layer(server.clone());
+        let request = Request::post(uri).body(script(&[Some("message")])).unwrap();
+        let response = tower_service::Service::call(&mut service, request)
+            .await
+            .unwrap();
+        response.status().as_u16()
+    }
+
+    fn nonce_of(headers: &http::HeaderMap) -> Option<String> {
+        let proof = headers.get("dpop")?.to_str().ok()?;
+        let claims = proof.split('.').nth(1)?;
+        let json =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+                .ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&json).ok()?;
+        claims["nonce"].as_str().map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn a_request_to_another_origin_carries_neither_token_nor_proof() {
+        for uri in [
+            "https://evil.example/x",
+            "http://api.example/x",
+            "https://api.example:8443/x",
+        ] {
+            let server = Server::new(&[]);
+            assert_eq!(send(&server, uri).await, 200);
+            let seen = server.seen();
+            assert!(!seen[0].contains_key("authorization"), "{uri}");
+            assert!(!seen[0].contains_key("dpop"), "{uri}");
+        }
+        for uri in [
+            "/demo.Whoami/Get",
+            "https://api.example/x",
+            "https://API.example:443/x",
+        ] {
+            let server = Server::new(&[]);
+            send(&server, uri).await;
+            let seen = server.seen();
+            assert_eq!(seen[0]["authorization"], "DPoP the-token", "{uri}");
+            assert!(seen[0].contains_key("dpop"), "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_nonce_asked_for_is_used_in_one_retry_only() {
+        // Asked, with a nonce: one retry, carrying it.
+        let server = Server::new(&[(401, &[ASK, ("dpop-nonce", "n-1")]), (200, &[])]);
+        assert_eq!(send(&server, "/m").await, 200);
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(nonce_of(&seen[0]), None);
+        assert_eq!(nonce_of(&seen[1]).as_deref(), Some("n-1"));
+        // gRPC's way of asking (HTTP 200, grpc-status 16): the same.
+        let server = Server::new(&[
+            (200, &[ASK, ("grpc-status", "16"), ("dpop-nonce", "n-2")]),
+            (200, &[]),
+        ]);
+        send(&server, "/m").await;
+        assert_eq!(server.seen().len(), 2);
+        // Asked again on the retry: no third attempt.
+        let server = Server::new(&[
+            (401, &[ASK, ("dpop-nonce", "n-1")]),
+            (401, &[ASK, ("dpop-nonce", "n-2")]),
+        ]);
+        assert_eq!(send(&server, "/m").await, 401);
+        assert_eq!(server.seen().len(), 2);
+        // Asked without a new nonce: nothing to retry with.
+        let server = Server::new(&[(401, &[ASK])]);
+        assert_eq!(send(&server, "/m").await, 401);
+        assert_eq!(server.seen().len(), 1);
+    }
+
+    #[test]
+    fn an_origin_with_a_path_is_refused() {
+        let session = Arc::new(DpopSession::new(crate::DpopKey::generate()));
+        for origin in [
+            "https://api.example/prefix",
+            "https://api.example/?q",
+            "https://api.example/#f",
+        ] {
+            assert!(
+                DpopLayer::new(session.clone(), origin, ()).is_err(),
+                "{origin}"
+            );
+        }
+        assert!(DpopLayer::new(session, "https://api.example", ()).is_ok());
     }
 
     #[tokio::test]

@@ -9,9 +9,11 @@
 //! 14 `UNAVAILABLE`, 400 → 3 `INVALID_ARGUMENT`), with the error's
 //! description as `grpc-message`. The `WWW-Authenticate` challenges and
 //! `DPoP-Nonce` are sent as for any request, so a gRPC client can read the
-//! challenge and retry with the nonce. (gRPC-Web requests,
+//! challenge and retry with the nonce; `Cache-Control: no-store` and, on a
+//! 503, `Retry-After` too. A [custom body](RefusalBody) does not apply:
+//! a trailers-only response has none. (gRPC-Web requests,
 //! `application/grpc-web…`, carry trailers in the body and get the plain
-//! HTTP refusal, which gRPC-Web clients map the same way.)
+//! HTTP refusal, from whose status gRPC-Web clients derive their own code.)
 //!
 //! The status, the challenges, `Cache-Control: no-store`, `Retry-After` on a
 //! 503 and `DPoP-Nonce` are always senderbound's: clients and the RFCs
@@ -334,6 +336,9 @@ impl Rejection {
             }
         }
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.error.is_unavailable() {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -466,12 +471,20 @@ mod tests {
             assert_eq!(headers["content-type"], "application/grpc");
             assert_eq!(headers["grpc-status"], status, "{error:?}");
             assert_eq!(headers["grpc-message"], error.description());
+            assert_eq!(headers["cache-control"], "no-store");
+            assert_eq!(
+                headers.contains_key("retry-after"),
+                error.is_unavailable(),
+                "{error:?}"
+            );
             // The challenge still reaches the client (none on a 503).
             assert_eq!(
                 headers.get_all(WWW_AUTHENTICATE).iter().count(),
                 usize::from(!error.is_unavailable()),
                 "{error:?}"
             );
+            // Trailers-only: nothing after the headers.
+            assert!(http_body::Body::is_end_stream(response.body()), "{error:?}");
         }
     }
 

@@ -30,9 +30,12 @@
 //! The connections are served as [`serve`](crate::serve) serves them
 //! (request targets with a fragment marked, `ConnectInfo` on every request);
 //! ALPN offers `h2` and `http/1.1` (gRPC clients need HTTP/2 over TLS; the
-//! authority then comes from `:authority`). No connection upgrades, no connection limit. Each handshake
-//! must finish within 10 s and each request head arrive within 30 s, so
-//! idle sockets cannot pin tasks forever. Put a proxy in front for
+//! authority then comes from `:authority`). No connection upgrades, no
+//! connection limit. Each handshake must finish within 10 s; an HTTP/1.1
+//! request head must arrive within 30 s; an HTTP/2 connection is kept
+//! while the peer answers keep-alive pings (gRPC clients keep idle
+//! connections open on purpose) and let go when it stops answering, so
+//! dead peers cannot pin tasks forever. Put a proxy in front for
 //! connection limits or anything fancier, and forward the certificate with
 //! RFC 9440 (see [`mtls`](crate::mtls)).
 
