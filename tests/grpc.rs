@@ -49,17 +49,19 @@ impl Api {
         identity: Option<Identity>,
         configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
     ) -> Api {
-        Self::serve(identity, configure, routes()).await
+        Self::serve(identity.map(|i| (i, None)), configure, routes()).await
     }
 
+    /// Over TLS with the server's identity and, if given, the client's
+    /// certificate presented.
     async fn serve(
-        identity: Option<Identity>,
+        tls: Option<(Identity, Option<Identity>)>,
         configure: impl FnOnce(SenderBoundBuilder) -> SenderBoundBuilder,
         routes: axum::Router,
     ) -> Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let origin = match identity {
+        let origin = match tls {
             Some(_) => format!("https://localhost:{port}"),
             None => format!("http://127.0.0.1:{port}"),
         };
@@ -74,8 +76,8 @@ impl Api {
         .unwrap();
         let app = routes.layer(auth);
         let mut endpoint = Channel::from_shared(origin.clone()).unwrap();
-        match identity {
-            Some(identity) => {
+        match tls {
+            Some((identity, client)) => {
                 let config = senderbound::tls::server_config(
                     identity.cert_pem.as_bytes(),
                     identity.key_pem.as_bytes(),
@@ -85,9 +87,15 @@ impl Api {
                 tokio::spawn(async move {
                     let _ = senderbound::tls::serve(listener, config, app).await;
                 });
-                let trust = tonic::transport::ClientTlsConfig::new()
+                let mut trust = tonic::transport::ClientTlsConfig::new()
                     .ca_certificate(tonic::transport::Certificate::from_pem(&identity.cert_pem))
                     .domain_name("localhost");
+                if let Some(client) = client {
+                    trust = trust.identity(tonic::transport::Identity::from_pem(
+                        &client.cert_pem,
+                        &client.key_pem,
+                    ));
+                }
                 endpoint = endpoint.tls_config(trust).unwrap();
             }
             None => {
@@ -486,4 +494,38 @@ async fn a_policy_on_tonic_routes_is_permission_denied_without_a_challenge() {
         .await
         .unwrap();
     assert!(reply.sender_json.contains(allowed.jkt()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_bound_token_over_http2_needs_its_certificate() {
+    use senderbound::mtls::ConnectionCert;
+    let client = Identity::self_signed(&["grpc-client"]);
+    let api = Api::serve(
+        Some((Identity::localhost(), Some(client.clone()))),
+        |b| b.mtls(ConnectionCert),
+        routes(),
+    )
+    .await;
+    let bound = |x5t: &str| {
+        api.issuer
+            .token(AUDIENCE)
+            .bound_to_certificate(x5t)
+            .scopes(["whoami"])
+            .sign()
+    };
+    // Bound to the certificate this HTTP/2 connection presented: served.
+    let reply = api
+        .whoami(&format!("Bearer {}", bound(&client.x5t_s256())), None)
+        .await
+        .unwrap();
+    let sender: serde_json::Value = serde_json::from_str(&reply.sender_json).unwrap();
+    assert_eq!(sender["binding"], "mtls");
+    // Bound to another certificate: refused.
+    let other = Identity::self_signed(&["someone-else"]);
+    assert_refused(
+        api.whoami(&format!("Bearer {}", bound(&other.x5t_s256())), None)
+            .await,
+        Code::Unauthenticated,
+        Error::TokenCertificateMismatch,
+    );
 }
