@@ -22,6 +22,9 @@ pub enum ErrorCode {
     InsufficientScope,
     /// `use_dpop_nonce`: the server requires a fresh nonce in the proof (401).
     UseDpopNonce,
+    /// `insufficient_user_authentication`: the user's authentication behind
+    /// the token is not strong or recent enough (401, RFC 9470 §3).
+    InsufficientUserAuthentication,
 }
 
 impl ErrorCode {
@@ -33,6 +36,7 @@ impl ErrorCode {
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::InsufficientUserAuthentication => "insufficient_user_authentication",
         }
     }
 }
@@ -253,6 +257,10 @@ pub enum Error {
     /// shared across clients are refused (key-sharing detection in reject mode).
     KeyShared,
 
+    /// The route needs a stronger or more recent user authentication than
+    /// the token records (`acr`, `auth_time`): step-up (RFC 9470).
+    InsufficientUserAuthentication,
+
     // ---- authorization (403 insufficient_scope) ----
     /// The token lacks a scope the route requires.
     InsufficientScope,
@@ -370,6 +378,7 @@ impl Error {
             | CertificateBoundNotAccepted
             | KeyShared => Some(ErrorCode::InvalidToken),
             InsufficientScope => Some(ErrorCode::InsufficientScope),
+            InsufficientUserAuthentication => Some(ErrorCode::InsufficientUserAuthentication),
             // A refusal no token would change: no error code, no challenge.
             PolicyDenied => None,
             NonceMissing | NonceExpired | NonceInvalid => Some(ErrorCode::UseDpopNonce),
@@ -445,6 +454,9 @@ impl Error {
             CertificateBoundNotAccepted => "certificate-bound tokens are not accepted",
             KeyShared => "the key this token is bound to is used by another client",
             InsufficientScope => "insufficient scope",
+            InsufficientUserAuthentication => {
+                "a stronger or more recent user authentication is required"
+            }
             PolicyDenied => "request denied by the resource's policy",
             ReplayStoreFull => "temporarily unable to accept requests",
             ReplayStoreUnavailable => "temporarily unable to accept requests",

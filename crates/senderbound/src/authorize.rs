@@ -58,6 +58,7 @@ use crate::audit::{self, AuditRecord};
 use crate::challenge::Rejection;
 use crate::pipeline::AuthContext;
 use crate::sender::{MissingSender, Sender};
+use crate::step_up::StepUp;
 use crate::target_uri::original_uri;
 
 /// Default [`AuthorizeLayer::max_body_bytes`]: 4 MiB.
@@ -77,6 +78,7 @@ pub struct PolicyRequest {
     uri: Uri,
     headers: HeaderMap,
     mcp: Option<McpCall>,
+    now: u64,
 }
 
 impl PolicyRequest {
@@ -88,6 +90,13 @@ impl PolicyRequest {
     /// The HTTP method.
     pub fn method(&self) -> &Method {
         &self.method
+    }
+
+    /// Now, by the Layer's clock (seconds since the epoch): for policies
+    /// that compare times, such as [`StepUp`](crate::step_up::StepUp)'s
+    /// `max_age` against `auth_time`.
+    pub fn now(&self) -> u64 {
+        self.now
     }
 
     /// The request path as the client sent it (before any router nesting).
@@ -144,6 +153,7 @@ pub struct Denied {
     reason: Cow<'static, str>,
     severity: Severity,
     scopes: Vec<String>,
+    step_up: Option<StepUp>,
 }
 
 impl Denied {
@@ -154,7 +164,19 @@ impl Denied {
             reason: reason.into(),
             severity: Severity::Routine,
             scopes: Vec::new(),
+            step_up: None,
         }
+    }
+
+    /// The user authentication that would allow the request (RFC 9470):
+    /// the refusal becomes `401 insufficient_user_authentication` with the
+    /// requirement's `acr_values` and `max_age` in the challenge, so the
+    /// client can go back to the authorization server for a token that
+    /// records it (a human's approval, a second factor). Takes precedence
+    /// over [`needs_scopes`](Self::needs_scopes).
+    pub fn needs_authentication(mut self, step_up: StepUp) -> Self {
+        self.step_up = Some(step_up);
+        self
     }
 
     /// Audit the refusal as suspicious (`WARN`), not routine.
@@ -344,31 +366,35 @@ impl AuthorizeLayer {
         };
         let uri = original_uri(&parts.extensions, &parts.uri).clone();
         let path = uri.path().to_owned();
-        let refuse = |record: AuditRecord, error: Error, scopes: &[String]| {
-            audit::emit(
-                "authorize",
-                parts.method.as_str(),
-                &path,
-                &record,
-                Some(error),
-            );
-            Rejection::new(error, Some(sender.scheme()), ctx.challenges.clone())
-                .with_scopes(scopes.iter().map(String::as_str))
-                .answering(&parts.headers)
-                .into_response()
-        };
+        let refuse =
+            |record: AuditRecord, error: Error, scopes: &[String], step_up: Option<&StepUp>| {
+                audit::emit(
+                    "authorize",
+                    parts.method.as_str(),
+                    &path,
+                    &record,
+                    Some(error),
+                );
+                let mut rejection =
+                    Rejection::new(error, Some(sender.scheme()), ctx.challenges.clone())
+                        .with_scopes(scopes.iter().map(String::as_str));
+                if let Some(step_up) = step_up {
+                    rejection = rejection.with_step_up(step_up);
+                }
+                rejection.answering(&parts.headers).into_response()
+            };
         let record = || AuditRecord::admitted(sender, ctx.token.clone());
 
         let (body, calls) = if self.inspect_mcp && parts.method == Method::POST {
             let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Err(refuse(record(), Error::RequestBodyTooLarge, &[]));
+                    return Err(refuse(record(), Error::RequestBodyTooLarge, &[], None));
                 }
-                Err(_) => return Err(refuse(record(), Error::McpRequestMalformed, &[])),
+                Err(_) => return Err(refuse(record(), Error::McpRequestMalformed, &[], None)),
             };
             let Some(calls) = parse_mcp(&bytes) else {
-                return Err(refuse(record(), Error::McpRequestMalformed, &[]));
+                return Err(refuse(record(), Error::McpRequestMalformed, &[], None));
             };
             (Body::from(bytes), calls.into_iter().map(Some).collect())
         } else {
@@ -381,6 +407,7 @@ impl AuthorizeLayer {
             uri,
             headers: parts.headers.clone(),
             mcp: None,
+            now: ctx.clock.now(),
         };
         // Allowed messages are recorded once the whole request is allowed:
         // a batch refused for one message runs none of them.
@@ -398,11 +425,17 @@ impl AuthorizeLayer {
                     // Naming the scopes that would do makes it a scope
                     // problem the client can fix (step-up); otherwise a
                     // plain refusal, which new scopes would not change.
-                    let error = match denied.scopes.is_empty() {
-                        true => Error::PolicyDenied,
-                        false => Error::InsufficientScope,
+                    let error = match (&denied.step_up, denied.scopes.is_empty()) {
+                        (Some(_), _) => Error::InsufficientUserAuthentication,
+                        (None, true) => Error::PolicyDenied,
+                        (None, false) => Error::InsufficientScope,
                     };
-                    return Err(refuse(record, error, &denied.scopes));
+                    return Err(refuse(
+                        record,
+                        error,
+                        &denied.scopes,
+                        denied.step_up.as_ref(),
+                    ));
                 }
             }
         }

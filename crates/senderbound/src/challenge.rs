@@ -159,6 +159,9 @@ pub struct Rejection {
     error: Error,
     scheme: Option<Scheme>,
     scope: Option<String>,
+    /// Step-up (RFC 9470 §3): the `acr_values` and `max_age` parameters.
+    acr_values: Option<String>,
+    max_age: Option<u64>,
     config: std::sync::Arc<ChallengeConfig>,
     /// The request was a gRPC call: refused in gRPC's terms.
     grpc: bool,
@@ -174,9 +177,23 @@ impl Rejection {
             error,
             scheme,
             scope: None,
+            acr_values: None,
+            max_age: None,
             config,
             grpc: false,
         }
+    }
+
+    /// Adds the `acr_values` and `max_age` parameters of an
+    /// `insufficient_user_authentication` challenge (RFC 9470 §3); the
+    /// values are named only if each is a safe token to quote.
+    pub(crate) fn with_step_up(mut self, step_up: &crate::step_up::StepUp) -> Self {
+        let values: Vec<&str> = step_up.acr().iter().map(String::as_str).collect();
+        if !values.is_empty() && values.iter().all(|v| quotable_token(v)) {
+            self.acr_values = Some(values.join(" "));
+        }
+        self.max_age = step_up.age().map(|d| d.as_secs());
+        self
     }
 
     /// Words the refusal for the request with these headers: in gRPC's
@@ -191,12 +208,7 @@ impl Rejection {
     /// safe to quote; otherwise the parameter is left out.
     pub(crate) fn with_scopes<'a>(mut self, scopes: impl IntoIterator<Item = &'a str>) -> Self {
         let scopes: Vec<&str> = scopes.into_iter().collect();
-        let valid = |s: &&str| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-        };
-        if !scopes.is_empty() && scopes.iter().all(valid) {
+        if !scopes.is_empty() && scopes.iter().all(|s| quotable_token(s)) {
             self.scope = Some(scopes.join(" "));
         }
         self
@@ -260,6 +272,14 @@ impl Rejection {
             ));
             if let (ErrorCode::InsufficientScope, Some(scope)) = (code, &self.scope) {
                 error_params.push(format!("scope=\"{scope}\""));
+            }
+            if code == ErrorCode::InsufficientUserAuthentication {
+                if let Some(acr_values) = &self.acr_values {
+                    error_params.push(format!("acr_values=\"{acr_values}\""));
+                }
+                if let Some(max_age) = self.max_age {
+                    error_params.push(format!("max_age=\"{max_age}\""));
+                }
             }
         }
         let mut dpop_params = params.clone();
@@ -341,6 +361,14 @@ impl Rejection {
         }
         response
     }
+}
+
+/// A scope-token (RFC 6749 §3.3: `%x21 / %x23-5B / %x5D-7E`), safe to put
+/// between quotes in a challenge; `acr` values are held to the same.
+fn quotable_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
@@ -518,6 +546,44 @@ mod tests {
             );
         }
         assert_eq!(grpc_message("50% of a naïve"), "50%25 of a na%C3%AFve");
+    }
+
+    #[test]
+    fn step_up_names_acr_values_and_max_age_on_the_scheme_used() {
+        use crate::step_up::StepUp;
+        let step_up = StepUp::new()
+            .acr_values(["urn:mfa", "phr"])
+            .max_age(std::time::Duration::from_secs(300));
+        let r = Rejection::new(
+            Error::InsufficientUserAuthentication,
+            Some(Scheme::Bearer),
+            config(true),
+        )
+        .with_step_up(&step_up);
+        assert_eq!(
+            r.challenges(),
+            [
+                "DPoP algs=\"ES256 EdDSA\"",
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"a stronger or more recent user authentication is required\", acr_values=\"urn:mfa phr\", max_age=\"300\""
+            ]
+        );
+        // A value that could not be quoted safely is left out; max_age stays.
+        let odd = StepUp::new()
+            .acr_values(["a\"b"])
+            .max_age(std::time::Duration::from_secs(5));
+        let r = Rejection::new(
+            Error::InsufficientUserAuthentication,
+            Some(Scheme::DPoP),
+            config(false),
+        )
+        .with_step_up(&odd);
+        assert_eq!(
+            r.challenges(),
+            [
+                "DPoP error=\"insufficient_user_authentication\", error_description=\"a stronger or more recent user authentication is required\", max_age=\"5\", algs=\"ES256 EdDSA\""
+            ]
+        );
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]

@@ -91,6 +91,7 @@ mod sender;
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
 pub mod service;
+pub mod step_up;
 mod target_uri;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]

@@ -54,6 +54,8 @@ use crate::tokens::cache::TokenCache;
 pub(crate) struct AuthContext {
     pub(crate) challenges: Arc<ChallengeConfig>,
     pub(crate) token: Arc<AccessToken>,
+    /// The Layer's clock, for the route layers' time checks (step-up).
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// The configured pipeline, shared by every service of one Layer.
@@ -159,6 +161,7 @@ impl Pipeline {
                     parts.extensions.insert(AuthContext {
                         challenges: self.challenges.clone(),
                         token,
+                        clock: self.clock.clone(),
                     });
                 }
                 parts.extensions.insert(sender);

@@ -1,0 +1,160 @@
+//! Step-up authentication (RFC 9470): routes that need an authentication
+//! context class (`acr`) or a recent authentication (`auth_time`), from a
+//! JWT or an introspection answer; a token that falls short gets 401
+//! `insufficient_user_authentication` with `acr_values` / `max_age` in the
+//! challenge.
+
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use senderbound::authorize::{Denied, PolicyRequest};
+use senderbound::step_up::StepUp;
+use senderbound::tokens::{ClientAuth, Introspection, Issuer, TokenFormat};
+use senderbound::{AuthorizeLayer, Error, Sender};
+use senderbound_suite::harness::Harness;
+use senderbound_suite::mock_as::{MockAs, RS_CLIENT_ID, RS_CLIENT_SECRET};
+use serde_json::json;
+
+async fn whoami(sender: Sender) -> Json<Sender> {
+    Json(sender)
+}
+
+/// `/mfa` needs `acr` mfa or hw; `/recent` an authentication at most 300 s
+/// old; `/payment` both, through a policy of its own that also names a
+/// scope (step-up comes first).
+fn stepped() -> Router {
+    let mfa = StepUp::new().acr_values(["urn:example:mfa", "urn:example:hw"]);
+    let recent = StepUp::new().max_age(Duration::from_secs(300));
+    let both = StepUp::new()
+        .acr_values(["urn:example:mfa"])
+        .max_age(Duration::from_secs(60));
+    let payment = AuthorizeLayer::new(move |req: &PolicyRequest| {
+        if both.is_met_by(req) {
+            return Ok(());
+        }
+        Err(Denied::new("payments need a fresh MFA")
+            .needs_scopes(["payments"])
+            .needs_authentication(both.clone()))
+    });
+    Router::new()
+        .route("/mfa", get(whoami).route_layer(AuthorizeLayer::new(mfa)))
+        .route(
+            "/recent",
+            get(whoami).route_layer(AuthorizeLayer::new(recent)),
+        )
+        .route("/payment", get(whoami).route_layer(payment))
+}
+
+fn token(h: &Harness, claims: serde_json::Value) -> String {
+    let mut all = h.claims();
+    for (name, value) in claims.as_object().unwrap() {
+        all[name] = value.clone();
+    }
+    h.issuer.sign(&all)
+}
+
+#[tokio::test]
+async fn an_authentication_context_class_is_required() {
+    let h = Harness::with_routes(stepped(), |b| b);
+    for claims in [json!({}), json!({"acr": "urn:example:password"})] {
+        let r = h.get_with("/mfa", &token(&h, claims.clone())).await;
+        r.assert_refused(
+            401,
+            "insufficient_user_authentication",
+            Error::InsufficientUserAuthentication,
+        );
+        assert_eq!(
+            r.param("acr_values").as_deref(),
+            Some("urn:example:mfa urn:example:hw"),
+            "{claims}"
+        );
+        assert_eq!(r.param("max_age"), None);
+    }
+    for acr in ["urn:example:mfa", "urn:example:hw"] {
+        let r = h.get_with("/mfa", &token(&h, json!({"acr": acr}))).await;
+        assert_eq!(r.status, 200, "{acr}: {r:?}");
+        assert_eq!(r.json()["acr"], acr);
+    }
+}
+
+#[tokio::test]
+async fn a_recent_authentication_is_required() {
+    let h = Harness::with_routes(stepped(), |b| b);
+    let now = h.now();
+    for claims in [json!({}), json!({"auth_time": now - 301})] {
+        let r = h.get_with("/recent", &token(&h, claims.clone())).await;
+        r.assert_refused(
+            401,
+            "insufficient_user_authentication",
+            Error::InsufficientUserAuthentication,
+        );
+        assert_eq!(r.param("max_age").as_deref(), Some("300"), "{claims}");
+        assert_eq!(r.param("acr_values"), None);
+    }
+    for auth_time in [now - 300, now - 5, now] {
+        let r = h
+            .get_with("/recent", &token(&h, json!({"auth_time": auth_time})))
+            .await;
+        assert_eq!(r.status, 200, "{auth_time}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_policy_asks_for_step_up_before_scopes() {
+    let h = Harness::with_routes(stepped(), |b| b);
+    let now = h.now();
+    let r = h
+        .get_with(
+            "/payment",
+            &token(&h, json!({"acr": "urn:example:mfa", "auth_time": now - 61})),
+        )
+        .await;
+    r.assert_refused(
+        401,
+        "insufficient_user_authentication",
+        Error::InsufficientUserAuthentication,
+    );
+    assert_eq!(r.param("acr_values").as_deref(), Some("urn:example:mfa"));
+    assert_eq!(r.param("max_age").as_deref(), Some("60"));
+    assert_eq!(r.param("scope"), None);
+    let fresh = token(&h, json!({"acr": "urn:example:mfa", "auth_time": now - 10}));
+    assert_eq!(h.get_with("/payment", &fresh).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_introspection_answer_counts_as_a_jwt_does() {
+    let mock = MockAs::start().await;
+    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let auth = ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET);
+    let mut h = Harness::with_issuer(mock.signer(), |b| {
+        b.trust(
+            Issuer::new(issuer)
+                .introspection(Introspection::new(auth).endpoint(endpoint))
+                .token_format(TokenFormat::Auto),
+        )
+    });
+    h.app = stepped().layer(h.auth.clone());
+    let answer = |extra: serde_json::Value| {
+        let mut claims = h.claims();
+        claims["active"] = json!(true);
+        claims["token_type"] = json!("DPoP");
+        claims.as_object_mut().unwrap().remove("iss");
+        for (name, value) in extra.as_object().unwrap() {
+            claims[name] = value.clone();
+        }
+        claims
+    };
+    mock.register_opaque("weak", answer(json!({"acr": "urn:example:password"})));
+    mock.register_opaque(
+        "strong",
+        answer(json!({"acr": "urn:example:hw", "auth_time": h.now() - 10})),
+    );
+    h.get_with("/mfa", "weak").await.assert_refused(
+        401,
+        "insufficient_user_authentication",
+        Error::InsufficientUserAuthentication,
+    );
+    assert_eq!(h.get_with("/mfa", "strong").await.status, 200);
+    assert_eq!(h.get_with("/recent", "strong").await.status, 200);
+}
