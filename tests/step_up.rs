@@ -150,11 +150,85 @@ async fn an_introspection_answer_counts_as_a_jwt_does() {
         "strong",
         answer(json!({"acr": "urn:example:hw", "auth_time": h.now() - 10})),
     );
-    h.get_with("/mfa", "weak").await.assert_refused(
+    let weak = h.get_with("/mfa", "weak").await;
+    weak.assert_refused(
         401,
         "insufficient_user_authentication",
         Error::InsufficientUserAuthentication,
     );
+    assert_eq!(
+        weak.param("acr_values").as_deref(),
+        Some("urn:example:mfa urn:example:hw")
+    );
+    // An answer without auth_time falls short of a max_age.
+    assert_eq!(h.get_with("/recent", "weak").await.status, 401);
     assert_eq!(h.get_with("/mfa", "strong").await.status, 200);
     assert_eq!(h.get_with("/recent", "strong").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_future_authentication_an_empty_requirement_and_another_case_fall_short() {
+    let empty = StepUp::new();
+    let routes = stepped().route(
+        "/misconfigured",
+        get(whoami).route_layer(AuthorizeLayer::new(empty)),
+    );
+    let h = Harness::with_routes(routes, |b| b);
+    let now = h.now();
+    // An authentication "in the future" (beyond the leeway) is not recent.
+    let r = h
+        .get_with("/recent", &token(&h, json!({"auth_time": now + 3600})))
+        .await;
+    r.assert_refused(
+        401,
+        "insufficient_user_authentication",
+        Error::InsufficientUserAuthentication,
+    );
+    // acr values compare exactly.
+    let r = h
+        .get_with("/mfa", &token(&h, json!({"acr": "URN:EXAMPLE:MFA"})))
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
+    // A requirement naming nothing refuses (a configuration mistake never
+    // admits).
+    let strong = token(&h, json!({"acr": "urn:example:mfa", "auth_time": now}));
+    let r = h.get_with("/misconfigured", &strong).await;
+    r.assert_refused(
+        401,
+        "insufficient_user_authentication",
+        Error::InsufficientUserAuthentication,
+    );
+}
+
+#[tokio::test]
+async fn the_refusal_carries_a_nonce_while_nonces_are_required() {
+    use senderbound::proof::Nonces;
+    let h = Harness::with_routes(stepped(), |b| {
+        b.nonces(Nonces::new(b"step-up nonce secret, 32 bytes or more".as_slice()).unwrap())
+    });
+    let token = token(&h, json!({"acr": "urn:example:password"}));
+    // The Layer asks for a nonce first.
+    let first = h.get_with("/mfa", &token).await;
+    let nonce = first.dpop_nonce.clone().expect("a nonce");
+    let proof = h
+        .client
+        .proof(
+            "GET",
+            &format!("https://{}/mfa", senderbound_suite::harness::HOST),
+        )
+        .unwrap()
+        .access_token(&token)
+        .issued_at(h.now())
+        .nonce(nonce)
+        .sign();
+    let r = h
+        .send("GET", "/mfa", Some(&format!("DPoP {token}")), Some(&proof))
+        .await;
+    r.assert_refused(
+        401,
+        "insufficient_user_authentication",
+        Error::InsufficientUserAuthentication,
+    );
+    // A DPoP client that reads every 401 for a nonce finds one.
+    assert!(r.dpop_nonce.is_some(), "{r:?}");
 }

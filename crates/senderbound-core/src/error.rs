@@ -11,6 +11,7 @@ use std::fmt;
 /// The `error=` code of a `WWW-Authenticate` challenge (RFC 6750 §3.1,
 /// RFC 9449 §7.1 and §12.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// `invalid_request`: the request is malformed (400).
     InvalidRequest,

@@ -1,6 +1,7 @@
 //! [`AuthorizeLayer`]: an async policy hook after authentication: it sees the
 //! verified [`Sender`], the request (method, path, headers) and, for MCP,
-//! the JSON-RPC method and tool being called, and may refuse with `403`.
+//! the JSON-RPC method and tool being called, and may refuse (`403`, or
+//! `401` when a stronger user authentication would do).
 //!
 //! Scopes say what a token may do in general; a policy is the place for the
 //! rules that depend on the request: which client may call which tool,
@@ -33,8 +34,11 @@
 //! reason goes to the audit event only (`detail`). If the policy names the
 //! scopes that would allow the request ([`Denied::needs_scopes`]), the 403
 //! carries `error="insufficient_scope"` and `scope="…"`, which a client can
-//! act on (MCP clients step up); otherwise it is a plain refusal with no
-//! challenge, since no new token would change it.
+//! act on (MCP clients ask for more scopes); if it names the user
+//! authentication that would ([`Denied::needs_authentication`], RFC 9470),
+//! it is `401 insufficient_user_authentication` with `acr_values` /
+//! `max_age` ([`step_up`](crate::step_up)); otherwise it is a plain refusal
+//! with no challenge, since no new token would change it.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -56,6 +60,7 @@ use tower_service::Service;
 
 use crate::audit::{self, AuditRecord};
 use crate::challenge::Rejection;
+use crate::header::DPOP_NONCE;
 use crate::pipeline::AuthContext;
 use crate::sender::{MissingSender, Sender};
 use crate::step_up::StepUp;
@@ -79,6 +84,7 @@ pub struct PolicyRequest {
     headers: HeaderMap,
     mcp: Option<McpCall>,
     now: u64,
+    leeway: u64,
 }
 
 impl PolicyRequest {
@@ -97,6 +103,11 @@ impl PolicyRequest {
     /// `max_age` against `auth_time`.
     pub fn now(&self) -> u64 {
         self.now
+    }
+
+    /// The Layer's token time leeway, seconds.
+    pub(crate) fn leeway(&self) -> u64 {
+        self.leeway
     }
 
     /// The request path as the client sent it (before any router nesting).
@@ -381,7 +392,13 @@ impl AuthorizeLayer {
                 if let Some(step_up) = step_up {
                     rejection = rejection.with_step_up(step_up);
                 }
-                rejection.answering(&parts.headers).into_response()
+                let mut response = rejection.answering(&parts.headers).into_response();
+                // While nonces are required, every refusal carries one, as
+                // the Layer's do (docs/security.md 8.21).
+                if let Some(nonce) = ctx.fresh_nonce() {
+                    response.headers_mut().insert(DPOP_NONCE, nonce);
+                }
+                response
             };
         let record = || AuditRecord::admitted(sender, ctx.token.clone());
 
@@ -408,6 +425,7 @@ impl AuthorizeLayer {
             headers: parts.headers.clone(),
             mcp: None,
             now: ctx.clock.now(),
+            leeway: ctx.leeway,
         };
         // Allowed messages are recorded once the whole request is allowed:
         // a batch refused for one message runs none of them.
@@ -422,9 +440,10 @@ impl AuthorizeLayer {
                 Err(denied) => {
                     record.detail = Some(denied.reason);
                     record.severity = Some(denied.severity);
-                    // Naming the scopes that would do makes it a scope
-                    // problem the client can fix (step-up); otherwise a
-                    // plain refusal, which new scopes would not change.
+                    // Naming the user authentication or the scopes that
+                    // would do makes it a problem the client can fix (a
+                    // stronger authentication first, RFC 9470); otherwise
+                    // a plain refusal, which no new token would change.
                     let error = match (&denied.step_up, denied.scopes.is_empty()) {
                         (Some(_), _) => Error::InsufficientUserAuthentication,
                         (None, true) => Error::PolicyDenied,

@@ -626,7 +626,7 @@ impl SenderBoundBuilder {
                 revocation: self.revocation,
                 mtls: self.mtls.is_some(),
                 client_certs: self.mtls.unwrap_or_else(|| Arc::new(ConnectionCert)),
-                nonces: self.nonces,
+                nonces: self.nonces.map(Arc::new),
                 metadata,
                 key_sharing,
             }),

@@ -56,6 +56,19 @@ pub(crate) struct AuthContext {
     pub(crate) token: Arc<AccessToken>,
     /// The Layer's clock, for the route layers' time checks (step-up).
     pub(crate) clock: Arc<dyn Clock>,
+    /// The token time leeway, seconds.
+    pub(crate) leeway: u64,
+    /// The Layer's nonces, if required: route layers' refusals carry a
+    /// fresh one too, as the Layer's do.
+    pub(crate) nonces: Option<Arc<Nonces>>,
+}
+
+impl AuthContext {
+    /// A fresh `DPoP-Nonce` value, while nonces are required.
+    pub(crate) fn fresh_nonce(&self) -> Option<http::HeaderValue> {
+        let nonces = self.nonces.as_ref()?;
+        http::HeaderValue::from_str(&nonces.issue(self.clock.now())).ok()
+    }
 }
 
 /// The configured pipeline, shared by every service of one Layer.
@@ -75,7 +88,7 @@ pub(crate) struct Pipeline {
     pub(crate) client_certs: Arc<dyn ClientCertSource>,
     /// Certificate-bound tokens accepted.
     pub(crate) mtls: bool,
-    pub(crate) nonces: Option<Nonces>,
+    pub(crate) nonces: Option<Arc<Nonces>>,
     pub(crate) metadata: Option<ServedMetadata>,
     pub(crate) key_sharing: Option<Detector>,
 }
@@ -162,6 +175,8 @@ impl Pipeline {
                         challenges: self.challenges.clone(),
                         token,
                         clock: self.clock.clone(),
+                        leeway: self.token_rules.time_leeway(),
+                        nonces: self.nonces.clone(),
                     });
                 }
                 parts.extensions.insert(sender);

@@ -95,17 +95,27 @@ impl StepUp {
         self.max_age
     }
 
-    /// `true` if the request's token meets the requirement, now.
+    /// `true` if the request's token meets the requirement, now: its
+    /// `acr` is one of the values (exactly, case included), and its
+    /// `auth_time` is at most `max_age` ago and not later than now (plus
+    /// the token leeway: an authentication in the future is a forgery or a
+    /// broken clock, never a recent one). A requirement with neither is
+    /// never met: a configuration mistake refuses, it does not admit.
     pub fn is_met_by(&self, request: &PolicyRequest) -> bool {
+        if self.acr_values.is_empty() && self.max_age.is_none() {
+            return false;
+        }
         let sender = request.sender();
+        let now = request.now();
         let acr_met = self.acr_values.is_empty()
             || sender
                 .acr()
                 .is_some_and(|acr| self.acr_values.iter().any(|v| v == acr));
         let age_met = self.max_age.is_none_or(|max| {
-            sender
-                .auth_time()
-                .is_some_and(|at| request.now().saturating_sub(at) <= max.as_secs())
+            sender.auth_time().is_some_and(|at| {
+                at <= now.saturating_add(request.leeway())
+                    && now.saturating_sub(at) <= max.as_secs()
+            })
         });
         acr_met && age_met
     }
