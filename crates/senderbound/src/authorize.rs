@@ -99,7 +99,7 @@ impl PolicyRequest {
     }
 
     /// Now, by the Layer's clock (seconds since the epoch): for policies
-    /// that compare times, such as [`StepUp`](crate::step_up::StepUp)'s
+    /// that compare times, such as [`StepUp`]'s
     /// `max_age` against `auth_time`.
     pub fn now(&self) -> u64 {
         self.now
