@@ -229,11 +229,7 @@ impl Connection {
             Connection::Single(manager) => script.invoke_async(&mut manager.clone()).await,
             Connection::Sentinel(sentinel) => {
                 let mut connection = sentinel.connection().await?;
-                let answer = script.invoke_async(&mut connection).await;
-                if answer.is_err() {
-                    sentinel.forget();
-                }
-                answer
+                sentinel.forget_on_error(script.invoke_async(&mut connection).await)
             }
             Connection::Cluster(cluster) => {
                 let mut connection = cluster.connection().await?;
@@ -248,11 +244,7 @@ impl Connection {
             Connection::Single(manager) => command.query_async(&mut manager.clone()).await,
             Connection::Sentinel(sentinel) => {
                 let mut connection = sentinel.connection().await?;
-                let answer = command.query_async(&mut connection).await;
-                if answer.is_err() {
-                    sentinel.forget();
-                }
-                answer
+                sentinel.forget_on_error(command.query_async(&mut connection).await)
             }
             Connection::Cluster(cluster) => {
                 let mut connection = cluster.connection().await?;
@@ -282,11 +274,7 @@ impl Connection {
             Connection::Single(manager) => pipe.query_async(&mut manager.clone()).await,
             Connection::Sentinel(sentinel) => {
                 let mut connection = sentinel.connection().await?;
-                let answer = pipe.query_async(&mut connection).await;
-                if answer.is_err() {
-                    sentinel.forget();
-                }
-                answer
+                sentinel.forget_on_error(pipe.query_async(&mut connection).await)
             }
             Connection::Cluster(cluster) => {
                 let mut connection = cluster.connection().await?;
@@ -372,6 +360,15 @@ impl SentinelConnection {
         self.shared.cached().ok_or_else(|| {
             RedisError::from((ErrorKind::Io, "the sentinels named no reachable primary"))
         })
+    }
+
+    /// `answer`, the connection forgotten if it is an error (the node may
+    /// no longer be the primary: the next request asks the sentinels).
+    fn forget_on_error<T>(&self, answer: RedisResult<T>) -> RedisResult<T> {
+        if answer.is_err() {
+            self.forget();
+        }
+        answer
     }
 
     fn forget(&self) {

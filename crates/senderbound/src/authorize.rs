@@ -387,7 +387,7 @@ impl AuthorizeLayer {
                     Some(error),
                 );
                 let mut rejection =
-                    Rejection::new(error, Some(sender.scheme()), ctx.challenges.clone())
+                    Rejection::new(error, Some(sender.scheme()), ctx.route.challenges.clone())
                         .with_scopes(scopes.iter().map(String::as_str));
                 if let Some(step_up) = step_up {
                     rejection = rejection.with_step_up(step_up);
@@ -395,7 +395,7 @@ impl AuthorizeLayer {
                 let mut response = rejection.answering(&parts.headers).into_response();
                 // While nonces are required, every refusal carries one, as
                 // the Layer's do (docs/security.md 8.21).
-                if let Some(nonce) = ctx.fresh_nonce() {
+                if let Some(nonce) = ctx.route.fresh_nonce() {
                     response.headers_mut().insert(DPOP_NONCE, nonce);
                 }
                 response
@@ -424,8 +424,8 @@ impl AuthorizeLayer {
             uri,
             headers: parts.headers.clone(),
             mcp: None,
-            now: ctx.clock.now(),
-            leeway: ctx.leeway,
+            now: ctx.route.clock.now(),
+            leeway: ctx.route.leeway,
         };
         // Allowed messages are recorded once the whole request is allowed:
         // a batch refused for one message runs none of them.

@@ -15,7 +15,7 @@ use crate::key_sharing::{Detector, KeySharing};
 use crate::metadata::{Facts, ResourceMetadata, ServedMetadata};
 use crate::mtls::{ClientCertSource, ConnectionCert};
 use crate::origin::Origin;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, RouteContext};
 use crate::profile::{Checked, Profile, ProfileViolation};
 use crate::proof::{Nonces, ProofRules};
 use crate::replay::{CompactReplayStore, DynReplayStore, ReplayStore};
@@ -611,6 +611,13 @@ impl SenderBoundBuilder {
                 crate::replay::DEFAULT_COMPACT_REPLAY_CAPACITY,
             ))
         });
+        let nonces = self.nonces.map(Arc::new);
+        let route = Arc::new(RouteContext {
+            challenges: challenges.clone(),
+            clock: self.clock.clone(),
+            leeway: rules.time_leeway(),
+            nonces: nonces.clone(),
+        });
         Ok(SenderBoundLayer {
             pipeline: Arc::new(Pipeline {
                 proof_policy: applied.proof_policy,
@@ -626,7 +633,8 @@ impl SenderBoundBuilder {
                 revocation: self.revocation,
                 mtls: self.mtls.is_some(),
                 client_certs: self.mtls.unwrap_or_else(|| Arc::new(ConnectionCert)),
-                nonces: self.nonces.map(Arc::new),
+                nonces,
+                route,
                 metadata,
                 key_sharing,
             }),

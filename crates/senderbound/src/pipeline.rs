@@ -49,11 +49,19 @@ use crate::target_uri::{PublicOrigin, request_path};
 use crate::tokens::DynTokenVerifier;
 use crate::tokens::cache::TokenCache;
 
-/// What [`RequireScopeLayer`](crate::RequireScopeLayer) needs from the Layer's decision.
+/// What the route layers ([`RequireScopeLayer`](crate::RequireScopeLayer),
+/// [`AuthorizeLayer`](crate::AuthorizeLayer)) need from the Layer's
+/// decision: the verified token, and the Layer's settings they share.
 #[derive(Clone)]
 pub(crate) struct AuthContext {
-    pub(crate) challenges: Arc<ChallengeConfig>,
     pub(crate) token: Arc<AccessToken>,
+    /// Made once per Layer: one reference count per admitted request.
+    pub(crate) route: Arc<RouteContext>,
+}
+
+/// The Layer's settings the route layers use, made when the Layer is built.
+pub(crate) struct RouteContext {
+    pub(crate) challenges: Arc<ChallengeConfig>,
     /// The Layer's clock, for the route layers' time checks (step-up).
     pub(crate) clock: Arc<dyn Clock>,
     /// The token time leeway, seconds.
@@ -63,7 +71,7 @@ pub(crate) struct AuthContext {
     pub(crate) nonces: Option<Arc<Nonces>>,
 }
 
-impl AuthContext {
+impl RouteContext {
     /// A fresh `DPoP-Nonce` value, while nonces are required.
     pub(crate) fn fresh_nonce(&self) -> Option<http::HeaderValue> {
         let nonces = self.nonces.as_ref()?;
@@ -89,6 +97,7 @@ pub(crate) struct Pipeline {
     /// Certificate-bound tokens accepted.
     pub(crate) mtls: bool,
     pub(crate) nonces: Option<Arc<Nonces>>,
+    pub(crate) route: Arc<RouteContext>,
     pub(crate) metadata: Option<ServedMetadata>,
     pub(crate) key_sharing: Option<Detector>,
 }
@@ -172,11 +181,8 @@ impl Pipeline {
                 }
                 if let Some(token) = record.token {
                     parts.extensions.insert(AuthContext {
-                        challenges: self.challenges.clone(),
                         token,
-                        clock: self.clock.clone(),
-                        leeway: self.token_rules.time_leeway(),
-                        nonces: self.nonces.clone(),
+                        route: self.route.clone(),
                     });
                 }
                 parts.extensions.insert(sender);

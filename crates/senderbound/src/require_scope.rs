@@ -109,14 +109,14 @@ impl RequireScopeLayer {
         let mut response = Rejection::new(
             Error::InsufficientScope,
             Some(sender.scheme()),
-            ctx.challenges.clone(),
+            ctx.route.challenges.clone(),
         )
         .with_scopes(self.scopes.iter().map(String::as_str))
         .answering(&parts.headers)
         .into_response();
         // While nonces are required, every refusal carries one, as the
         // Layer's do (docs/security.md 8.21).
-        if let Some(nonce) = ctx.fresh_nonce() {
+        if let Some(nonce) = ctx.route.fresh_nonce() {
             response
                 .headers_mut()
                 .insert(crate::header::DPOP_NONCE, nonce);
