@@ -50,6 +50,7 @@ impl fmt::Display for ErrorCode {
 
 /// How an incident reviewer should read a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Severity {
     /// Expected in normal operation: no credentials, expired token, stale proof,
     /// missing scope.
@@ -60,6 +61,10 @@ pub enum Severity {
     /// The server could not decide (a dependency is down or full); the request
     /// was refused to stay safe.
     Infrastructure,
+    /// Suspicious refusals for one key or one client crossed the operator's
+    /// threshold within their window: no longer noise. Never a single
+    /// failure's severity; the Layer's incident signals raise it.
+    Incident,
 }
 
 impl Severity {
@@ -69,6 +74,7 @@ impl Severity {
             Severity::Routine => "routine",
             Severity::Suspicious => "suspicious",
             Severity::Infrastructure => "infrastructure",
+            Severity::Incident => "incident",
         }
     }
 }
@@ -258,6 +264,11 @@ pub enum Error {
     /// shared across clients are refused (key-sharing detection in reject mode).
     KeyShared,
 
+    /// The key (or certificate) was used in too many suspicious requests
+    /// within the incident window, and is refused for the configured
+    /// cool-down (429 with `Retry-After`).
+    KeyCoolingDown,
+
     /// The route needs a stronger or more recent user authentication than
     /// the token records (`acr`, `auth_time`): step-up (RFC 9470).
     InsufficientUserAuthentication,
@@ -293,6 +304,9 @@ impl Error {
             Some(_) => 401,
             None if self.is_unavailable() => 503,
             None if matches!(self, Error::PolicyDenied) => 403,
+            // RFC 6585 §4: too many requests (suspicious ones) in a given
+            // amount of time; Retry-After says when the cool-down ends.
+            None if matches!(self, Error::KeyCoolingDown) => 429,
             None => 401,
         }
     }
@@ -382,6 +396,8 @@ impl Error {
             InsufficientUserAuthentication => Some(ErrorCode::InsufficientUserAuthentication),
             // A refusal no token would change: no error code, no challenge.
             PolicyDenied => None,
+            // A pause, not a credential problem: no challenge (RFC 6585 §4).
+            KeyCoolingDown => None,
             NonceMissing | NonceExpired | NonceInvalid => Some(ErrorCode::UseDpopNonce),
         }
     }
@@ -459,6 +475,7 @@ impl Error {
                 "a stronger or more recent user authentication is required"
             }
             PolicyDenied => "request denied by the resource's policy",
+            KeyCoolingDown => "key temporarily refused after suspicious use",
             ReplayStoreFull => "temporarily unable to accept requests",
             ReplayStoreUnavailable => "temporarily unable to accept requests",
             RevocationUnavailable => "temporarily unable to check revocations",
@@ -484,7 +501,8 @@ impl Error {
             | TokenCertificateMismatch
             | CertificateMalformed
             | NonceInvalid
-            | KeyShared => Severity::Suspicious,
+            | KeyShared
+            | KeyCoolingDown => Severity::Suspicious,
             ReplayStoreFull
             | ReplayStoreUnavailable
             | RevocationUnavailable
@@ -537,7 +555,9 @@ mod tests {
         assert_eq!(Error::ALL.first(), Some(&Error::MissingCredentials));
         assert_eq!(Error::ALL.last(), Some(&Error::TokenVerifierUnavailable));
         for e in Error::ALL {
-            assert!(matches!(e.status(), 400 | 401 | 403 | 503), "{e:?}");
+            assert!(matches!(e.status(), 400 | 401 | 403 | 429 | 503), "{e:?}");
+            // 429 only for a key's cool-down, with no error code (RFC 6585 §4).
+            assert_eq!(e.status() == 429, *e == Error::KeyCoolingDown, "{e:?}");
             // 503 exactly when the server could not decide; then no error code.
             assert_eq!(e.status() == 503, e.is_unavailable(), "{e:?}");
             if e.is_unavailable() {

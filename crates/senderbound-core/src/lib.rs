@@ -46,6 +46,7 @@
 pub mod alg;
 pub mod authority;
 pub mod authorization;
+pub mod authorization_details;
 pub mod cert;
 pub mod clock;
 mod crypto;
@@ -60,6 +61,7 @@ mod numeric_date;
 pub mod proof;
 pub mod replay;
 pub mod revocation;
+pub mod strict_json;
 pub mod token;
 
 pub use alg::{Algorithm, AlgorithmSet};

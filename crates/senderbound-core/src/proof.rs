@@ -244,6 +244,53 @@ impl ProofPolicy {
     }
 }
 
+/// What a proof that failed its checks *claims*, unverified: for the audit
+/// record of the refusal (which key was named, how far its clock was off),
+/// never for a decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Claimed {
+    /// The RFC 7638 thumbprint of the header's `jwk`, if it is a public key
+    /// this library reads.
+    pub jkt: Option<String>,
+    /// The payload's `iat`, if it is a number.
+    pub iat: Option<u64>,
+}
+
+impl Claimed {
+    /// Reads what `proof` claims; empty if it is not a compact JWS.
+    ///
+    /// ```
+    /// use senderbound_core::proof::Claimed;
+    ///
+    /// assert_eq!(Claimed::read("junk"), Claimed::default());
+    /// ```
+    pub fn read(proof: &str) -> Claimed {
+        #[derive(Deserialize)]
+        struct Header<'a> {
+            #[serde(borrow)]
+            jwk: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct Payload {
+            #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
+            iat: Option<u64>,
+        }
+        let Ok(jws) = CompactJws::parse(proof) else {
+            return Claimed::default();
+        };
+        let jkt = serde_json::from_slice::<Header<'_>>(&jws.header)
+            .ok()
+            .and_then(|h| h.jwk)
+            .and_then(|jwk| PublicJwk::from_slice(jwk.get().as_bytes()).ok())
+            .map(|jwk| jwk.thumbprint().to_owned());
+        let iat = serde_json::from_slice::<Payload>(&jws.payload)
+            .ok()
+            .and_then(|p| p.iat);
+        Claimed { jkt, iat }
+    }
+}
+
 /// `typ` values are media types: compared case-insensitively, with an
 /// optional `application/` prefix (RFC 7515 §4.1.9).
 pub(crate) fn is_media_type(typ: &str, expected: &str) -> bool {

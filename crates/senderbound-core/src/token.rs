@@ -168,6 +168,11 @@ pub struct AccessToken {
     /// `auth_time`, when the user authenticated (seconds since the epoch),
     /// if it is a number.
     pub auth_time: Option<u64>,
+    /// `authorization_details` (RFC 9396 §9.1 for JWTs, §9.2 for
+    /// introspection answers); empty when absent. A claim that is not an
+    /// array of objects with a string `type` (or that names a member twice)
+    /// refuses the token.
+    pub authorization_details: Vec<crate::authorization_details::AuthorizationDetail>,
     /// Every claim as received (the JWT payload or the introspection
     /// answer), for typed access to claims not named above. A member named
     /// twice keeps its last value here (the named claims above refuse
@@ -201,6 +206,9 @@ struct RawClaims<'a> {
     amr: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
     auth_time: Option<&'a serde_json::value::RawValue>,
+    /// Read strictly: a malformed one (`null` included) refuses the token.
+    #[serde(default, borrow, deserialize_with = "raw_even_null")]
+    authorization_details: Option<&'a serde_json::value::RawValue>,
     /// Absent → `None`; present (even `null`) → `Some`, so a `null` or
     /// otherwise unusable `cnf` is refused, never read as "unbound".
     #[serde(default, deserialize_with = "present_cnf")]
@@ -363,6 +371,12 @@ impl AccessToken {
                     .map(|f| f as u64)
             })
         });
+        let authorization_details = match raw.authorization_details {
+            None => Vec::new(),
+            Some(raw) => {
+                crate::authorization_details::parse(raw.get()).ok_or(Error::TokenMissingClaim)?
+            }
+        };
         // Every claim, for typed access; parsed once per verified token
         // (cached after). Never a reason to refuse: a payload with a member
         // serde_json's `Value` cannot hold (a lone surrogate, a number out
@@ -385,6 +399,7 @@ impl AccessToken {
             acr,
             amr,
             auth_time,
+            authorization_details,
             claims: std::sync::Arc::new(claims),
         })
     }
@@ -627,6 +642,14 @@ pub fn unverified_issuer_of(jws: &CompactJws<'_>) -> Result<Option<String>, Erro
     })
 }
 
+/// A member's raw JSON, `null` included (`Option`'s own reading makes a
+/// `null` absent).
+fn raw_even_null<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'a serde_json::value::RawValue>, D::Error> {
+    <&serde_json::value::RawValue>::deserialize(d).map(Some)
+}
+
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d)?;
     Ok(true)
@@ -685,6 +708,49 @@ mod tests {
         ] {
             assert_eq!(parse(dup).unwrap_err(), Error::TokenMissingClaim, "{dup}");
         }
+    }
+
+    #[test]
+    fn authorization_details_are_read_strictly_from_jwts_and_introspection() {
+        let jwt = |details: &str| {
+            AccessToken::from_json_claims(
+                format!(r#"{{"iss":"https://as","aud":"https://rs","exp":2000,"authorization_details":{details}}}"#)
+                    .as_bytes(),
+            )
+        };
+        let t = jwt(r#"[{"type":"mcp_tools","tools":["a"]}]"#).unwrap();
+        assert_eq!(t.authorization_details[0].detail_type(), "mcp_tools");
+        assert!(
+            AccessToken::from_json_claims(claims("").as_bytes())
+                .unwrap()
+                .authorization_details
+                .is_empty()
+        );
+        let t = AccessToken::from_introspection(
+            br#"{"active":true,"aud":"https://rs","exp":2000,"authorization_details":[{"type":"t","actions":["read"]}]}"#,
+            "https://as",
+        )
+        .unwrap();
+        assert_eq!(
+            t.authorization_details[0].actions().collect::<Vec<_>>(),
+            ["read"]
+        );
+        // Grants read two ways, or not at all: the token is refused.
+        for bad in [
+            r#"{"type":"a"}"#,
+            r#"[{"type":"a","tools":["x"],"tools":["y"]}]"#,
+            r#"[{"type":5}]"#,
+            "null",
+        ] {
+            assert_eq!(jwt(bad).unwrap_err(), Error::TokenMissingClaim, "{bad}");
+        }
+        assert_eq!(
+            AccessToken::from_json_claims(
+                br#"{"iss":"https://as","aud":"https://rs","exp":2000,"authorization_details":[],"authorization_details":[{"type":"a"}]}"#
+            )
+            .unwrap_err(),
+            Error::TokenMissingClaim
+        );
     }
 
     const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
