@@ -136,6 +136,12 @@ impl PolicyRequest {
     pub fn tool(&self) -> Option<&str> {
         self.mcp.as_ref().and_then(McpCall::tool)
     }
+
+    /// The arguments of the MCP tool being called (`tools/call`'s
+    /// `params.arguments`), if any.
+    pub fn tool_arguments(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.mcp.as_ref().and_then(McpCall::arguments)
+    }
 }
 
 /// One MCP (JSON-RPC 2.0) message of a request body.
@@ -143,6 +149,7 @@ impl PolicyRequest {
 pub struct McpCall {
     method: Option<String>,
     tool: Option<String>,
+    arguments: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl McpCall {
@@ -156,6 +163,13 @@ impl McpCall {
     pub fn tool(&self) -> Option<&str> {
         self.tool.as_deref()
     }
+
+    /// The tool's arguments, for a `tools/call` that has them: read
+    /// strictly (a member named twice at any depth makes the body
+    /// malformed), so the policy sees what the MCP server will.
+    pub fn arguments(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.arguments.as_ref()
+    }
 }
 
 /// A policy's refusal.
@@ -165,6 +179,7 @@ pub struct Denied {
     severity: Severity,
     scopes: Vec<String>,
     step_up: Option<StepUp>,
+    grant: bool,
 }
 
 impl Denied {
@@ -176,6 +191,7 @@ impl Denied {
             severity: Severity::Routine,
             scopes: Vec::new(),
             step_up: None,
+            grant: false,
         }
     }
 
@@ -201,6 +217,16 @@ impl Denied {
     /// so the client can ask for them.
     pub fn needs_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
         self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A token that grants more would allow the request (a wider
+    /// `authorization_details` grant, RFC 9396), though no scope names it:
+    /// the refusal becomes `403 insufficient_scope` without a `scope`
+    /// parameter ("the request requires higher privileges than provided by
+    /// the access token", RFC 6750 §3.1).
+    pub fn needs_grant(mut self) -> Self {
+        self.grant = true;
         self
     }
 
@@ -287,7 +313,8 @@ impl AuthorizeLayer {
     /// batch) so the policy sees the method and tool of each message; the
     /// policy is asked once per message, and one refusal refuses the request.
     /// A body that is not strict JSON-RPC (a non-string `method`, a
-    /// `tools/call` without a string `params.name`, duplicate members) gets
+    /// `tools/call` without a string `params.name` or with `arguments`
+    /// that are not an object, duplicate members) gets
     /// `400 invalid_request` rather than a guess: the MCP server must not
     /// read a tool the policy did not see.
     pub fn inspect_mcp_calls(mut self) -> Self {
@@ -385,6 +412,7 @@ impl AuthorizeLayer {
                     &path,
                     &record,
                     Some(error),
+                    &ctx.route,
                 );
                 let mut rejection =
                     Rejection::new(error, Some(sender.scheme()), ctx.route.challenges.clone())
@@ -444,10 +472,10 @@ impl AuthorizeLayer {
                     // would do makes it a problem the client can fix (a
                     // stronger authentication first, RFC 9470); otherwise
                     // a plain refusal, which no new token would change.
-                    let error = match (&denied.step_up, denied.scopes.is_empty()) {
-                        (Some(_), _) => Error::InsufficientUserAuthentication,
-                        (None, true) => Error::PolicyDenied,
-                        (None, false) => Error::InsufficientScope,
+                    let error = match (&denied.step_up, denied.scopes.is_empty(), denied.grant) {
+                        (Some(_), _, _) => Error::InsufficientUserAuthentication,
+                        (None, true, false) => Error::PolicyDenied,
+                        (None, _, _) => Error::InsufficientScope,
                     };
                     return Err(refuse(
                         record,
@@ -459,7 +487,14 @@ impl AuthorizeLayer {
             }
         }
         for record in &allowed {
-            audit::emit("authorize", parts.method.as_str(), &path, record, None);
+            audit::emit(
+                "authorize",
+                parts.method.as_str(),
+                &path,
+                record,
+                None,
+                &ctx.route,
+            );
         }
         Ok(body)
     }
@@ -479,6 +514,20 @@ struct Message<'a> {
 struct ToolCallParams<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
+    #[serde(borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+/// A tool call's `arguments`: absent, `null`, or an object read strictly
+/// (`Err` for anything else).
+fn tool_arguments(
+    raw: Option<&RawValue>,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ()> {
+    match raw.map(|r| senderbound_core::strict_json::from_str(r.get())) {
+        None | Some(Some(serde_json::Value::Null)) => Ok(None),
+        Some(Some(serde_json::Value::Object(arguments))) => Ok(Some(arguments)),
+        Some(_) => Err(()),
+    }
 }
 
 /// The messages of an MCP request body, or `None` if it is not strict
@@ -500,14 +549,14 @@ fn parse_mcp(body: &[u8]) -> Option<Vec<McpCall>> {
     messages
         .into_iter()
         .map(|m| {
-            let tool = match (m.method.as_deref(), m.params) {
-                (Some("tools/call"), Some(params)) => Some(
-                    object::<ToolCallParams<'_>>(params.get())?
-                        .name
-                        .into_owned(),
-                ),
+            let (tool, arguments) = match (m.method.as_deref(), m.params) {
+                (Some("tools/call"), Some(params)) => {
+                    let params = object::<ToolCallParams<'_>>(params.get())?;
+                    let arguments = tool_arguments(params.arguments).ok()?;
+                    (Some(params.name.into_owned()), arguments)
+                }
                 (Some("tools/call"), None) => return None,
-                _ => None,
+                _ => (None, None),
             };
             let too_long = |name: Option<&str>| name.is_some_and(|n| n.len() > MAX_NAME_BYTES);
             if too_long(m.method.as_deref()) || too_long(tool.as_deref()) {
@@ -516,6 +565,7 @@ fn parse_mcp(body: &[u8]) -> Option<Vec<McpCall>> {
             Some(McpCall {
                 method: m.method.map(Cow::into_owned),
                 tool,
+                arguments,
             })
         })
         .collect()
@@ -538,6 +588,7 @@ mod tests {
         McpCall {
             method: Some(method.into()),
             tool: tool.map(str::to_owned),
+            arguments: None,
         }
     }
 
@@ -549,9 +600,15 @@ mod tests {
     fn tool_calls_are_read_strictly() {
         assert!(parse_mcp(tool_call_body(&"x".repeat(MAX_NAME_BYTES)).as_bytes()).is_some());
         let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_note","arguments":{"text":"hi"}}}"#;
+        let calls = parse_mcp(body).unwrap();
+        assert_eq!(calls[0].tool(), Some("write_note"));
         assert_eq!(
-            parse_mcp(body),
-            Some(vec![call("tools/call", Some("write_note"))])
+            calls[0].arguments().map(|a| a["text"].clone()),
+            Some(serde_json::json!("hi"))
+        );
+        assert_eq!(
+            parse_mcp(br#"{"method":"tools/call","params":{"name":"x","arguments":null}}"#),
+            Some(vec![call("tools/call", Some("x"))])
         );
         assert_eq!(
             parse_mcp(
@@ -567,7 +624,8 @@ mod tests {
             parse_mcp(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
             Some(vec![McpCall {
                 method: None,
-                tool: None
+                tool: None,
+                arguments: None,
             }])
         );
         for bad in [
@@ -576,6 +634,11 @@ mod tests {
             br#"{"method":"tools/call"}"#,
             br#"{"method":"tools/call","params":{"name":7}}"#,
             br#"{"method":"tools/call","params":["x"]}"#,
+            br#"{"method":"tools/call","params":{"name":"x","arguments":{"a":1,"a":2}}}"#,
+            br#"{"method":"tools/call","params":{"name":"x","arguments":{"a":{"b":1,"b":2}}}}"#,
+            br#"{"method":"tools/call","params":{"name":"x","arguments":[1]}}"#,
+            br#"{"method":"tools/call","params":{"name":"x","arguments":"a=1"}}"#,
+            br#"{"method":"tools/call","params":{"name":"x","arguments":{},"arguments":{}}}"#,
             br#"{"method":5}"#,
             br#"[]"#,
             br#"[1]"#,

@@ -55,6 +55,7 @@ pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 pub struct ResourceMetadata {
     resource: Option<String>,
     scopes_supported: Vec<String>,
+    authorization_details_types: Vec<String>,
     resource_name: Option<String>,
     resource_documentation: Option<String>,
     resource_policy_uri: Option<String>,
@@ -84,6 +85,18 @@ impl ResourceMetadata {
         scopes: I,
     ) -> Self {
         self.scopes_supported = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `authorization_details_types_supported` (RFC 9728 §2): the
+    /// `authorization_details` types (RFC 9396) this resource reads, such
+    /// as [`tool_grants::DEFAULT_DETAIL_TYPE`](crate::tool_grants::DEFAULT_DETAIL_TYPE),
+    /// so clients know which to ask their authorization server for.
+    pub fn authorization_details_types_supported<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        types: I,
+    ) -> Self {
+        self.authorization_details_types = types.into_iter().map(Into::into).collect();
         self
     }
 
@@ -200,6 +213,12 @@ impl ServedMetadata {
         doc.insert("authorization_servers".into(), json!(facts.issuers));
         if !config.scopes_supported.is_empty() {
             doc.insert("scopes_supported".into(), json!(config.scopes_supported));
+        }
+        if !config.authorization_details_types.is_empty() {
+            doc.insert(
+                "authorization_details_types_supported".into(),
+                json!(config.authorization_details_types),
+            );
         }
         // Tokens are accepted in the Authorization header only (RFC 6750 §2.1).
         doc.insert("bearer_methods_supported".into(), json!(["header"]));

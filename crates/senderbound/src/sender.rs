@@ -7,6 +7,7 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
+use senderbound_core::authorization_details::AuthorizationDetail;
 use senderbound_core::token::{AccessToken, Binding};
 use serde::de::DeserializeOwned;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
@@ -45,6 +46,7 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 /// | `exp` | [`expires_at`](Self::expires_at) | seconds since the epoch |
 /// | `token_id` | [`token_id`](Self::token_id) | the token's `jti`, `null` when absent |
 /// | `acr`, `amr`, `auth_time` | [`acr`](Self::acr), [`amr`](Self::amr), [`auth_time`](Self::auth_time) | when the token has them |
+/// | `authorization_details` | [`authorization_details`](Self::authorization_details) | RFC 9396 objects, when the token has some |
 #[derive(Clone)]
 pub struct Sender {
     token: Arc<AccessToken>,
@@ -151,6 +153,36 @@ impl Sender {
         self.token.auth_time
     }
 
+    /// The token's `authorization_details` (RFC 9396): what it grants,
+    /// beyond scopes, as typed objects; empty if it has none. A token whose
+    /// `authorization_details` are malformed never gets this far.
+    ///
+    /// ```
+    /// # fn f(sender: senderbound::Sender) {
+    /// #[derive(serde::Deserialize)]
+    /// struct Payment { #[serde(rename = "instructedAmount")] amount: serde_json::Value }
+    ///
+    /// let payments: Vec<Payment> = sender
+    ///     .authorization_details_of("payment_initiation")
+    ///     .filter_map(|d| d.deserialize().ok())
+    ///     .collect();
+    /// # }
+    /// ```
+    pub fn authorization_details(&self) -> &[AuthorizationDetail] {
+        &self.token.authorization_details
+    }
+
+    /// The token's authorization details of one `type`.
+    pub fn authorization_details_of<'a>(
+        &'a self,
+        detail_type: &'a str,
+    ) -> impl Iterator<Item = &'a AuthorizationDetail> + 'a {
+        self.token
+            .authorization_details
+            .iter()
+            .filter(move |d| d.detail_type() == detail_type)
+    }
+
     /// Any claim of the verified token (the JWT payload or the
     /// introspection answer), read as `T`: `None` if it is absent or not a
     /// `T`.
@@ -186,7 +218,7 @@ impl Sender {
 impl Serialize for Sender {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let token = &self.token;
-        let mut out = serializer.serialize_struct("Sender", 13)?;
+        let mut out = serializer.serialize_struct("Sender", 14)?;
         let (binding, jkt, x5t_s256) = match &token.binding {
             Binding::Dpop { jkt } => ("dpop", Some(jkt), None),
             Binding::Mtls { x5t_s256 } => ("mtls", None, Some(x5t_s256)),
@@ -220,6 +252,16 @@ impl Serialize for Sender {
         match token.auth_time {
             Some(auth_time) => out.serialize_field("auth_time", &auth_time)?,
             None => out.skip_field("auth_time")?,
+        }
+        if token.authorization_details.is_empty() {
+            out.skip_field("authorization_details")?;
+        } else {
+            let details: Vec<_> = token
+                .authorization_details
+                .iter()
+                .map(AuthorizationDetail::members)
+                .collect();
+            out.serialize_field("authorization_details", &details)?;
         }
         out.end()
     }

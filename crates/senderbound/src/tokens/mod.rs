@@ -37,6 +37,7 @@ pub use policy::TokenPolicy;
 /// The HTTP client crate used for discovery, JWKS and introspection, for
 /// building a custom client ([`Fetching::http_client`]).
 pub use reqwest;
+pub use senderbound_core::authorization_details::AuthorizationDetail;
 pub use senderbound_core::jwk::{JwkSet, PublicJwk};
 pub use senderbound_core::token::{AccessToken, Audience, Binding, TokenRules, TypPolicy};
 
