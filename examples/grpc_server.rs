@@ -31,7 +31,7 @@ use clap::Parser;
 use senderbound::tokens::Issuer;
 use senderbound_suite::dev_as::DevAs;
 use senderbound_suite::grpc::routes;
-use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr_at};
+use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c};
 
 #[derive(Parser, Debug)]
 #[command(about = "A gRPC API that accepts only sender-constrained access tokens")]
@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         mut server,
         dev_as_listen,
     } = Args::parse();
-    log_to_stderr_at(server.log_level);
+    server.init_logging()?;
 
     let listener = tokio::net::TcpListener::bind(server.listen).await?;
     let addr = listener.local_addr()?;

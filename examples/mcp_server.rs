@@ -52,7 +52,7 @@ use senderbound::key_sharing::KeySharing;
 use senderbound::metadata::ResourceMetadata;
 use senderbound::tokens::{Binding, Issuer};
 use senderbound_suite::dev_as::DevAs;
-use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr_at};
+use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c};
 use serde::{Deserialize, Serialize};
 
 #[derive(Parser, Debug)]
@@ -245,7 +245,7 @@ impl ToolScopes {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    log_to_stderr_at(args.server.log_level);
+    args.server.init_logging()?;
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     let addr = listener.local_addr()?;
     let scopes = ToolScopes::new(args.tool_scope.clone());

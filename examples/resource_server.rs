@@ -54,7 +54,7 @@ use senderbound::tokens::Binding;
 use senderbound::{RequireScopeLayer, Sender};
 use senderbound_redis::{RedisRevocations, RevocationStoreError, Revoked};
 use senderbound_suite::harness::routes;
-use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c, log_to_stderr_at};
+use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c};
 
 #[derive(Parser, Debug)]
 #[command(about = "A resource server that accepts only sender-constrained access tokens")]
@@ -66,7 +66,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Args { server } = Args::parse();
-    log_to_stderr_at(server.log_level);
+    server.init_logging()?;
 
     let listener = tokio::net::TcpListener::bind(server.listen).await?;
     let addr = listener.local_addr()?;

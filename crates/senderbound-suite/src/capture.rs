@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Collects formatted log output. Clones share one buffer.
@@ -21,6 +22,25 @@ impl Captured {
             .with_max_level(tracing::Level::INFO)
             .finish();
         (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// Captures this thread's audit events as JSON lines, exactly as
+    /// the example servers' `--audit-log` writes them, until the returned
+    /// guard is dropped.
+    pub fn install_json() -> (Captured, tracing::subscriber::DefaultGuard) {
+        use tracing_subscriber::prelude::*;
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(json_audit_layer(captured.clone()));
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// Every line written so far read as JSON (lines that are not are
+    /// skipped).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// Everything written so far, as text lines.
@@ -52,4 +72,24 @@ impl<'a> MakeWriter<'a> for Captured {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
+}
+
+/// A layer writing the audit events (target `senderbound::audit`, every
+/// level) to `writer` as JSON lines: one object per event, its fields at
+/// the top level with `timestamp`, `level` and `target`.
+pub fn json_audit_layer<S, W>(writer: W) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_writer(writer)
+        .with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target(senderbound::audit::AUDIT_TARGET, tracing::Level::TRACE),
+        )
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use senderbound::incident::Incidents;
 use senderbound::key_sharing::KeySharing;
 use senderbound::mtls::{ConnectionCert, ForwardedClientCert, TrustedProxies};
 use senderbound::profile::Profile;
@@ -164,6 +165,21 @@ pub struct ServerArgs {
     /// `warn` only suspicious refusals and failures.
     #[arg(long, default_value_t = tracing::Level::INFO)]
     pub log_level: tracing::Level,
+    /// Also write every audit event to FILE as JSON lines (appended; the
+    /// schema is docs/audit.md), whatever --log-level says.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Incident signals: this many suspicious refusals for one key or
+    /// client within --incident-window-secs is one `finding="incident"`
+    /// event.
+    #[arg(long, value_name = "N")]
+    pub incident_threshold: Option<u32>,
+    /// The incident window, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub incident_window_secs: u64,
+    /// After an incident, refuse the key (429) for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub incident_cool_down_secs: Option<u64>,
     /// Give up on an authorization server fetch after this many seconds.
     #[arg(long, default_value_t = 5)]
     pub fetch_timeout_secs: u64,
@@ -325,6 +341,14 @@ impl ServerArgs {
         if let Some(revocations) = self.revocations()? {
             builder = builder.revocations(revocations);
         }
+        if let Some(threshold) = self.incident_threshold {
+            let mut rule =
+                Incidents::after(threshold).within(Duration::from_secs(self.incident_window_secs));
+            if let Some(secs) = self.incident_cool_down_secs {
+                rule = rule.cool_down(Duration::from_secs(secs));
+            }
+            builder = builder.incidents(rule);
+        }
         if let Some(secret) = &self.nonce_secret {
             let mut nonces = Nonces::new(secret.as_bytes())?;
             if let Some(previous) = &self.previous_nonce_secret {
@@ -392,6 +416,36 @@ impl ServerArgs {
             .durability(self.redis_durability())
             .build()?;
         Ok(Some(self.revocations.get_or_init(|| list).clone()))
+    }
+
+    /// Logs to stderr up to `--log-level`, and the audit events to
+    /// `--audit-log` as JSON lines.
+    pub fn init_logging(&self) -> std::io::Result<()> {
+        use std::io::IsTerminal;
+        use tracing_subscriber::prelude::*;
+        let stderr = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_filter(tracing_subscriber::filter::LevelFilter::from_level(
+                self.log_level,
+            ));
+        let audit = match &self.audit_log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                Some(crate::capture::json_audit_layer(std::sync::Mutex::new(
+                    file,
+                )))
+            }
+            None => None,
+        };
+        tracing_subscriber::registry()
+            .with(stderr)
+            .with(audit)
+            .init();
+        Ok(())
     }
 
     /// `true` if the flags say where the issuer's keys are, or how its

@@ -60,7 +60,14 @@ use std::sync::Arc;
 use senderbound_core::token::{AccessToken, Binding};
 use senderbound_core::{Error, Severity};
 
+use crate::incident::{self, Finding};
 use crate::key_sharing::Holder;
+use crate::pipeline::RouteContext;
+
+/// The version of the event schema (`schema`), documented in
+/// `docs/audit.md`: a field renamed, removed or read differently makes a
+/// new version; a field added does not.
+pub const SCHEMA_VERSION: u64 = 1;
 
 /// The `tracing` target of audit events.
 pub const AUDIT_TARGET: &str = "senderbound::audit";
@@ -88,6 +95,10 @@ pub(crate) struct AuditRecord {
     pub(crate) severity: Option<Severity>,
     /// The identity this request's key was seen with before (key sharing).
     pub(crate) shared_with: Option<Arc<Holder>>,
+    /// The proof's `iat` minus now, seconds, when a proof's `iat` was read.
+    pub(crate) iat_offset: Option<i64>,
+    /// Set on an incident event only.
+    pub(crate) incident: Option<Finding>,
 }
 
 impl AuditRecord {
@@ -114,6 +125,12 @@ pub const DECISIONS_TOTAL: &str = "senderbound_decisions_total";
 /// Name of the key-sharing findings counter.
 pub const KEY_SHARING_TOTAL: &str = "senderbound_key_sharing_total";
 
+/// Name of the histogram of proof `iat` offsets: the proof's `iat` minus
+/// the server's clock, in seconds (negative: made earlier, or the client's
+/// clock is behind), for every proof whose signature verified and every
+/// proof refused for its time.
+pub const PROOF_IAT_OFFSET_SECONDS: &str = "senderbound_proof_iat_offset_seconds";
+
 /// The token's `cnf` thumbprints: (`jkt`, `x5t#S256`).
 fn cnf(token: Option<&AccessToken>) -> (&str, &str) {
     match token.map(|t| &t.binding) {
@@ -123,8 +140,71 @@ fn cnf(token: Option<&AccessToken>) -> (&str, &str) {
     }
 }
 
-/// Emits the event for one decision. `error` is `None` when the request was allowed.
+/// How the event for `record` and `error` is to be read.
+fn severity_of(record: &AuditRecord, error: Option<Error>) -> Severity {
+    match (
+        record.incident.is_some(),
+        record.severity,
+        error,
+        &record.shared_with,
+    ) {
+        (true, _, _, _) => Severity::Incident,
+        (false, Some(severity), _, _) => severity,
+        (false, None, Some(e), _) => e.severity(),
+        (false, None, None, Some(_)) => Severity::Suspicious,
+        (false, None, None, None) => Severity::Routine,
+    }
+}
+
+/// Emits the event for one decision (`error` is `None` when the request was
+/// allowed), then counts it towards the incident signals of the Layer
+/// whose `route` it is, and emits the incidents it completes.
 pub(crate) fn emit(
+    decision: &'static str,
+    method: &str,
+    path: &str,
+    record: &AuditRecord,
+    error: Option<Error>,
+    route: &RouteContext,
+) {
+    emit_event(decision, method, path, record, error);
+    let Some(tracker) = &route.incidents else {
+        return;
+    };
+    let severity = severity_of(record, error);
+    let Some(kind) = incident::kind(error, severity, record.shared_with.is_some()) else {
+        return;
+    };
+    let mut subjects = Vec::with_capacity(2);
+    if let Some(jkt) = &record.jkt {
+        subjects.push(("jkt", format!("jkt:{jkt}")));
+    } else if let Some(x5t) = &record.x5t_s256 {
+        subjects.push(("x5t_s256", format!("x5t_s256:{x5t}")));
+    }
+    if let Some(client) = record.token.as_deref().and_then(|t| t.client_id.as_deref()) {
+        subjects.push(("client_id", format!("client_id:{client}")));
+    }
+    for (finding, index) in tracker.observe(&subjects, kind, route.clock.now()) {
+        // The event names the key or the client the incident is about,
+        // and the request that completed it.
+        let mut incident = AuditRecord {
+            class: record.class,
+            token: record.token.clone(),
+            mcp_method: record.mcp_method.clone(),
+            tool: record.tool.clone(),
+            incident: Some(finding),
+            ..AuditRecord::default()
+        };
+        if subjects[index].0 != "client_id" {
+            incident.jkt = record.jkt.clone();
+            incident.x5t_s256 = record.x5t_s256.clone();
+        }
+        emit_event(decision, method, path, &incident, error);
+    }
+}
+
+/// Emits one event.
+fn emit_event(
     decision: &'static str,
     method: &str,
     path: &str,
@@ -142,28 +222,25 @@ pub(crate) fn emit(
             e.description(),
         ),
     };
-    let level = match (record.severity, error, &record.shared_with) {
-        (Some(severity), _, _) => severity,
-        (None, Some(e), _) => e.severity(),
-        (None, None, Some(_)) => Severity::Suspicious,
-        (None, None, None) => Severity::Routine,
-    };
+    let level = severity_of(record, error);
     let severity = level.as_str();
     let class = if record.class.is_empty() {
         "none"
     } else {
         record.class
     };
-    metrics::counter!(DECISIONS_TOTAL, "decision" => decision, "outcome" => outcome,
-        "class" => class, "error" => code, "severity" => severity)
-    .increment(1);
+    if record.incident.is_none() {
+        metrics::counter!(DECISIONS_TOTAL, "decision" => decision, "outcome" => outcome,
+            "class" => class, "error" => code, "severity" => severity)
+        .increment(1);
+    }
     if record.shared_with.is_some() {
         metrics::counter!(KEY_SHARING_TOTAL, "class" => class, "outcome" => outcome).increment(1);
     }
     let tracing_level = match level {
         Severity::Routine => tracing::Level::INFO,
         Severity::Suspicious => tracing::Level::WARN,
-        Severity::Infrastructure => tracing::Level::ERROR,
+        _ => tracing::Level::ERROR,
     };
     // The fields cost allocations (audience and scopes joined): only for an
     // event someone records. Asked as an event (`event_enabled!`), so a
@@ -193,7 +270,36 @@ pub(crate) fn emit(
     let tool = record.tool.as_deref().unwrap_or("");
     let detail = record.detail.as_deref().unwrap_or("");
     let shared = record.shared_with.as_deref();
-    let finding = if shared.is_some() { "key_shared" } else { "" };
+    let finding = match (&record.incident, shared) {
+        (Some(_), _) => "incident",
+        (None, Some(_)) => "key_shared",
+        (None, None) => "",
+    };
+    let acr = token.and_then(|t| t.acr.as_deref()).unwrap_or("");
+    let amr = token.map(|t| t.amr.join(" ")).unwrap_or_default();
+    let auth_time = token.and_then(|t| t.auth_time).unwrap_or(0);
+    let authorization_details = token
+        .map(|t| {
+            let mut types: Vec<&str> = t
+                .authorization_details
+                .iter()
+                .map(|d| d.detail_type())
+                .collect();
+            types.sort_unstable();
+            types.dedup();
+            types.join(" ")
+        })
+        .unwrap_or_default();
+    let token_signer = token
+        .and_then(|t| t.key_thumbprint.as_deref())
+        .unwrap_or("");
+    let iat_offset = record.iat_offset;
+    let incident = record.incident.as_ref();
+    let incident_subject = incident.map_or("", |i| i.subject);
+    let incident_count = incident.map_or(0, |i| i.count as u64);
+    let incident_counts = incident.map_or("", |i| i.counts.as_str());
+    let incident_window = incident.map_or(0, |i| i.window);
+    let cool_down = incident.map_or(0, |i| i.cool_down);
     let other_client_id = shared.and_then(|h| h.client_id.as_deref()).unwrap_or("");
     let other_sub = shared.and_then(|h| h.subject.as_deref()).unwrap_or("");
     let jkt = record.jkt.as_deref().unwrap_or("");
@@ -205,6 +311,7 @@ pub(crate) fn emit(
             tracing::event!(
                 target: AUDIT_TARGET,
                 $level,
+                schema = SCHEMA_VERSION,
                 decision,
                 outcome,
                 status,
@@ -224,6 +331,12 @@ pub(crate) fn emit(
                 token_iat,
                 token_exp,
                 token_lifetime,
+                token_signer,
+                acr,
+                amr = amr.as_str(),
+                auth_time,
+                authorization_details = authorization_details.as_str(),
+                iat_offset,
                 mcp_method,
                 tool,
                 error = code,
@@ -232,6 +345,11 @@ pub(crate) fn emit(
                 finding,
                 other_client_id,
                 other_sub,
+                incident_subject,
+                incident_count,
+                incident_counts,
+                incident_window,
+                cool_down,
                 severity,
                 "{decision} {outcome}"
             )

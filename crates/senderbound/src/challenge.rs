@@ -165,6 +165,8 @@ pub struct Rejection {
     config: std::sync::Arc<ChallengeConfig>,
     /// The request was a gRPC call: refused in gRPC's terms.
     grpc: bool,
+    /// `Retry-After` seconds of a 429 (a key's cool-down).
+    retry_after: Option<u64>,
 }
 
 impl Rejection {
@@ -181,7 +183,23 @@ impl Rejection {
             max_age: None,
             config,
             grpc: false,
+            retry_after: None,
         }
+    }
+
+    /// The seconds until a temporary refusal ends, for `Retry-After`.
+    pub(crate) fn retry_after(mut self, seconds: Option<u64>) -> Self {
+        self.retry_after = seconds;
+        self
+    }
+
+    /// `Retry-After`: one second for a dependency's failure (503), the
+    /// seconds left of a cool-down (429).
+    fn retry_after_value(&self) -> Option<HeaderValue> {
+        if self.error.is_unavailable() {
+            return Some(HeaderValue::from_static("1"));
+        }
+        self.retry_after.map(|s| HeaderValue::from(s.max(1)))
     }
 
     /// Adds the `acr_values` and `max_age` parameters of an
@@ -228,15 +246,16 @@ impl Rejection {
 
     /// The gRPC status code a gRPC call is refused with: 16
     /// `UNAUTHENTICATED` for a 401, 7 `PERMISSION_DENIED` for a 403, 14
-    /// `UNAVAILABLE` for a 503, 3 `INVALID_ARGUMENT` for a 400 (gRPC's
-    /// status codes, `grpc/doc/statuscodes.md`: the credentials are missing
-    /// or invalid; valid but not allowed; the server's dependency failed,
-    /// retry; the request itself is malformed).
+    /// `UNAVAILABLE` for a 503 or a 429, 3 `INVALID_ARGUMENT` for a 400
+    /// (gRPC's status codes, `grpc/doc/statuscodes.md`: the credentials are
+    /// missing or invalid; valid but not allowed; the server cannot take
+    /// the call now, retry later — as `http-grpc-status-mapping.md` maps
+    /// 429 and 503; the request itself is malformed).
     pub fn grpc_status(&self) -> u8 {
         match self.error.status() {
             401 => 16,
             403 => 7,
-            503 => 14,
+            503 | 429 => 14,
             400 => 3,
             _ => 2, // UNKNOWN; no refusal has another status
         }
@@ -246,7 +265,9 @@ impl Rejection {
     pub fn challenges(&self) -> Vec<String> {
         // The server's failure, or a refusal no credentials would change:
         // no challenge (RFC 9110 §15.5.4 does not call for one on a 403).
-        if self.error.is_unavailable() || self.error == Error::PolicyDenied {
+        if self.error.is_unavailable()
+            || matches!(self.error, Error::PolicyDenied | Error::KeyCoolingDown)
+        {
             return Vec::new();
         }
         let code = self.error.code();
@@ -329,8 +350,8 @@ impl IntoResponse for Rejection {
             headers.insert(CONTENT_TYPE, content_type);
         }
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.error.is_unavailable() {
-            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(retry_after) = self.retry_after_value() {
+            headers.insert(http::header::RETRY_AFTER, retry_after);
         }
         response
     }
@@ -356,8 +377,8 @@ impl Rejection {
             }
         }
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.error.is_unavailable() {
-            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(retry_after) = self.retry_after_value() {
+            headers.insert(http::header::RETRY_AFTER, retry_after);
         }
         response
     }

@@ -11,6 +11,7 @@ use senderbound_core::{AlgorithmSet, Clock, SystemClock};
 use tower_layer::Layer;
 
 use crate::challenge::{ChallengeConfig, RefusalBody};
+use crate::incident::{Incidents, Tracker};
 use crate::key_sharing::{Detector, KeySharing};
 use crate::metadata::{Facts, ResourceMetadata, ServedMetadata};
 use crate::mtls::{ClientCertSource, ConnectionCert};
@@ -294,6 +295,7 @@ pub struct SenderBoundBuilder {
     revocation: Option<Arc<dyn DynRevocationCheck>>,
     replay: Option<Arc<dyn DynReplayStore>>,
     key_sharing: Option<KeySharing>,
+    incidents: Option<Incidents>,
     resource_metadata: Option<ResourceMetadata>,
     profile: Option<Profile>,
     realm: Option<String>,
@@ -343,6 +345,7 @@ impl Default for SenderBoundBuilder {
             revocation: None,
             replay: None,
             key_sharing: None,
+            incidents: None,
             resource_metadata: None,
             profile: None,
             realm: None,
@@ -498,6 +501,15 @@ impl SenderBoundBuilder {
         self
     }
 
+    /// Count suspicious refusals per key and per client, and emit a
+    /// `finding="incident"` event when they cross the rule's threshold
+    /// within its window, optionally refusing the key for a cool-down
+    /// (default: off); see [`Incidents`].
+    pub fn incidents(mut self, rule: Incidents) -> Self {
+        self.incidents = Some(rule);
+        self
+    }
+
     /// Serve this resource's OAuth 2.0 Protected Resource Metadata (RFC
     /// 9728) at its well-known URL, built from this configuration plus
     /// `metadata`, and name that URL in every challenge
@@ -617,6 +629,7 @@ impl SenderBoundBuilder {
             clock: self.clock.clone(),
             leeway: rules.time_leeway(),
             nonces: nonces.clone(),
+            incidents: self.incidents.map(|rule| Arc::new(Tracker::new(rule))),
         });
         Ok(SenderBoundLayer {
             pipeline: Arc::new(Pipeline {

@@ -75,6 +75,7 @@ mod credentials;
 pub mod error;
 pub mod framing;
 pub mod header;
+pub mod incident;
 pub mod key_sharing;
 mod layer;
 pub mod metadata;
@@ -97,6 +98,7 @@ mod target_uri;
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 pub mod tokens;
+pub mod tool_grants;
 
 pub use authorize::{Authorize, AuthorizeLayer};
 pub use challenge::Rejection;

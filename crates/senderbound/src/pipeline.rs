@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use senderbound_core::authorization::Scheme;
 use senderbound_core::nonce::{NonceCheck, Nonces};
-use senderbound_core::proof::{ProofPolicy, RequestFacts};
+use senderbound_core::proof::{Claimed, ProofPolicy, RequestFacts};
 use senderbound_core::token::{AccessToken, Binding, TokenRules, looks_like_jwt};
 use senderbound_core::{Clock, Error, token_hash};
 
@@ -39,6 +39,7 @@ use crate::audit::{self, AuditRecord};
 use crate::challenge::{ChallengeConfig, Rejection};
 use crate::credentials;
 use crate::header::{DPOP, DPOP_NONCE};
+use crate::incident::Tracker;
 use crate::key_sharing::Detector;
 use crate::metadata::ServedMetadata;
 use crate::mtls::{ClientCertSource, ClientCertificate};
@@ -69,6 +70,8 @@ pub(crate) struct RouteContext {
     /// The Layer's nonces, if required: route layers' refusals carry a
     /// fresh one too, as the Layer's do.
     pub(crate) nonces: Option<Arc<Nonces>>,
+    /// The incident signals, if configured: every decision's event counts.
+    pub(crate) incidents: Option<Arc<Tracker>>,
 }
 
 impl RouteContext {
@@ -115,6 +118,8 @@ pub(crate) struct Admitted {
 struct Denial {
     error: Error,
     scheme: Option<Scheme>,
+    /// Seconds until the refusal ends (a key's cool-down).
+    retry_after: Option<u64>,
 }
 
 impl Denial {
@@ -122,6 +127,16 @@ impl Denial {
         move |error| Denial {
             error,
             scheme: Some(scheme),
+            retry_after: None,
+        }
+    }
+
+    /// The refusal of a key cooling down after an incident.
+    fn cooling_down(scheme: Scheme, seconds_left: u64) -> Denial {
+        Denial {
+            error: Error::KeyCoolingDown,
+            scheme: Some(scheme),
+            retry_after: Some(seconds_left),
         }
     }
 }
@@ -132,6 +147,7 @@ impl From<Error> for Denial {
         Denial {
             error,
             scheme: None,
+            retry_after: None,
         }
     }
 }
@@ -174,6 +190,7 @@ impl Pipeline {
                     request_path(&parts),
                     &record,
                     None,
+                    &self.route,
                 );
                 if self.strip_credentials {
                     parts.headers.remove(http::header::AUTHORIZATION);
@@ -196,15 +213,21 @@ impl Pipeline {
                 };
                 Ok(Admitted { parts, fresh_nonce })
             }
-            Err(Denial { error, scheme }) => {
+            Err(Denial {
+                error,
+                scheme,
+                retry_after,
+            }) => {
                 audit::emit(
                     "authenticate",
                     parts.method.as_str(),
                     request_path(&parts),
                     &record,
                     Some(error),
+                    &self.route,
                 );
                 let mut response = Rejection::new(error, scheme, self.challenges.clone())
+                    .retry_after(retry_after)
                     .answering(&parts.headers)
                     .into_response();
                 // RFC 9449 §9: a use_dpop_nonce error comes with the nonce to
@@ -247,8 +270,18 @@ impl Pipeline {
                     access_token_hash: Some(&hash),
                     now,
                 };
-                let proof = self.proof_policy.verify(proof, &facts).map_err(&fail)?;
+                let proof = match self.proof_policy.verify(proof, &facts) {
+                    Ok(proof) => proof,
+                    Err(error) => {
+                        note_refused_proof(proof, error, now, record);
+                        return Err(fail(error));
+                    }
+                };
                 record.jkt = Some(proof.jkt().to_owned());
+                record.iat_offset = Some(iat_offset(proof.iat(), now));
+                if let Some(left) = self.cooling_down("jkt", proof.jkt(), now) {
+                    return Err(Denial::cooling_down(scheme, left));
+                }
                 let nonce_aging = match &self.nonces {
                     Some(nonces) => nonces.check(proof.nonce(), now).map_err(&fail)?,
                     None => NonceCheck::Current,
@@ -321,6 +354,9 @@ impl Pipeline {
                         }
                         .ok_or_else(|| fail(Error::CertificateMissing))?;
                         record.x5t_s256 = Some(cert.x5t_s256().to_owned());
+                        if let Some(left) = self.cooling_down("x5t_s256", cert.x5t_s256(), now) {
+                            return Err(Denial::cooling_down(scheme, left));
+                        }
                         token.binding.check_mtls(cert.x5t_s256()).map_err(&fail)?;
                         self.check_revocation(&token, None).await.map_err(&fail)?;
                         self.check_key_sharing("mtls", cert.x5t_s256(), &token, record)
@@ -344,6 +380,14 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Seconds left of this key's cool-down after an incident, if any.
+    fn cooling_down(&self, kind: &str, thumbprint: &str, now: u64) -> Option<u64> {
+        self.route
+            .incidents
+            .as_ref()?
+            .cooling_down(kind, thumbprint, now)
     }
 
     /// A nonce for now, as a header value (if nonces are required).
@@ -436,5 +480,35 @@ impl Pipeline {
         };
         verified.check_time(now, leeway)?;
         Ok(verified)
+    }
+}
+
+/// The proof's `iat` minus now, in seconds; recorded in the clock-skew
+/// histogram.
+fn iat_offset(iat: u64, now: u64) -> i64 {
+    let offset = i64::try_from(i128::from(iat) - i128::from(now)).unwrap_or(i64::MAX);
+    metrics::histogram!(audit::PROOF_IAT_OFFSET_SECONDS).record(offset as f64);
+    offset
+}
+
+/// For the audit record of a refused proof, what it claims (unverified):
+/// its key and, for a refusal for its time, how far off its `iat` was.
+/// Read again only for the refusals that an incident review follows up:
+/// time, a forged signature, another token's `ath`.
+fn note_refused_proof(proof: &str, error: Error, now: u64, record: &mut AuditRecord) {
+    let timing = matches!(
+        error,
+        Error::ProofExpired
+            | Error::ProofIssuedInFuture
+            | Error::ProofExpPassed
+            | Error::ProofNotYetValid
+    );
+    if !timing && !matches!(error, Error::ProofSignature | Error::ProofAthMismatch) {
+        return;
+    }
+    let claimed = Claimed::read(proof);
+    record.jkt = claimed.jkt;
+    if timing {
+        record.iat_offset = claimed.iat.map(|iat| iat_offset(iat, now));
     }
 }

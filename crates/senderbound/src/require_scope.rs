@@ -105,6 +105,7 @@ impl RequireScopeLayer {
             crate::target_uri::request_path(parts),
             &record,
             Some(Error::InsufficientScope),
+            &ctx.route,
         );
         let mut response = Rejection::new(
             Error::InsufficientScope,
