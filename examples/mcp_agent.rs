@@ -17,6 +17,14 @@
 //! 4. Shows what the server enforces: the read-only task may not call
 //!    `add_note` (403, with the scope to ask for); a token copied from one
 //!    task is useless with another task's key (401).
+//! 5. Step-up (RFC 9470): `delete_notes` is refused with `401
+//!    insufficient_user_authentication` and the `acr_values` it needs; the
+//!    agent goes back to the AS with those `acr_values` (the demo AS stands
+//!    in for the human who approves) and the call goes through.
+//! 6. Tool grants (RFC 9396): a task whose token carries an `mcp_tools`
+//!    authorization detail may call only the tools it lists, with the
+//!    argument constraints it sets: a note too long, or a tool not
+//!    granted, is 403.
 //!
 //! Exits non-zero if any outcome differs from the expected one.
 
@@ -135,6 +143,14 @@ fn refused(error: &Failure, status: u16, code: &str) -> bool {
     status_matches && text.contains(&format!("error=\\\"{code}\\\""))
 }
 
+/// A challenge parameter's value from an HTTP refusal, as the MCP client
+/// reports it.
+fn challenge_param(error: &Failure, name: &str) -> Option<String> {
+    let text = format!("{error:?}");
+    let start = text.find(&format!("{name}=\\\""))? + name.len() + 3;
+    text[start..].split("\\\"").next().map(str::to_owned)
+}
+
 struct Report {
     failures: usize,
 }
@@ -204,7 +220,7 @@ async fn run(args: Args) -> Result<usize, Failure> {
     let record = connect(&http, &args.server, keys.session("record")).await?;
     let tools = record.list_all_tools().await?;
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-    report.check("tools/list", names.len() == 3, format!("{names:?}"));
+    report.check("tools/list", names.len() == 4, format!("{names:?}"));
     let me = call(&record, "whoami", json!({})).await?;
     report.check(
         "whoami names this task's key",
@@ -250,11 +266,100 @@ async fn run(args: Args) -> Result<usize, Failure> {
         Ok(_) => report.check("copied token", false, "accepted"),
     }
 
-    for mcp in [record, summarise] {
+    println!("\ntask record: delete_notes needs a human's approval (step-up)");
+    let acr_values = match call(&record, "delete_notes", json!({}))
+        .await
+        .map_err(Failure::from)
+    {
+        Err(e) if refused(&e, 401, "insufficient_user_authentication") => {
+            let acr_values = challenge_param(&e, "acr_values");
+            report.check(
+                "delete_notes without approval is 401 insufficient_user_authentication",
+                acr_values.is_some() && challenge_param(&e, "max_age").as_deref() == Some("300"),
+                format!("acr_values {acr_values:?}, max_age 300"),
+            );
+            acr_values.unwrap_or_default()
+        }
+        Err(e) => {
+            report.check("delete_notes without approval", false, format!("{e:?}"));
+            String::new()
+        }
+        Ok(v) => {
+            report.check("delete_notes without approval", false, v);
+            String::new()
+        }
+    };
+    // Back to the AS, asking for what the challenge named (a real AS would
+    // have the human approve here).
+    let approved = keys
+        .session("record")
+        .request_token(
+            &http,
+            &token_endpoint,
+            &TokenRequest::client_credentials(&args.client_id, &args.client_secret)
+                .scope("notes:read notes:write")
+                .resource(&args.server)
+                .param("acr_values", &acr_values)
+                .param("max_age", "300"),
+        )
+        .await?;
+    println!("  approved token scope {:?}", approved.scope);
+    let deleted = call(&record, "delete_notes", json!({})).await;
+    report.check(
+        "delete_notes with the approval on record",
+        deleted.as_ref().is_ok_and(|v| v["notes"].is_array()),
+        format!("{deleted:?}"),
+    );
+
+    println!("\ntask grant: a token granting whoami and add_note (text at most 40 characters)");
+    let grant = keys.session("grant");
+    let details = json!([{
+        "type": "mcp_tools",
+        "locations": [args.server],
+        "tools": ["whoami", {"name": "add_note", "arguments": {"text": {"maxLength": 40}}}]
+    }]);
+    let token = grant
+        .request_token(
+            &http,
+            &token_endpoint,
+            &TokenRequest::client_credentials(&args.client_id, &args.client_secret)
+                .scope("notes:read notes:write")
+                .resource(&args.server)
+                .param("authorization_details", details.to_string()),
+        )
+        .await?;
+    println!("  token scope {:?}", token.scope);
+    let granted = connect(&http, &args.server, grant).await?;
+    let short = call(&granted, "add_note", json!({"text": "within the grant"})).await;
+    report.check(
+        "add_note within the grant",
+        short.is_ok(),
+        format!("{short:?}"),
+    );
+    for (what, tool, arguments) in [
+        (
+            "a note longer than the grant allows",
+            "add_note",
+            json!({"text": "x".repeat(41)}),
+        ),
+        ("a tool the grant does not list", "list_notes", json!({})),
+    ] {
+        match call(&granted, tool, arguments).await.map_err(Failure::from) {
+            Err(e) => report.check(
+                &format!("{what} is 403 insufficient_scope"),
+                refused(&e, 403, "insufficient_scope"),
+                "refused, the reason in the audit event",
+            ),
+            Ok(v) => report.check(what, false, v),
+        }
+    }
+
+    for mcp in [record, summarise, granted] {
         let _ = mcp.cancel().await;
     }
-    // The task is over: its key and token are gone.
-    keys.finish("record");
-    keys.finish("summarise");
+    // The tasks are over: their keys and tokens are gone.
+    for task in ["record", "summarise", "grant"] {
+        keys.finish(task);
+    }
     Ok(report.failures)
 }

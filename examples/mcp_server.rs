@@ -16,8 +16,21 @@
 //!   tool needs that tool's scope (`list_notes` needs `notes:read`,
 //!   `add_note` `notes:write`, `whoami` none; `--tool-scope TOOL=SCOPE`
 //!   changes them, a tool not listed is refused). A refusal is
-//!   `403 insufficient_scope` with the scope to ask for (step-up), and every
+//!   `403 insufficient_scope` with the scope to ask for, and every
 //!   tool call is one audit event naming the tool, the token and its key.
+//! - `delete_notes` is risky: it needs a human's approval on record, the
+//!   `acr` `urn:senderbound:demo:approved` at most five minutes old
+//!   (`auth_time`). A token without is refused with `401
+//!   insufficient_user_authentication` and `acr_values`/`max_age` (RFC
+//!   9470), so the agent goes back to the AS for one.
+//! - Tool grants (RFC 9396): a token whose `authorization_details` hold an
+//!   `mcp_tools` detail may call only the tools it lists, with the argument
+//!   constraints it sets (403 and the reason in the audit event otherwise);
+//!   `--require-tool-grants` holds every token to one. The metadata names
+//!   the type in `authorization_details_types_supported`.
+//! - `--incident-threshold N` turns suspicious refusals into incident
+//!   events; `--audit-log FILE` writes every audit event as a JSON line
+//!   (docs/audit.md).
 //! - The Layer serves the RFC 9728 metadata at
 //!   `/.well-known/oauth-protected-resource/mcp`, and every `401` points at
 //!   it, so MCP clients find the authorization server.
@@ -38,6 +51,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use clap::Parser;
@@ -50,7 +64,9 @@ use senderbound::Sender;
 use senderbound::authorize::{AuthorizeLayer, Denied, PolicyRequest};
 use senderbound::key_sharing::KeySharing;
 use senderbound::metadata::ResourceMetadata;
+use senderbound::step_up::StepUp;
 use senderbound::tokens::{Binding, Issuer};
+use senderbound::tool_grants::{self, ToolGrants};
 use senderbound_suite::dev_as::DevAs;
 use senderbound_suite::server_cli::{ServerArgs, announce, ctrl_c};
 use serde::{Deserialize, Serialize};
@@ -68,7 +84,14 @@ struct Args {
     /// add_note=notes:write). Tools not listed cannot be called.
     #[arg(long, value_parser = tool_scope)]
     tool_scope: Vec<(String, String)>,
+    /// Every tool call needs an `mcp_tools` authorization detail granting
+    /// it (by default only tokens that carry one are held to it).
+    #[arg(long)]
+    require_tool_grants: bool,
 }
+
+/// The `acr` a human approval is recorded as (see the demo AS).
+const APPROVED: &str = "urn:senderbound:demo:approved";
 
 fn tool_scope(arg: &str) -> Result<(String, String), String> {
     arg.split_once('=')
@@ -148,6 +171,16 @@ impl NotesServer {
         Json(NoteList { notes })
     }
 
+    #[tool(description = "Delete every note (scope notes:write, and a human's approval)")]
+    async fn delete_notes(&self) -> Json<NoteList> {
+        let notes = self
+            .notes
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default();
+        Json(NoteList { notes })
+    }
+
     #[tool(description = "Add a note (scope notes:write)")]
     async fn add_note(
         &self,
@@ -213,6 +246,7 @@ impl ToolScopes {
                 ("whoami".to_owned(), String::new()),
                 ("list_notes".to_owned(), "notes:read".to_owned()),
                 ("add_note".to_owned(), "notes:write".to_owned()),
+                ("delete_notes".to_owned(), "notes:write".to_owned()),
             ]
         } else {
             configured
@@ -249,6 +283,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.server.listen).await?;
     let addr = listener.local_addr()?;
     let scopes = ToolScopes::new(args.tool_scope.clone());
+    let require_tool_grants = args.require_tool_grants;
     let mut server = args.server;
     if server.audience.is_empty() {
         let origin = server.public_base_url("http", addr);
@@ -257,6 +292,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .push(format!("{}/mcp", origin.trim_end_matches('/')));
     }
     let resource = server.audience[0].clone();
+    let grants = ToolGrants::new().resource(&resource);
+    let grants = if require_tool_grants {
+        grants
+    } else {
+        grants.optional()
+    };
+    // A risky tool needs a human's approval on record, recent.
+    let approval = StepUp::new()
+        .acr_values([APPROVED])
+        .max_age(Duration::from_secs(300));
 
     let builder = server
         .builder("http", addr)?
@@ -264,6 +309,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ResourceMetadata::new()
                 .resource(&resource)
                 .scopes_supported(scopes.supported())
+                .authorization_details_types_supported([tool_grants::DEFAULT_DETAIL_TYPE])
                 .resource_name("senderbound notes (MCP example)"),
         )
         .key_sharing(KeySharing::new().reject());
@@ -307,7 +353,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_layer(
             AuthorizeLayer::new(move |req: &PolicyRequest| {
                 sessions.check(req)?;
-                scopes.check(req)
+                scopes.check(req)?;
+                grants.check_call(req)?;
+                if req.tool() == Some("delete_notes") && !approval.is_met_by(req) {
+                    return Err(Denied::new("delete_notes needs a recent human approval")
+                        .needs_authentication(approval.clone()));
+                }
+                Ok(())
             })
             .inspect_mcp_calls(),
         )

@@ -4,6 +4,17 @@
 //! `client_credentials` grant, to fixed clients. It lets the MCP example
 //! run without a real AS. No persistence, no refresh tokens, no consent:
 //! never use it for anything real.
+//!
+//! For the agent-governance flows it also takes, on the token request:
+//! - `acr_values` (RFC 9470 §4, space-separated): the token records the
+//!   first value it supports ([`ACR_VALUES`]) as `acr`, as if the human
+//!   behind the agent had just approved the task that way. Every token
+//!   records `auth_time` (now) and `amr` `["pwd"]`; without `acr_values`,
+//!   `acr` is [`ACR_BASIC`].
+//! - `authorization_details` (RFC 9396 §6, a JSON array): copied into the
+//!   token and the response (§7) if every detail's `type` is one it
+//!   supports ([`DETAIL_TYPES`]); otherwise `invalid_authorization_details`
+//!   (§5).
 
 use std::sync::Arc;
 
@@ -21,6 +32,13 @@ use crate::TestIssuer;
 
 /// Lifetime of the tokens issued, in seconds.
 pub const TOKEN_LIFETIME: u64 = 300;
+/// The `acr` of a token issued without `acr_values`.
+pub const ACR_BASIC: &str = "urn:senderbound:demo:basic";
+/// The `acr` values the demo AS issues on request; the second stands for
+/// "a human approved this task".
+pub const ACR_VALUES: [&str; 2] = [ACR_BASIC, "urn:senderbound:demo:approved"];
+/// The `authorization_details` types the demo AS issues.
+pub const DETAIL_TYPES: [&str; 1] = ["mcp_tools"];
 
 /// A client the demo AS knows (no `Debug`: it holds the secret).
 #[derive(Clone)]
@@ -115,6 +133,8 @@ async fn metadata(State(dev): State<DevAs>) -> Json<Value> {
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         "dpop_signing_alg_values_supported": senderbound::Algorithm::ALL.map(|a| a.as_str()),
+        "acr_values_supported": ACR_VALUES,
+        "authorization_details_types_supported": DETAIL_TYPES,
     }))
 }
 
@@ -213,20 +233,44 @@ async fn token(State(dev): State<DevAs>, headers: HeaderMap, body: String) -> Re
             None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_target"),
         },
     };
+    let acr = match param("acr_values") {
+        None => ACR_BASIC,
+        Some(asked) => match asked.split(' ').find(|v| ACR_VALUES.contains(v)) {
+            Some(acr) => acr,
+            None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request"),
+        },
+    };
+    let details = match param("authorization_details").map(serde_json::from_str::<Value>) {
+        None => None,
+        Some(Ok(Value::Array(details)))
+            if details.iter().all(|d| {
+                d["type"]
+                    .as_str()
+                    .is_some_and(|t| DETAIL_TYPES.contains(&t))
+            }) =>
+        {
+            Some(Value::Array(details))
+        }
+        Some(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_authorization_details"),
+    };
     let mut claims = inner
         .signer
         .claims(&resource, Some(proof.jkt()), &scope, now);
     claims["client_id"] = json!(client.id);
     claims["sub"] = json!(client.id);
     claims["exp"] = json!(now + TOKEN_LIFETIME);
-    (
-        [(http::header::CACHE_CONTROL, "no-store")],
-        Json(json!({
-            "access_token": inner.signer.sign(&claims),
-            "token_type": "DPoP",
-            "expires_in": TOKEN_LIFETIME,
-            "scope": scope,
-        })),
-    )
-        .into_response()
+    claims["acr"] = json!(acr);
+    claims["amr"] = json!(["pwd"]);
+    claims["auth_time"] = json!(now);
+    let mut answer = json!({
+        "token_type": "DPoP",
+        "expires_in": TOKEN_LIFETIME,
+        "scope": scope,
+    });
+    if let Some(details) = details {
+        claims["authorization_details"] = details.clone();
+        answer["authorization_details"] = details;
+    }
+    answer["access_token"] = json!(inner.signer.sign(&claims));
+    ([(http::header::CACHE_CONTROL, "no-store")], Json(answer)).into_response()
 }

@@ -55,7 +55,8 @@
 //! Label values are fixed strings, so the number of series is bounded.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use senderbound_core::token::{AccessToken, Binding};
 use senderbound_core::{Error, Severity};
@@ -82,6 +83,8 @@ pub(crate) const CLASS_BEARER: &str = "bearer";
 /// What the Layer learned about a request while deciding, for its audit event.
 #[derive(Debug, Default)]
 pub(crate) struct AuditRecord {
+    /// The request's number in this process (`request_id`).
+    pub(crate) request: u64,
     pub(crate) class: &'static str,
     pub(crate) jkt: Option<String>,
     pub(crate) x5t_s256: Option<String>,
@@ -104,9 +107,11 @@ pub(crate) struct AuditRecord {
 impl AuditRecord {
     /// The record of a request the Layer admitted, for a later decision
     /// (scope, policy) on it.
-    pub(crate) fn admitted(sender: &crate::Sender, token: Arc<AccessToken>) -> Self {
+    pub(crate) fn admitted(sender: &crate::Sender, context: &crate::pipeline::AuthContext) -> Self {
         let binding = sender.binding();
+        let token = context.token.clone();
         AuditRecord {
+            request: context.request,
             class: match binding {
                 Binding::Dpop { .. } => CLASS_DPOP,
                 Binding::Mtls { .. } => CLASS_MTLS,
@@ -118,6 +123,28 @@ impl AuditRecord {
             ..AuditRecord::default()
         }
     }
+}
+
+/// The next request number of this process.
+pub(crate) fn next_request() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// `request_id`: this process's random prefix and the request's number,
+/// the same in every event about one request (the Layer's, the route
+/// layers', an incident it completed), different across processes.
+fn request_id(request: u64) -> String {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    // The standard library's per-process random hash keys: random enough
+    // to tell processes apart, with no new dependency.
+    let prefix = *PREFIX.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
+    format!("{prefix:016x}-{request}")
 }
 
 /// Name of the decisions counter.
@@ -188,6 +215,7 @@ pub(crate) fn emit(
         // The event names the key or the client the incident is about,
         // and the request that completed it.
         let mut incident = AuditRecord {
+            request: record.request,
             class: record.class,
             token: record.token.clone(),
             mcp_method: record.mcp_method.clone(),
@@ -294,6 +322,7 @@ fn emit_event(
         .and_then(|t| t.key_thumbprint.as_deref())
         .unwrap_or("");
     let iat_offset = record.iat_offset;
+    let request_id = request_id(record.request);
     let incident = record.incident.as_ref();
     let incident_subject = incident.map_or("", |i| i.subject);
     let incident_count = incident.map_or(0, |i| i.count as u64);
@@ -312,6 +341,7 @@ fn emit_event(
                 target: AUDIT_TARGET,
                 $level,
                 schema = SCHEMA_VERSION,
+                request_id = request_id.as_str(),
                 decision,
                 outcome,
                 status,

@@ -428,7 +428,7 @@ impl AuthorizeLayer {
                 }
                 response
             };
-        let record = || AuditRecord::admitted(sender, ctx.token.clone());
+        let record = || AuditRecord::admitted(sender, ctx);
 
         let (body, calls) = if self.inspect_mcp && parts.method == Method::POST {
             let bytes = match Limited::new(body, self.max_body_bytes).collect().await {

@@ -56,6 +56,8 @@ use crate::tokens::cache::TokenCache;
 #[derive(Clone)]
 pub(crate) struct AuthContext {
     pub(crate) token: Arc<AccessToken>,
+    /// The request's number, for its events' `request_id`.
+    pub(crate) request: u64,
     /// Made once per Layer: one reference count per admitted request.
     pub(crate) route: Arc<RouteContext>,
 }
@@ -173,7 +175,10 @@ impl Pipeline {
         // Before anything reads the request: drop forwarded certificates
         // from peers that are not trusted to forward them.
         self.client_certs.sanitize(&mut parts);
-        let mut record = AuditRecord::default();
+        let mut record = AuditRecord {
+            request: audit::next_request(),
+            ..AuditRecord::default()
+        };
         let result = match framing {
             Ok(()) => self.authenticate(&parts, &mut record).await,
             Err(e) => Err(Denial::from(e)),
@@ -199,6 +204,7 @@ impl Pipeline {
                 if let Some(token) = record.token {
                     parts.extensions.insert(AuthContext {
                         token,
+                        request: record.request,
                         route: self.route.clone(),
                     });
                 }

@@ -98,7 +98,7 @@ impl RequireScopeLayer {
         ) else {
             return MissingSender.into_response();
         };
-        let record = AuditRecord::admitted(sender, ctx.token.clone());
+        let record = AuditRecord::admitted(sender, ctx);
         audit::emit(
             "authorize",
             parts.method.as_str(),
