@@ -47,3 +47,8 @@ pub struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/deployment.md")]
 pub struct DeploymentDoctests;
+
+/// docs/audit.md's Rust snippet (writing the events as JSON lines).
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/audit.md")]
+pub struct AuditDoctests;
