@@ -6,40 +6,42 @@
 //! or one that writes JSON lines), and a filter on the target
 //! `senderbound::audit` selects them.
 //!
-//! Each event answers the incident-review questions: which token (issuer,
-//! subject, client, token id), bound to which key (`jkt` of the proof's key,
-//! `cnf_jkt` the token is bound to) or certificate (`x5t_s256` of the client
-//! certificate presented, `cnf_x5t_s256` the token is bound to), for which
-//! request (method, path), with
-//! which outcome, error code and severity. Never the token, the proof, a
-//! signature or key material: only public thumbprints and claim values.
+//! Each event answers the incident-review questions: which token (class,
+//! issuer, subject, client, audience, scopes, lifetime, the key that signed
+//! it), bound to which key (`jkt` of the proof's key, `cnf_jkt` the token is
+//! bound to) or certificate (`x5t_s256` presented, `cnf_x5t_s256` bound),
+//! with which approval on record (`acr`, `amr`, `auth_time`) and grants
+//! (`authorization_details` types), for which request (method, path, MCP
+//! method and tool), with which outcome, error code, policy reason, finding
+//! and severity. Never the token, the proof, a signature, key material or
+//! tool arguments: only public thumbprints and claim values.
 //!
-//! Fields:
+//! The fields, when each is empty, and what a reviewer reads from it are
+//! the schema documented in the repository's `docs/audit.md` (version
+//! [`SCHEMA_VERSION`], in each event's `schema`):
 //!
-//! | field | meaning |
+//! | fields | meaning |
 //! |---|---|
-//! | `decision` | `authenticate` (the Layer), `authorize` ([`RequireScopeLayer`](crate::RequireScopeLayer), [`AuthorizeLayer`](crate::AuthorizeLayer)) |
-//! | `outcome` | `allow` or `deny` |
-//! | `status` | HTTP status of a refusal; 0 when allowed (the handler decides) |
-//! | `class` | token class: `dpop`, `mtls`, `bearer`, or `none` (no credentials) |
-//! | `method`, `path` | the request (never the query) |
-//! | `jkt`, `x5t_s256` | the proof key's thumbprint / the client certificate's, as presented |
-//! | `cnf_jkt`, `cnf_x5t_s256` | what the token is bound to |
-//! | `iss`, `sub`, `client_id`, `aud`, `scopes`, `token_id` | the token's claims |
-//! | `token_iat`, `token_exp`, `token_lifetime` | when it was issued, when it expires, `exp - iat` (0 if unknown) |
-//! | `mcp_method`, `tool` | the MCP JSON-RPC method and tool name, when [`AuthorizeLayer`](crate::AuthorizeLayer) inspected the call |
-//! | `error`, `reason` | the RFC error code and the fixed description |
-//! | `detail` | a policy's own reason for a denial |
-//! | `finding` | `key_shared` when the key was seen with another identity, whose `other_client_id` / `other_sub` follow |
-//! | `severity` | `routine`, `suspicious` or `infrastructure` |
+//! | `schema`, `request_id` | the schema version; one id for every event about one request |
+//! | `decision`, `outcome`, `status` | `authenticate` (the Layer) or `authorize` ([`RequireScopeLayer`](crate::RequireScopeLayer), [`AuthorizeLayer`](crate::AuthorizeLayer)); `allow`/`deny`; the refusal's HTTP status (0 when allowed) |
+//! | `class`, `method`, `path` | `dpop`, `mtls`, `bearer` or `none`; the request (never the query) |
+//! | `jkt`, `cnf_jkt`, `x5t_s256`, `cnf_x5t_s256` | thumbprints presented and bound (a refused proof's `jkt` is the key it claims) |
+//! | `iss`, `sub`, `client_id`, `aud`, `scopes`, `token_id`, `token_iat`, `token_exp`, `token_lifetime`, `token_signer` | the verified token |
+//! | `acr`, `amr`, `auth_time`, `authorization_details` | the approval on record (RFC 9470) and the types of the token's grants (RFC 9396) |
+//! | `iat_offset` | the proof's `iat` minus now (absent when none was read) |
+//! | `mcp_method`, `tool` | when [`AuthorizeLayer`](crate::AuthorizeLayer) inspected the call |
+//! | `error`, `reason`, `detail` | the RFC error code, the fixed description, a policy's own reason |
+//! | `finding`, `other_client_id`, `other_sub` | `key_shared` (and the other identity) or `incident` |
+//! | `incident_subject`, `incident_count`, `incident_counts`, `incident_window`, `cool_down` | an [incident](crate::incident)'s subject and counts |
+//! | `severity` | `routine`, `suspicious`, `infrastructure` or `incident` |
 //!
 //! Token fields are filled only once the token's signature has been
-//! verified: unverified claims are never logged.
+//! verified: unverified claims are never logged as the token's.
 //!
 //! Events for allowed requests and routine refusals are `INFO`; suspicious
 //! ones (replay, forged signature, a token with another key's proof,
-//! downgrade, a shared key) are `WARN`; refusals because a dependency failed
-//! are `ERROR`.
+//! downgrade, a shared key) are `WARN`; refusals because a dependency failed,
+//! and incidents, are `ERROR`.
 //!
 //! ## Metrics
 //!
@@ -50,7 +52,10 @@
 //! - `senderbound_key_sharing_evictions_total`, keys the detector forgot
 //!   because it was full;
 //! - `senderbound_key_sharing_unobserved_total`, requests that went on
-//!   unobserved in report mode because the fleet store did not answer.
+//!   unobserved in report mode because the fleet store did not answer;
+//! - `senderbound_incidents_total{subject}` and
+//!   `senderbound_incident_evictions_total` ([`incident`](crate::incident));
+//! - the histogram [`PROOF_IAT_OFFSET_SECONDS`].
 //!
 //! Label values are fixed strings, so the number of series is bounded.
 

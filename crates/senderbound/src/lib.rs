@@ -43,8 +43,10 @@
 //! - [`tokens`]: trusted issuers ([`Issuer`](tokens::Issuer)), token rules,
 //!   fetching; [`proof`]: proof rules and server nonces; [`mtls`]:
 //!   certificate sources; [`replay`] and [`revocation`]: the stores.
-//! - [`metadata`] (RFC 9728), [`profile`] (FAPI 2.0, MCP), [`key_sharing`],
-//!   [`header`] (header names), [`clock`], [`error`].
+//! - For agents: [`step_up`] (RFC 9470), [`tool_grants`] (RFC 9396),
+//!   [`key_sharing`], [`incident`] (when failed proofs are an incident).
+//! - [`metadata`] (RFC 9728), [`profile`] (FAPI 2.0, MCP), [`header`]
+//!   (header names), [`clock`], [`error`].
 //! - [`serve`] and [`tls`] (features): serving a router with what the Layer
 //!   needs from the server.
 //!
