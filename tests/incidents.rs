@@ -213,6 +213,11 @@ async fn a_cool_down_refuses_the_key_with_429_until_it_ends() {
     assert_eq!(response.headers()["retry-after"], "20");
     assert!(response.headers().get("www-authenticate").is_none());
     assert_eq!(response.headers()["cache-control"], "no-store");
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "access_denied");
     // A gRPC call gets UNAVAILABLE, with the same Retry-After.
     let grpc = Request::post("/whoami")
         .header("host", HOST)
@@ -224,6 +229,7 @@ async fn a_cool_down_refuses_the_key_with_429_until_it_ends() {
     let response = h.app.clone().oneshot(grpc).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["grpc-status"], "14");
+    assert_eq!(response.headers()["grpc-retry-pushback-ms"], "20000");
     assert_eq!(response.headers()["retry-after"], "20");
     let events = captured.json_lines();
     let cooling: Vec<&Value> = events.iter().filter(|e| e["status"] == 429).collect();
@@ -303,7 +309,12 @@ impl metrics::Recorder for Histograms {
         key: &metrics::Key,
         _: &metrics::Metadata<'_>,
     ) -> metrics::Histogram {
-        metrics::Histogram::from_arc(Arc::new(Recording(self.0.clone(), key.name().to_owned())))
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        metrics::Histogram::from_arc(Arc::new(Recording(self.0.clone(), name)))
     }
 }
 
@@ -339,6 +350,11 @@ fn proof_clock_offsets_are_in_the_audit_event_and_the_histogram() {
                 let r = h.send("GET", "/whoami", Some(&auth), Some(&at(120))).await;
                 r.assert_refused(401, "invalid_dpop_proof", Error::ProofIssuedInFuture);
             }
+            // An absurd iat: the event has it, the histogram clamps it.
+            let r = h
+                .send("GET", "/whoami", Some(&auth), Some(&at(1 << 40)))
+                .await;
+            r.assert_refused(401, "invalid_dpop_proof", Error::ProofIssuedInFuture);
             // Refused before its time is read: no offset.
             let r = h.send("GET", "/whoami", Some(&auth), Some("junk")).await;
             r.assert_refused(401, "invalid_dpop_proof", Error::ProofMalformed);
@@ -349,7 +365,15 @@ fn proof_clock_offsets_are_in_the_audit_event_and_the_histogram() {
     let offsets: Vec<Option<i64>> = decisions.iter().map(|e| e["iat_offset"].as_i64()).collect();
     assert_eq!(
         offsets,
-        [Some(-2), Some(-400), Some(120), Some(120), Some(120), None]
+        [
+            Some(-2),
+            Some(-400),
+            Some(120),
+            Some(120),
+            Some(120),
+            Some(1 << 40),
+            None
+        ]
     );
     // The future ones name their key, and a run of them is an incident
     // (proofs made ahead of time, RFC 9449 §11.1), though each is routine.
@@ -364,7 +388,49 @@ fn proof_clock_offsets_are_in_the_audit_event_and_the_histogram() {
     assert_eq!(found[0]["incident_counts"], "future_proof=3");
     let recorded = histograms.0.lock().unwrap().clone();
     assert_eq!(
-        recorded.get("senderbound_proof_iat_offset_seconds"),
-        Some(&vec![-2.0, -400.0, 120.0, 120.0, 120.0])
+        recorded.get("senderbound_proof_iat_offset_seconds{proof=verified}"),
+        Some(&vec![-2.0])
     );
+    // Refused for their time: unverified, labelled so, and clamped to a year.
+    assert_eq!(
+        recorded.get("senderbound_proof_iat_offset_seconds{proof=refused}"),
+        Some(&vec![-400.0, 120.0, 120.0, 120.0, 31_536_000.0])
+    );
+}
+
+#[tokio::test]
+async fn refusals_that_only_name_a_key_or_were_allowed_never_pause_it() {
+    let (captured, _guard) = Captured::install_json();
+    let h = Harness::with(|b| {
+        b.incidents(Incidents::after(2).cool_down(Duration::from_secs(300)))
+            .key_sharing(senderbound::key_sharing::KeySharing::new())
+    });
+    let token = h.token();
+    // Anyone can name the client's public key in a forged proof.
+    let forged = {
+        let proof = h.proof("GET", "/whoami", &token);
+        let (input, _) = proof.rsplit_once('.').unwrap();
+        format!("{input}.{}", "A".repeat(86))
+    };
+    for _ in 0..2 {
+        let auth = format!("DPoP {token}");
+        let r = h.send("GET", "/whoami", Some(&auth), Some(&forged)).await;
+        r.assert_refused(401, "invalid_dpop_proof", Error::ProofSignature);
+    }
+    let found = incidents(&captured.json_lines()).len();
+    assert_eq!(found, 1, "an incident on record");
+    assert_eq!(incidents(&captured.json_lines())[0]["cool_down"], 0);
+    // The key's holder goes on.
+    assert_eq!(h.get_with("/whoami", &token).await.status, 200);
+    // A key shared in report mode is allowed and on record, never counted.
+    let mut claims = h.claims();
+    claims["client_id"] = json!("another-client");
+    let other = h.issuer.sign(&claims);
+    for _ in 0..3 {
+        assert_eq!(h.get_with("/whoami", &other).await.status, 200);
+    }
+    let events = captured.json_lines();
+    assert!(events.iter().any(|e| e["finding"] == "key_shared"));
+    assert_eq!(incidents(&events).len(), 1);
+    assert_eq!(h.get_with("/whoami", &token).await.status, 200);
 }

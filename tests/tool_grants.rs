@@ -6,7 +6,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::post;
+use axum::routing::{any, post};
 use http::Request;
 use senderbound::metadata::ResourceMetadata;
 use senderbound::tokens::{ClientAuth, Introspection, Issuer, TokenFormat};
@@ -31,6 +31,10 @@ fn routes(grants: ToolGrants) -> Router {
             "/uninspected",
             post(echo).route_layer(AuthorizeLayer::new(ToolGrants::new())),
         )
+        .route(
+            "/any",
+            any(echo).layer(AuthorizeLayer::new(ToolGrants::new()).inspect_mcp_calls()),
+        )
 }
 
 fn grant() -> Value {
@@ -54,10 +58,16 @@ fn token_with(h: &Harness, details: Option<Value>) -> String {
 }
 
 async fn post_to(h: &Harness, path: &str, token: &str, body: &str) -> Reply {
-    let req = Request::post(path)
+    send(h, "POST", path, token, body).await
+}
+
+async fn send(h: &Harness, method: &str, path: &str, token: &str, body: &str) -> Reply {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", HOST)
         .header("authorization", format!("DPoP {token}"))
-        .header("dpop", h.proof("POST", path, token))
+        .header("dpop", h.proof(method, path, token))
         .header("content-type", "application/json")
         .body(Body::from(body.to_owned()))
         .unwrap();
@@ -123,10 +133,14 @@ async fn a_call_outside_the_grant_is_403_with_the_reason_in_the_audit_event() {
     // A token without a grant may call no tool.
     let plain = token_with(&h, None);
     assert_grant_refusal(&post_to(&h, "/mcp", &plain, &call("list_notes", json!({}))).await);
-    // Without body inspection, the grant cannot be checked: refused.
+    // Without body inspection, the grant cannot be checked: refused; so is
+    // a method whose body is not inspected.
     let r = post_to(&h, "/uninspected", &token, &call("list_notes", json!({}))).await;
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.error(), None, "a plain refusal: {r:?}");
+    let r = send(&h, "PUT", "/any", &token, &call("list_notes", json!({}))).await;
+    assert_eq!((r.status, r.error()), (403, None), "{r:?}");
+    assert_eq!(send(&h, "GET", "/any", &token, "").await.status, 200);
 
     let events = captured.json_lines();
     let denials: Vec<&Value> = events
@@ -141,6 +155,7 @@ async fn a_call_outside_the_grant_is_403_with_the_reason_in_the_audit_event() {
     expected.extend([
         "tool delete_notes is not in the mcp_tools grant",
         "no mcp_tools authorization detail for this resource",
+        "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
         "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
     ]);
     assert_eq!(details, expected);
@@ -197,6 +212,9 @@ async fn locations_the_detail_type_and_optional_grants() {
             .status,
         200
     );
+    // A grant for another resource still holds the token to grants.
+    let elsewhere = token_with(&h, Some(grant()));
+    assert_grant_refusal(&post_to(&h, "/mcp", &elsewhere, &call("list_notes", json!({}))).await);
     assert_grant_refusal(&post_to(&h, "/mcp", &granted, &call("b", json!({}))).await);
 }
 
@@ -214,12 +232,17 @@ async fn tokens_with_unreadable_details_and_calls_with_ambiguous_arguments_are_r
     }
     // Arguments named twice could be read two ways: the body is malformed.
     let token = token_with(&h, Some(grant()));
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_payment","arguments":{"currency":"EUR","amount":5,"amount":5000}}}"#;
-    post_to(&h, "/mcp", &token, body).await.assert_refused(
-        400,
-        "invalid_request",
-        Error::McpRequestMalformed,
-    );
+    for body in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_payment","arguments":{"currency":"EUR","amount":5,"amount":5000}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_payment","arguments":{"currency":"EUR","amount":5,"amo\u0075nt":5000}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"send_payment","arguments":[5000]}}"#,
+    ] {
+        post_to(&h, "/mcp", &token, body).await.assert_refused(
+            400,
+            "invalid_request",
+            Error::McpRequestMalformed,
+        );
+    }
 }
 
 #[tokio::test]

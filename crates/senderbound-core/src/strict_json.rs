@@ -25,6 +25,98 @@ pub fn from_str(json: &str) -> Option<Value> {
     serde_json::from_str::<Strict>(json).ok().map(|s| s.0)
 }
 
+/// `true` if `json` is JSON with no member named twice in any object and
+/// no deeper than 64 levels: [`from_str`]'s test, without building the
+/// value (the memory it takes is the members' names, not the values).
+pub fn is_strict(json: &str) -> bool {
+    serde_json::from_str::<Checked>(json).is_ok()
+}
+
+/// JSON checked as [`from_str`] reads it, nothing kept.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckVisitor { depth: 0 })
+            .map(|()| Checked)
+    }
+}
+
+/// [`StrictVisitor`]'s checks, keeping nothing but the names of the
+/// object being read.
+struct CheckVisitor {
+    depth: usize,
+}
+
+/// A nested value to check.
+struct NestedCheck(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for NestedCheck {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(CheckVisitor { depth: self.0 })
+    }
+}
+
+impl<'de> Visitor<'de> for CheckVisitor {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON without duplicate members")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        StrictVisitor { depth: 0 }.visit_f64(v).map(|_| ())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let depth = nested::<A::Error>(self.depth)?;
+        while seq.next_element_seed(NestedCheck(depth))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let depth = nested::<A::Error>(self.depth)?;
+        let mut names = std::collections::BTreeSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if !names.insert(name) {
+                return Err(serde::de::Error::custom("duplicate member"));
+            }
+            map.next_value_seed(NestedCheck(depth))?;
+        }
+        Ok(())
+    }
+}
+
+/// The depth of a container's members, or an error past the limit.
+fn nested<E: serde::de::Error>(depth: usize) -> Result<usize, E> {
+    if depth >= MAX_DEPTH {
+        return Err(E::custom("nested too deeply"));
+    }
+    Ok(depth + 1)
+}
+
 /// A [`Value`] whose objects have no duplicate members.
 struct Strict(Value);
 
@@ -113,10 +205,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
 impl StrictVisitor {
     /// The depth of this container's members, or an error past the limit.
     fn nested<E: serde::de::Error>(&self) -> Result<usize, E> {
-        if self.depth >= MAX_DEPTH {
-            return Err(E::custom("nested too deeply"));
-        }
-        Ok(self.depth + 1)
+        nested(self.depth)
     }
 }
 
@@ -135,11 +224,18 @@ mod tests {
             r#"{"a":1} x"#,
         ] {
             assert_eq!(from_str(bad), None, "{bad}");
+            assert!(!is_strict(bad), "{bad}");
         }
+        assert!(
+            is_strict(r#"{"a":[1,{"b":2,"c":{"b":3}}],"b":1e400}"#)
+                == from_str(r#"{"a":[1,{"b":2,"c":{"b":3}}],"b":1e400}"#).is_some()
+        );
+        assert!(is_strict(r#"{"a":[1,{"b":2,"c":{"b":3}}]}"#));
         let deep_ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert!(from_str(&deep_ok).is_some());
+        assert!(from_str(&deep_ok).is_some() && is_strict(&deep_ok));
         let too_deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
         assert_eq!(from_str(&too_deep), None);
+        assert!(!is_strict(&too_deep));
         assert_eq!(
             from_str(r#"{"a":[1,-2,3.5,"s",true,null,{}]}"#),
             Some(serde_json::json!({"a":[1,-2,3.5,"s",true,null,{}]}))

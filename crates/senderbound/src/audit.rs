@@ -159,8 +159,9 @@ pub const KEY_SHARING_TOTAL: &str = "senderbound_key_sharing_total";
 
 /// Name of the histogram of proof `iat` offsets: the proof's `iat` minus
 /// the server's clock, in seconds (negative: made earlier, or the client's
-/// clock is behind), for every proof whose signature verified and every
-/// proof refused for its time.
+/// clock is behind), clamped to a year either way: `proof="verified"` for
+/// every proof whose signature verified, `proof="refused"` for every proof
+/// refused for its time (its `iat` unverified).
 pub const PROOF_IAT_OFFSET_SECONDS: &str = "senderbound_proof_iat_offset_seconds";
 
 /// The token's `cnf` thumbprints: (`jkt`, `x5t#S256`).
@@ -204,7 +205,7 @@ pub(crate) fn emit(
         return;
     };
     let severity = severity_of(record, error);
-    let Some(kind) = incident::kind(error, severity, record.shared_with.is_some()) else {
+    let Some(kind) = incident::kind(error, severity) else {
         return;
     };
     let mut subjects = Vec::with_capacity(2);

@@ -43,7 +43,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -149,7 +149,9 @@ impl PolicyRequest {
 pub struct McpCall {
     method: Option<String>,
     tool: Option<String>,
-    arguments: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `arguments` as received, checked strictly; read on first use.
+    raw_arguments: Option<Box<str>>,
+    arguments: OnceLock<Option<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl McpCall {
@@ -168,7 +170,14 @@ impl McpCall {
     /// strictly (a member named twice at any depth makes the body
     /// malformed), so the policy sees what the MCP server will.
     pub fn arguments(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
-        self.arguments.as_ref()
+        self.arguments
+            .get_or_init(|| {
+                match senderbound_core::strict_json::from_str(self.raw_arguments.as_deref()?) {
+                    Some(serde_json::Value::Object(arguments)) => Some(arguments),
+                    _ => None,
+                }
+            })
+            .as_ref()
     }
 }
 
@@ -518,15 +527,18 @@ struct ToolCallParams<'a> {
     arguments: Option<&'a RawValue>,
 }
 
-/// A tool call's `arguments`: absent, `null`, or an object read strictly
-/// (`Err` for anything else).
-fn tool_arguments(
-    raw: Option<&RawValue>,
-) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ()> {
-    match raw.map(|r| senderbound_core::strict_json::from_str(r.get())) {
-        None | Some(Some(serde_json::Value::Null)) => Ok(None),
-        Some(Some(serde_json::Value::Object(arguments))) => Ok(Some(arguments)),
-        Some(_) => Err(()),
+/// A tool call's `arguments`: absent, `null`, or an object with no member
+/// named twice at any depth (`Err` for anything else), kept as received:
+/// read into values only if a policy asks (a large body of numbers costs
+/// no memory until then).
+fn tool_arguments(raw: Option<&RawValue>) -> Result<Option<Box<str>>, ()> {
+    let Some(raw) = raw.map(RawValue::get) else {
+        return Ok(None);
+    };
+    match raw.trim_start().as_bytes().first() {
+        Some(b'n') if raw.trim() == "null" => Ok(None),
+        Some(b'{') if senderbound_core::strict_json::is_strict(raw) => Ok(Some(raw.into())),
+        _ => Err(()),
     }
 }
 
@@ -565,7 +577,8 @@ fn parse_mcp(body: &[u8]) -> Option<Vec<McpCall>> {
             Some(McpCall {
                 method: m.method.map(Cow::into_owned),
                 tool,
-                arguments,
+                raw_arguments: arguments,
+                arguments: OnceLock::new(),
             })
         })
         .collect()
@@ -588,7 +601,8 @@ mod tests {
         McpCall {
             method: Some(method.into()),
             tool: tool.map(str::to_owned),
-            arguments: None,
+            raw_arguments: None,
+            arguments: OnceLock::new(),
         }
     }
 
@@ -625,7 +639,8 @@ mod tests {
             Some(vec![McpCall {
                 method: None,
                 tool: None,
-                arguments: None,
+                raw_arguments: None,
+                arguments: OnceLock::new(),
             }])
         );
         for bad in [

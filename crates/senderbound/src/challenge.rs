@@ -5,18 +5,20 @@
 //! A gRPC request (`content-type: application/grpc` or `application/grpc+…`)
 //! is refused the way gRPC clients understand: a trailers-only response
 //! (HTTP 200, no body) whose `grpc-status` says why, mapped from the HTTP
-//! status (401 → 16 `UNAUTHENTICATED`, 403 → 7 `PERMISSION_DENIED`, 503 →
-//! 14 `UNAVAILABLE`, 400 → 3 `INVALID_ARGUMENT`), with the error's
-//! description as `grpc-message`. The `WWW-Authenticate` challenges and
-//! `DPoP-Nonce` are sent as for any request, so a gRPC client can read the
-//! challenge and retry with the nonce; `Cache-Control: no-store` and, on a
-//! 503, `Retry-After` too. A [custom body](RefusalBody) does not apply:
+//! status (401 → 16 `UNAUTHENTICATED`, 403 → 7 `PERMISSION_DENIED`, 503
+//! and 429 → 14 `UNAVAILABLE`, 400 → 3 `INVALID_ARGUMENT`), with the
+//! error's description as `grpc-message`. The `WWW-Authenticate` challenges
+//! and `DPoP-Nonce` are sent as for any request, so a gRPC client can read
+//! the challenge and retry with the nonce; `Cache-Control: no-store` and,
+//! on a 503 or a 429, `Retry-After` too (and for a 429, a key's cool-down
+//! after an [incident](crate::incident), `grpc-retry-pushback-ms`, which
+//! gRPC's retry policies read). A [custom body](RefusalBody) does not apply:
 //! a trailers-only response has none. (gRPC-Web requests,
 //! `application/grpc-web…`, carry trailers in the body and get the plain
 //! HTTP refusal, from whose status gRPC-Web clients derive their own code.)
 //!
 //! The status, the challenges, `Cache-Control: no-store`, `Retry-After` on a
-//! 503 and `DPoP-Nonce` are always senderbound's: clients and the RFCs
+//! 503 or a 429 and `DPoP-Nonce` are always senderbound's: clients and the RFCs
 //! depend on them. The body is yours to choose with
 //! [`refusal_body`](crate::SenderBoundBuilder::refusal_body): the OAuth
 //! JSON error object (the default), RFC 9457 problem details, none, or your
@@ -73,8 +75,9 @@ type Render = dyn Fn(&Rejection) -> Option<(HeaderValue, Bytes)> + Send + Sync;
 pub enum RefusalBody {
     /// `application/json`: `{"error": "<code>", "error_description": "…"}`,
     /// the OAuth error object (RFC 6749 §5.2 members); 503s say
-    /// `temporarily_unavailable`, policy refusals `access_denied`, and a
-    /// request without credentials gets no body. The default.
+    /// `temporarily_unavailable`, policy refusals and a key's cool-down
+    /// (429) `access_denied`, and a request without credentials gets no
+    /// body. The default.
     #[default]
     OAuthJson,
     /// `application/problem+json` (RFC 9457): `type` `about:blank`, `title`
@@ -114,7 +117,11 @@ impl RefusalBody {
         let code = match error.code() {
             Some(code) => Some(code.as_str()),
             None if error.is_unavailable() => Some("temporarily_unavailable"),
-            None if error == Error::PolicyDenied => Some("access_denied"),
+            // RFC 6585 §4: a 429 SHOULD say why; no OAuth code names a
+            // pause, and access is what is denied, for now.
+            None if matches!(error, Error::PolicyDenied | Error::KeyCoolingDown) => {
+                Some("access_denied")
+            }
             None => None,
         };
         match self {
@@ -380,6 +387,14 @@ impl Rejection {
         if let Some(retry_after) = self.retry_after_value() {
             headers.insert(http::header::RETRY_AFTER, retry_after);
         }
+        // gRPC clients do not read Retry-After; their retry policies read
+        // this (gRFC A6), and would otherwise retry UNAVAILABLE at once.
+        if let Some(seconds) = self.retry_after {
+            headers.insert(
+                GRPC_RETRY_PUSHBACK_MS,
+                HeaderValue::from(seconds.max(1).saturating_mul(1000)),
+            );
+        }
         response
     }
 }
@@ -394,6 +409,8 @@ fn quotable_token(s: &str) -> bool {
 
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 const GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
+const GRPC_RETRY_PUSHBACK_MS: http::HeaderName =
+    http::HeaderName::from_static("grpc-retry-pushback-ms");
 
 /// `true` for a gRPC call (`application/grpc`, `application/grpc+proto`, …;
 /// not gRPC-Web).

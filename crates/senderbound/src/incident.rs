@@ -2,34 +2,46 @@
 //! When the operator's number says so.
 //!
 //! Every refusal audited as suspicious (a forged signature, a replayed
-//! proof, a token with another key's proof, a downgrade, a shared key, a
-//! revoked token, a policy's suspicious denial) is counted, per key
-//! thumbprint (the proof's `jkt`, as presented, or the client
-//! certificate's) and per client (`client_id` of a verified token), in a
-//! sliding window. So are proofs issued in the future: one is a skewed
-//! clock (routine), a run of them is the mark of proofs made ahead of time
-//! by someone who briefly held the key (RFC 9449 §11.1).
+//! proof, a token with another key's proof, a downgrade, a shared key
+//! refused, a revoked token, a policy's suspicious denial) is counted, per
+//! key thumbprint (the proof's `jkt`, or the client certificate's) and per
+//! client (`client_id` of a verified token), in a sliding window. So are
+//! proofs issued in the future: one is a skewed clock (routine), a run of
+//! them is the mark of proofs made ahead of time by someone who briefly held
+//! the key (RFC 9449 §11.1). Requests that were allowed never count (a
+//! shared key in report mode is on record as `finding="key_shared"`).
 //!
 //! When one key or client reaches [`Incidents::after`] such refusals within
 //! [`within`](Incidents::within), the Layer emits one audit event with
 //! `finding="incident"` and severity `incident` (`ERROR`), naming the key
 //! or client, the count and the count per kind (`incident_counts`, such as
 //! `replay=3 bad_signature=2`). The next one for that key or client comes
-//! at the earliest a window later.
+//! at the earliest a window (or a cool-down, if longer) later.
+//!
+//! Kinds: `bad_signature`, `wrong_token` (a proof for another token: its
+//! `ath`) and `future_proof` are refused before the proof's signature is
+//! checked, so they count against the key the proof *names*, unverified:
+//! anyone can name any public key. `replay`, `wrong_key` (a verified proof,
+//! or certificate, with a token bound to another), `downgrade`,
+//! `key_shared` and `other` come from a verified key or token.
 //!
 //! With [`cool_down`](Incidents::cool_down), the key is then refused (`429
 //! Too Many Requests`, `Retry-After` the seconds left, RFC 6585 §4) for
-//! that long, whatever it presents. Off by default, and think before
-//! turning it on: the counts for a key include refusals anyone can cause
-//! (a replay of a proof seen on the wire, a forged signature naming the
-//! key), so a cool-down is also a way for others to pause a key. Clients
-//! are counted, never paused.
+//! that long, whatever it presents, if every counted refusal of the
+//! incident came from the verified key: refusals that name a key without
+//! its signature raise an incident, never a cool-down. Off by default, and
+//! think before turning it on: a replay of a proof seen on the wire still
+//! counts against its key, so a cool-down is also a way for someone who
+//! sees a client's traffic to pause it. Clients are counted, never paused.
 //!
 //! Memory is bounded: [`capacity`](Incidents::capacity) keys and clients
-//! are followed (default 10 000); beyond, the first followed is forgotten
-//! (one still cooling down only after the others), counted in
-//! `senderbound_incident_evictions_total`. The counts are per process: a
-//! fleet's events go to one place, where the same rule can run across it.
+//! are followed (default 10 000), each with at most the threshold's
+//! timestamps (16 bytes each, the threshold at most 1 000); beyond, the first
+//! followed is forgotten, counted in `senderbound_incident_evictions_total`
+//! (a flood of new keys forgets older counts: the metric says so). Keys
+//! cooling down are kept apart, up to the same capacity. The counts are per
+//! process: a fleet's events go to one place, where the same rule can run
+//! across it.
 //!
 //! ```
 //! use std::time::Duration;
@@ -41,14 +53,14 @@
 //!     .incidents(Incidents::after(5).within(Duration::from_secs(60)))
 //!     # .audience("https://api.example.com")
 //!     # .trust(senderbound::tokens::Issuer::new("https://as.example.com").keys(r#"{"keys":[]}"#))
-//!     # .origin(senderbound::Origin::https("api.example.com").unwrap())
+//!     # .origin(senderbound::Origin::hosts(["api.example.com"]))
 //!     .build();
 //! # let _ = layer;
 //! ```
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use senderbound_core::{Error, Severity};
@@ -58,7 +70,7 @@ const DEFAULT_WINDOW_SECS: u64 = 60;
 /// Default [`Incidents::capacity`].
 const DEFAULT_CAPACITY: usize = 10_000;
 /// Largest threshold: the window keeps this many events per key.
-const MAX_THRESHOLD: u32 = 10_000;
+const MAX_THRESHOLD: u32 = 1_000;
 
 /// Name of the counter of keys and clients forgotten because the tracker
 /// was full.
@@ -79,7 +91,7 @@ pub struct Incidents {
 
 impl Incidents {
     /// An incident at `threshold` suspicious refusals (at least 1, at most
-    /// 10 000) for one key or client within the window (default one
+    /// 1 000) for one key or client within the window (default one
     /// minute).
     pub fn after(threshold: u32) -> Self {
         Incidents {
@@ -97,8 +109,9 @@ impl Incidents {
         self
     }
 
-    /// Refuse the key for this long after its incident (`429`). Off by
-    /// default; see the [module](self) docs for why.
+    /// Refuse the key for this long after its incident (`429`), in whole
+    /// seconds (less than one second is no cool-down). Off by default; see
+    /// the [module](self) docs for why.
     pub fn cool_down(mut self, cool_down: Duration) -> Self {
         self.cool_down = Some(cool_down).filter(|d| d.as_secs() > 0);
         self
@@ -111,24 +124,35 @@ impl Incidents {
     }
 }
 
-/// The kind of a counted refusal, as named in `incident_counts`; `None`
-/// for refusals that are not counted.
-pub(crate) fn kind(error: Option<Error>, severity: Severity, shared: bool) -> Option<&'static str> {
+/// A counted refusal's kind, as named in `incident_counts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Kind {
+    pub(crate) name: &'static str,
+    /// The key it counts against was verified (a proof's signature, a TLS
+    /// certificate), not only named.
+    pub(crate) verified_key: bool,
+}
+
+/// The kind of a counted refusal; `None` for what is not counted: allowed
+/// requests, routine refusals (but proofs from the future), and the
+/// refusals of a cool-down (the consequence of an incident is not another).
+pub(crate) fn kind(error: Option<Error>, severity: Severity) -> Option<Kind> {
     use Error::*;
-    Some(match error {
-        Some(ProofSignature | TokenSignature) => "bad_signature",
-        Some(ProofReplayed) => "replay",
-        Some(TokenBindingMismatch | TokenCertificateMismatch | ProofAthMismatch) => "wrong_key",
-        Some(CertificateMissing) => "wrong_key",
-        Some(TokenDowngrade) => "downgrade",
-        Some(KeyShared) => "key_shared",
-        Some(ProofIssuedInFuture) => "future_proof",
-        // The consequence of an incident is not another one.
-        Some(KeyCoolingDown) => return None,
-        None if shared => "key_shared",
-        _ if severity == Severity::Suspicious => "other",
+    let (name, verified_key) = match error? {
+        // Refused before the proof's signature was checked (or by it).
+        ProofSignature => ("bad_signature", false),
+        ProofAthMismatch => ("wrong_token", false),
+        ProofIssuedInFuture => ("future_proof", false),
+        TokenSignature => ("bad_signature", true),
+        ProofReplayed => ("replay", true),
+        TokenBindingMismatch | TokenCertificateMismatch | CertificateMissing => ("wrong_key", true),
+        TokenDowngrade => ("downgrade", true),
+        KeyShared => ("key_shared", true),
+        KeyCoolingDown => return None,
+        _ if severity == Severity::Suspicious => ("other", true),
         _ => return None,
-    })
+    };
+    Some(Kind { name, verified_key })
 }
 
 /// An incident, for its audit event.
@@ -149,11 +173,9 @@ pub(crate) struct Finding {
 struct Entry {
     /// Times and kinds of the counted refusals in the window (at most the
     /// threshold).
-    events: VecDeque<(u64, &'static str)>,
+    events: VecDeque<(u64, Kind)>,
     /// No second incident before this time.
     quiet_until: u64,
-    /// Refused until this time (keys, with a cool-down).
-    cooling_until: u64,
 }
 
 #[derive(Default)]
@@ -161,15 +183,17 @@ struct State {
     entries: HashMap<String, Entry>,
     /// Keys in the order they were first followed, for eviction.
     order: VecDeque<String>,
+    /// Keys cooling down, and until when.
+    cooling: HashMap<String, u64>,
 }
 
 /// The counts; one per Layer.
 pub(crate) struct Tracker {
     rule: Incidents,
     state: Mutex<State>,
-    /// Keys cooling down (or that were): no lock on the request path while
-    /// none is.
-    cooling: AtomicUsize,
+    /// The latest end of any cool-down: no lock on the request path once
+    /// it has passed (or while none was ever given).
+    cooling_until: AtomicU64,
 }
 
 impl Tracker {
@@ -177,23 +201,23 @@ impl Tracker {
         Tracker {
             rule,
             state: Mutex::new(State::default()),
-            cooling: AtomicUsize::new(0),
+            cooling_until: AtomicU64::new(0),
         }
+    }
+
+    /// The state, even if a thread panicked holding it (the counts stay
+    /// usable; a cool-down is never lifted by a panic).
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Seconds left of this key's cool-down, if it is cooling down.
     /// `kind` is `jkt` or `x5t_s256`.
     pub(crate) fn cooling_down(&self, kind: &str, thumbprint: &str, now: u64) -> Option<u64> {
-        if self.cooling.load(Ordering::Relaxed) == 0 {
+        if self.cooling_until.load(Ordering::Relaxed) <= now {
             return None;
         }
-        // A poisoned lock refuses nothing more than before: the counts are
-        // signals, and the request goes through every other check.
-        let state = self.state.lock().ok()?;
-        let until = state
-            .entries
-            .get(&format!("{kind}:{thumbprint}"))?
-            .cooling_until;
+        let until = *self.state().cooling.get(&format!("{kind}:{thumbprint}"))?;
         (until > now).then(|| until - now)
     }
 
@@ -202,18 +226,19 @@ impl Tracker {
     pub(crate) fn observe(
         &self,
         subjects: &[(&'static str, String)],
-        kind: &'static str,
+        kind: Kind,
         now: u64,
     ) -> Vec<(Finding, usize)> {
-        let Ok(mut state) = self.state.lock() else {
+        if subjects.is_empty() {
             return Vec::new();
-        };
+        }
+        let mut state = self.state();
         let window = self.rule.window.as_secs();
         let threshold = self.rule.threshold as usize;
         let mut findings = Vec::new();
         for (index, (subject, key)) in subjects.iter().enumerate() {
             if !state.entries.contains_key(key) {
-                self.make_room(&mut state, now);
+                self.make_room(&mut state);
                 state.order.push_back(key.clone());
                 state.entries.insert(key.clone(), Entry::default());
             }
@@ -237,22 +262,19 @@ impl Tracker {
             if entry.events.len() < threshold {
                 continue;
             }
-            let cool_down = match (self.rule.cool_down, *subject) {
-                (Some(d), "jkt" | "x5t_s256") => d.as_secs(),
+            // A cool-down only for a key whose own signatures (or
+            // certificate) made every counted refusal.
+            let proven = entry.events.iter().all(|(_, k)| k.verified_key);
+            let cool_down = match (self.rule.cool_down, *subject, proven) {
+                (Some(d), "jkt" | "x5t_s256", true) => d.as_secs(),
                 _ => 0,
             };
             entry.quiet_until = now.saturating_add(window.max(cool_down));
-            if cool_down > 0 {
-                if entry.cooling_until == 0 {
-                    self.cooling.fetch_add(1, Ordering::Relaxed);
-                }
-                entry.cooling_until = now.saturating_add(cool_down);
-            }
             let mut per_kind: Vec<(&str, usize)> = Vec::new();
             for (_, k) in &entry.events {
-                match per_kind.iter_mut().find(|(name, _)| name == k) {
+                match per_kind.iter_mut().find(|(name, _)| *name == k.name) {
                     Some((_, n)) => *n += 1,
-                    None => per_kind.push((k, 1)),
+                    None => per_kind.push((k.name, 1)),
                 }
             }
             per_kind.sort_unstable();
@@ -262,7 +284,11 @@ impl Tracker {
                 .collect::<Vec<_>>()
                 .join(" ");
             let count = entry.events.len();
-            entry.events.clear();
+            entry.events = VecDeque::new();
+            if cool_down > 0 {
+                let until = now.saturating_add(cool_down);
+                self.start_cool_down(&mut state, key, until, now);
+            }
             metrics::counter!(INCIDENTS_TOTAL, "subject" => *subject).increment(1);
             findings.push((
                 Finding {
@@ -278,29 +304,36 @@ impl Tracker {
         findings
     }
 
-    /// Forgets one followed key or client if the tracker is full: the
-    /// first followed that is not cooling down, or else the first.
-    fn make_room(&self, state: &mut State, now: u64) {
-        if state.entries.len() < self.rule.capacity {
-            return;
-        }
-        let mut tries = state.order.len();
-        while let Some(key) = state.order.pop_front() {
-            let cooling = state
-                .entries
-                .get(&key)
-                .is_some_and(|e| e.cooling_until > now);
-            if cooling && tries > 0 {
-                tries -= 1;
-                state.order.push_back(key);
-                continue;
-            }
-            if let Some(entry) = state.entries.remove(&key) {
-                if entry.cooling_until != 0 {
-                    self.cooling.fetch_sub(1, Ordering::Relaxed);
+    /// Refuses `key` until `until`, keeping at most `capacity` keys
+    /// cooling down (when full, those whose cool-down ended go first, then
+    /// the one ending soonest).
+    fn start_cool_down(&self, state: &mut State, key: &str, until: u64, now: u64) {
+        if state.cooling.len() >= self.rule.capacity && !state.cooling.contains_key(key) {
+            state.cooling.retain(|_, end| *end > now);
+            if state.cooling.len() >= self.rule.capacity {
+                let soonest = state
+                    .cooling
+                    .iter()
+                    .min_by_key(|(_, end)| **end)
+                    .map(|(k, _)| k.clone());
+                if let Some(soonest) = soonest {
+                    state.cooling.remove(&soonest);
+                    metrics::counter!(INCIDENT_EVICTIONS_TOTAL).increment(1);
                 }
-                metrics::counter!(INCIDENT_EVICTIONS_TOTAL).increment(1);
+            }
+        }
+        state.cooling.insert(key.to_owned(), until);
+        self.cooling_until.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// Forgets the first followed key or client if the tracker is full.
+    fn make_room(&self, state: &mut State) {
+        while state.entries.len() >= self.rule.capacity {
+            let Some(key) = state.order.pop_front() else {
                 return;
+            };
+            if state.entries.remove(&key).is_some() {
+                metrics::counter!(INCIDENT_EVICTIONS_TOTAL).increment(1);
             }
         }
     }
@@ -310,6 +343,15 @@ impl Tracker {
 mod tests {
     use super::*;
 
+    const REPLAY: Kind = Kind {
+        name: "replay",
+        verified_key: true,
+    };
+    const FORGED: Kind = Kind {
+        name: "bad_signature",
+        verified_key: false,
+    };
+
     fn key(s: &str) -> Vec<(&'static str, String)> {
         vec![("jkt", format!("jkt:{s}"))]
     }
@@ -317,35 +359,36 @@ mod tests {
     #[test]
     fn the_threshold_within_the_window_is_one_incident() {
         let t = Tracker::new(Incidents::after(3).within(Duration::from_secs(10)));
-        assert!(t.observe(&key("a"), "replay", 100).is_empty());
-        assert!(t.observe(&key("a"), "replay", 105).is_empty());
+        assert!(t.observe(&key("a"), REPLAY, 100).is_empty());
+        assert!(t.observe(&key("a"), REPLAY, 105).is_empty());
         // The first fell out of the window: still two.
-        assert!(t.observe(&key("a"), "bad_signature", 110).is_empty());
-        let found = t.observe(&key("a"), "replay", 111);
+        assert!(t.observe(&key("a"), FORGED, 110).is_empty());
+        let found = t.observe(&key("a"), REPLAY, 111);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0.count, 3);
         assert_eq!(found[0].0.counts, "bad_signature=1 replay=2");
         assert_eq!(found[0].0.cool_down, 0);
         // Quiet for a window after; counted again after it.
         for at in 112..121 {
-            assert!(t.observe(&key("a"), "replay", at).is_empty(), "{at}");
+            assert!(t.observe(&key("a"), REPLAY, at).is_empty(), "{at}");
         }
-        assert!(t.observe(&key("a"), "replay", 121).is_empty());
-        assert!(t.observe(&key("a"), "replay", 122).is_empty());
-        assert_eq!(t.observe(&key("a"), "replay", 123).len(), 1);
+        assert!(t.observe(&key("a"), REPLAY, 121).is_empty());
+        assert!(t.observe(&key("a"), REPLAY, 122).is_empty());
+        assert_eq!(t.observe(&key("a"), REPLAY, 123).len(), 1);
         // No cool-down configured: never refused.
         assert_eq!(t.cooling_down("jkt", "a", 123), None);
+        assert!(t.observe(&[], REPLAY, 124).is_empty());
     }
 
     #[test]
-    fn a_cool_down_refuses_the_key_not_the_client() {
+    fn a_cool_down_refuses_the_key_not_the_client_and_only_for_its_own_signatures() {
         let t = Tracker::new(Incidents::after(2).cool_down(Duration::from_secs(30)));
         let both = vec![
             ("jkt", "jkt:k".to_owned()),
             ("client_id", "client_id:c".to_owned()),
         ];
-        assert!(t.observe(&both, "wrong_key", 1000).is_empty());
-        let found = t.observe(&both, "wrong_key", 1001);
+        assert!(t.observe(&both, REPLAY, 1000).is_empty());
+        let found = t.observe(&both, REPLAY, 1001);
         assert_eq!(found.len(), 2);
         assert_eq!((found[0].0.subject, found[0].0.cool_down), ("jkt", 30));
         assert_eq!((found[1].0.subject, found[1].0.cool_down), ("client_id", 0));
@@ -354,54 +397,82 @@ mod tests {
         assert_eq!(t.cooling_down("jkt", "k", 1031), None);
         assert_eq!(t.cooling_down("client_id", "c", 1001), None);
         assert_eq!(t.cooling_down("jkt", "other", 1001), None);
+        // Refusals that only name the key: an incident, no cool-down.
+        assert!(t.observe(&key("named"), FORGED, 2000).is_empty());
+        let found = t.observe(&key("named"), REPLAY, 2000);
+        assert_eq!((found.len(), found[0].0.cool_down), (1, 0));
+        assert_eq!(t.cooling_down("jkt", "named", 2000), None);
     }
 
     #[test]
-    fn memory_is_bounded_and_cooling_keys_go_last() {
+    fn memory_is_bounded_and_cooling_keys_are_kept_apart() {
         let t = Tracker::new(
             Incidents::after(2)
                 .cool_down(Duration::from_secs(100))
                 .capacity(3),
         );
-        assert!(t.observe(&key("hot"), "replay", 10).is_empty());
-        assert_eq!(t.observe(&key("hot"), "replay", 10).len(), 1);
+        assert!(t.observe(&key("hot"), REPLAY, 10).is_empty());
+        assert_eq!(t.observe(&key("hot"), REPLAY, 10).len(), 1);
         for i in 0..50 {
-            t.observe(&key(&format!("k{i}")), "replay", 11);
+            t.observe(&key(&format!("k{i}")), FORGED, 11);
         }
-        let state = t.state.lock().unwrap();
+        let state = t.state();
         assert_eq!(state.entries.len(), 3);
-        assert!(state.entries.contains_key("jkt:hot"));
+        assert!(!state.entries.contains_key("jkt:hot"), "forgotten first");
         drop(state);
         assert_eq!(t.cooling_down("jkt", "hot", 20), Some(90));
+        // More cool-downs than the capacity: the soonest ending goes.
+        for i in 0..5 {
+            let k = key(&format!("c{i}"));
+            t.observe(&k, REPLAY, 30 + i);
+            t.observe(&k, REPLAY, 30 + i);
+        }
+        assert_eq!(t.state().cooling.len(), 3);
+        assert_eq!(t.cooling_down("jkt", "hot", 40), None);
+        assert_eq!(t.cooling_down("jkt", "c4", 40), Some(94));
     }
 
     #[test]
     fn which_refusals_count() {
+        let name = |e, s| kind(e, s).map(|k| (k.name, k.verified_key));
         assert_eq!(
-            kind(Some(Error::ProofReplayed), Severity::Suspicious, false),
-            Some("replay")
+            name(Some(Error::ProofReplayed), Severity::Suspicious),
+            Some(("replay", true))
         );
         assert_eq!(
-            kind(Some(Error::ProofIssuedInFuture), Severity::Routine, false),
-            Some("future_proof")
-        );
-        assert_eq!(kind(None, Severity::Suspicious, true), Some("key_shared"));
-        assert_eq!(
-            kind(Some(Error::TokenRevoked), Severity::Suspicious, false),
-            Some("other")
+            name(Some(Error::ProofIssuedInFuture), Severity::Routine),
+            Some(("future_proof", false))
         );
         assert_eq!(
-            kind(Some(Error::PolicyDenied), Severity::Suspicious, false),
-            Some("other")
+            name(Some(Error::ProofSignature), Severity::Suspicious),
+            Some(("bad_signature", false))
         );
         assert_eq!(
-            kind(Some(Error::TokenExpired), Severity::Routine, false),
+            name(Some(Error::ProofAthMismatch), Severity::Suspicious),
+            Some(("wrong_token", false))
+        );
+        assert_eq!(
+            name(Some(Error::TokenBindingMismatch), Severity::Suspicious),
+            Some(("wrong_key", true))
+        );
+        assert_eq!(
+            name(Some(Error::KeyShared), Severity::Suspicious),
+            Some(("key_shared", true))
+        );
+        assert_eq!(
+            name(Some(Error::TokenRevoked), Severity::Suspicious),
+            Some(("other", true))
+        );
+        assert_eq!(
+            name(Some(Error::PolicyDenied), Severity::Suspicious),
+            Some(("other", true))
+        );
+        assert_eq!(name(Some(Error::TokenExpired), Severity::Routine), None);
+        assert_eq!(
+            name(Some(Error::KeyCoolingDown), Severity::Suspicious),
             None
         );
-        assert_eq!(
-            kind(Some(Error::KeyCoolingDown), Severity::Suspicious, false),
-            None
-        );
-        assert_eq!(kind(None, Severity::Routine, false), None);
+        // Allowed requests never count, even with a finding.
+        assert_eq!(name(None, Severity::Suspicious), None);
     }
 }

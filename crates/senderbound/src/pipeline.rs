@@ -284,7 +284,7 @@ impl Pipeline {
                     }
                 };
                 record.jkt = Some(proof.jkt().to_owned());
-                record.iat_offset = Some(iat_offset(proof.iat(), now));
+                record.iat_offset = Some(iat_offset(proof.iat(), now, true));
                 if let Some(left) = self.cooling_down("jkt", proof.jkt(), now) {
                     return Err(Denial::cooling_down(scheme, left));
                 }
@@ -489,11 +489,22 @@ impl Pipeline {
     }
 }
 
+/// Largest offset recorded in the histogram, either way: a year. A refused
+/// proof's `iat` is whatever its sender wrote, and one absurd value must
+/// not swamp the histogram's sum.
+const MAX_RECORDED_OFFSET: i64 = 365 * 24 * 3600;
+
 /// The proof's `iat` minus now, in seconds; recorded in the clock-skew
-/// histogram.
-fn iat_offset(iat: u64, now: u64) -> i64 {
-    let offset = i64::try_from(i128::from(iat) - i128::from(now)).unwrap_or(i64::MAX);
-    metrics::histogram!(audit::PROOF_IAT_OFFSET_SECONDS).record(offset as f64);
+/// histogram, labelled by whether the proof's signature verified
+/// (`proof="verified"`) or it was refused for its time first
+/// (`proof="refused"`, its `iat` unverified).
+fn iat_offset(iat: u64, now: u64, verified: bool) -> i64 {
+    let offset = i128::from(iat) - i128::from(now);
+    let offset =
+        i64::try_from(offset.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or_default();
+    let proof = if verified { "verified" } else { "refused" };
+    let recorded = offset.clamp(-MAX_RECORDED_OFFSET, MAX_RECORDED_OFFSET);
+    metrics::histogram!(audit::PROOF_IAT_OFFSET_SECONDS, "proof" => proof).record(recorded as f64);
     offset
 }
 
@@ -515,6 +526,6 @@ fn note_refused_proof(proof: &str, error: Error, now: u64, record: &mut AuditRec
     let claimed = Claimed::read(proof);
     record.jkt = claimed.jkt;
     if timing {
-        record.iat_offset = claimed.iat.map(|iat| iat_offset(iat, now));
+        record.iat_offset = claimed.iat.map(|iat| iat_offset(iat, now, false));
     }
 }

@@ -31,9 +31,14 @@
 //!   argument constraint is an object of JSON Schema keywords: `const`,
 //!   `enum`, `minimum`, `maximum` (numbers), `maxLength` (characters). A
 //!   constrained argument must be present and meet every keyword; arguments
-//!   not named are not constrained. A keyword not listed here makes the
-//!   entry grant nothing: a constraint that is not understood is not
-//!   skipped.
+//!   not named are not constrained. Numbers compare exactly (integers as
+//!   integers; an integer beyond 2^53 against a fraction meets nothing).
+//!
+//! What is not understood grants nothing, never more: a keyword not listed
+//! here, a tool entry with a member other than `name` and `arguments`, a
+//! detail with a member other than `type`, `locations` and `tools` (such as
+//! RFC 9396's `actions` or `identifier`, whose meaning for tools this policy
+//! would have to guess).
 //!
 //! A call is allowed when any entry of any applicable detail allows it.
 //! Otherwise it is refused with `403 insufficient_scope` (a token with a
@@ -42,9 +47,16 @@
 //! argument fell outside which keyword (never the argument's value).
 //!
 //! Only `tools/call` messages are governed; other MCP methods (`initialize`,
-//! `tools/list`, …) and `GET` requests pass. A `POST` whose body was not
-//! inspected ([`inspect_mcp_calls`](crate::AuthorizeLayer::inspect_mcp_calls)
-//! missing) is refused: the grant could not be checked.
+//! `tools/list`, …) and `GET`, `HEAD`, `OPTIONS` and `DELETE` requests (an
+//! MCP session's stream and its end) pass. A request of another method whose
+//! body was not inspected (`inspect_mcp_calls` missing, or a `PUT`) is
+//! refused: the grant could not be checked.
+//!
+//! Name the same resource here and in the metadata's `resource`, and the
+//! same type in its `authorization_details_types_supported`: they are set
+//! apart. A client that answers any `insufficient_scope` by asking for more
+//! scopes gets the same token again; ask the authorization server for the
+//! tool in `authorization_details` instead.
 //!
 //! ```
 //! use axum::{Router, routing::post};
@@ -130,7 +142,14 @@ impl ToolGrants {
     /// inside a policy of your own).
     pub fn check_call(&self, request: &PolicyRequest) -> Result<(), Denied> {
         let Some(tool) = request.tool() else {
-            if request.method() == http::Method::POST && request.mcp().is_none() {
+            let bodiless = matches!(
+                *request.method(),
+                http::Method::GET
+                    | http::Method::HEAD
+                    | http::Method::OPTIONS
+                    | http::Method::DELETE
+            );
+            if !bodiless && request.mcp().is_none() {
                 return Err(Denied::new(
                     "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
                 ));
@@ -164,18 +183,37 @@ impl ToolGrants {
             )
             .into());
         }
+        // Why not: about this tool if an entry named it, else about a
+        // detail that could not be read.
         let mut reason: Option<String> = None;
+        let mut unread: Option<String> = None;
         for detail in applicable {
+            if let Some(unknown) = detail
+                .members()
+                .keys()
+                .find(|k| !["type", "locations", "tools"].contains(&k.as_str()))
+            {
+                unread.get_or_insert_with(|| {
+                    format!(
+                        "a {} detail with a member not understood (`{unknown}`) grants nothing",
+                        self.detail_type
+                    )
+                });
+                continue;
+            }
             let entries = detail.get("tools").and_then(Value::as_array);
             for entry in entries.into_iter().flatten() {
                 match entry_allows(entry, tool, arguments) {
                     Some(Ok(())) => return Ok(()),
-                    Some(Err(why)) => reason = Some(why),
+                    Some(Err(why)) => {
+                        reason.get_or_insert(why);
+                    }
                     None => {}
                 }
             }
         }
         Err(reason
+            .or(unread)
             .unwrap_or_else(|| format!("tool {tool} is not in the {} grant", self.detail_type))
             .into())
     }
@@ -205,16 +243,24 @@ fn entry_allows(
     tool: &str,
     arguments: Option<&Map<String, Value>>,
 ) -> Option<Result<(), String>> {
-    let (name, constraints) = match entry {
-        Value::String(name) => (name.as_str(), None),
+    let (name, constraints, unknown) = match entry {
+        Value::String(name) => (name.as_str(), None, None),
         Value::Object(entry) => (
             entry.get("name").and_then(Value::as_str)?,
             entry.get("arguments"),
+            entry
+                .keys()
+                .find(|k| !["name", "arguments"].contains(&k.as_str())),
         ),
         _ => return None,
     };
     if name != tool {
         return None;
+    }
+    if let Some(unknown) = unknown {
+        return Some(Err(format!(
+            "tool {tool}: the grant has a member not understood (`{unknown}`)"
+        )));
     }
     let Some(constraints) = constraints else {
         return Some(Ok(()));
@@ -265,17 +311,42 @@ fn meets(value: Option<&Value>, constraint: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// JSON equality, numbers by value (`1` and `1.0` are the same).
+/// JSON equality, numbers by value (`1` and `1.0` are the same); arrays
+/// and objects member by member, so a number inside compares by value too.
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(_), Value::Number(_)) => number_cmp(a, b).is_some_and(|o| o.is_eq()),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same(v, w)))
+        }
         _ => a == b,
     }
 }
 
-/// `value` compared with `bound`, both numbers.
+/// Integers up to this magnitude are exact as `f64`.
+const EXACT_IN_F64: u64 = 1 << 53;
+
+/// `value` compared with `bound`, both numbers, exactly: integers as
+/// integers (`i128` holds every `i64` and `u64`); an integer against a
+/// fraction only while the integer is exact as `f64` (otherwise `None`:
+/// no answer, so no grant).
 fn number_cmp(value: &Value, bound: &Value) -> Option<std::cmp::Ordering> {
-    value.as_f64()?.partial_cmp(&bound.as_f64()?)
+    let (Value::Number(v), Value::Number(b)) = (value, bound) else {
+        return None;
+    };
+    let int = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    match (int(v), int(b)) {
+        (Some(v), Some(b)) => Some(v.cmp(&b)),
+        (Some(i), None) | (None, Some(i)) if i.unsigned_abs() > u128::from(EXACT_IN_F64) => None,
+        _ => v.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
 }
 
 #[cfg(test)]
@@ -421,5 +492,57 @@ mod tests {
             {"name": "a", "arguments": {"x": {"const": "w"}}}, {"name": "a", "arguments": {"x": {"const": "v"}}}
         ]}]));
         assert_eq!(grants.allows(&d, "a", Some(&x)), Ok(()));
+    }
+
+    #[test]
+    fn members_not_understood_grant_nothing() {
+        let d = details(json!([
+            {"type": "mcp_tools", "tools": [{"name": "pay", "args": {"amount": {"maximum": 10}}}]},
+            {"type": "mcp_tools", "actions": ["read"], "tools": ["list"]},
+            {"type": "mcp_tools", "locations": [], "tools": ["here"]},
+        ]));
+        let grants = ToolGrants::new().resource("https://rs/mcp");
+        assert_eq!(
+            grants
+                .allows(&d, "pay", Some(&args(json!({"amount": 5}))))
+                .unwrap_err(),
+            "tool pay: the grant has a member not understood (`args`)"
+        );
+        assert_eq!(
+            grants.allows(&d, "list", None).unwrap_err(),
+            "a mcp_tools detail with a member not understood (`actions`) grants nothing"
+        );
+        // `locations: []` names no resource: it applies nowhere.
+        assert!(grants.allows(&d, "here", None).is_err());
+    }
+
+    #[test]
+    fn numbers_compare_exactly() {
+        let d = details(json!([{"type": "mcp_tools", "tools": [
+            {"name": "get", "arguments": {"id": {"const": 1234567890123456789_u64}}},
+            {"name": "cap", "arguments": {"n": {"maximum": 9007199254740992_u64}}},
+            {"name": "frac", "arguments": {"n": {"maximum": 10.5}}},
+            {"name": "neg", "arguments": {"n": {"minimum": -5, "maximum": 0}}},
+            {"name": "in", "arguments": {"v": {"enum": [[1, 2], {"a": 1}]}}},
+        ]}]));
+        let grants = ToolGrants::new();
+        let check = |tool: &str, a: Value| grants.allows(&d, tool, Some(&args(a))).is_ok();
+        assert!(check("get", json!({"id": 1234567890123456789_u64})));
+        assert!(!check("get", json!({"id": 1234567890123456788_u64})));
+        assert!(!check("get", json!({"id": 1234567890123456800_u64})));
+        assert!(check("cap", json!({"n": 9007199254740992_u64})));
+        assert!(!check("cap", json!({"n": 9007199254740993_u64})));
+        assert!(!check("cap", json!({"n": u64::MAX})));
+        assert!(check("frac", json!({"n": 10})));
+        assert!(check("frac", json!({"n": 10.5})));
+        assert!(!check("frac", json!({"n": 11})));
+        // Beyond 2^53 against a fraction: no exact answer, no grant.
+        assert!(!check("frac", json!({"n": -9007199254740993_i64})));
+        assert!(check("neg", json!({"n": -0.0})));
+        assert!(check("neg", json!({"n": -5})));
+        assert!(!check("neg", json!({"n": -6})));
+        assert!(check("in", json!({"v": [1.0, 2]})));
+        assert!(check("in", json!({"v": {"a": 1.0}})));
+        assert!(!check("in", json!({"v": [1, 2, 3]})));
     }
 }
