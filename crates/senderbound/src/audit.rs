@@ -32,7 +32,7 @@
 //! | `mcp_method`, `tool` | when [`AuthorizeLayer`](crate::AuthorizeLayer) inspected the call |
 //! | `error`, `reason`, `detail` | the RFC error code, the fixed description, a policy's own reason |
 //! | `finding`, `other_client_id`, `other_sub` | `key_shared` (and the other identity) or `incident` |
-//! | `incident_subject`, `incident_count`, `incident_counts`, `incident_window`, `cool_down` | an [incident](crate::incident)'s subject and counts |
+//! | `incident_subject`, `incident_count`, `incident_counts`, `incident_window`, `cool_down` | an [`incident`]'s subject and counts |
 //! | `severity` | `routine`, `suspicious`, `infrastructure` or `incident` |
 //!
 //! Token fields are filled only once the token's signature has been
@@ -54,7 +54,7 @@
 //! - `senderbound_key_sharing_unobserved_total`, requests that went on
 //!   unobserved in report mode because the fleet store did not answer;
 //! - `senderbound_incidents_total{subject}` and
-//!   `senderbound_incident_evictions_total` ([`incident`](crate::incident));
+//!   `senderbound_incident_evictions_total` (the [`incident`] module);
 //! - the histogram [`PROOF_IAT_OFFSET_SECONDS`].
 //!
 //! Label values are fixed strings, so the number of series is bounded.
