@@ -69,6 +69,7 @@ async fn send(h: &Harness, method: &str, path: &str, token: &str, body: &str) ->
         .header("authorization", format!("DPoP {token}"))
         .header("dpop", h.proof(method, path, token))
         .header("content-type", "application/json")
+        .header("content-length", body.len())
         .body(Body::from(body.to_owned()))
         .unwrap();
     h.call(req).await
@@ -141,6 +142,9 @@ async fn a_call_outside_the_grant_is_403_with_the_reason_in_the_audit_event() {
     let r = send(&h, "PUT", "/any", &token, &call("list_notes", json!({}))).await;
     assert_eq!((r.status, r.error()), (403, None), "{r:?}");
     assert_eq!(send(&h, "GET", "/any", &token, "").await.status, 200);
+    let r = send(&h, "DELETE", "/any", &token, &call("list_notes", json!({}))).await;
+    assert_eq!((r.status, r.error()), (403, None), "{r:?}");
+    assert_eq!(send(&h, "DELETE", "/any", &token, "").await.status, 200);
 
     let events = captured.json_lines();
     let denials: Vec<&Value> = events
@@ -155,6 +159,7 @@ async fn a_call_outside_the_grant_is_403_with_the_reason_in_the_audit_event() {
     expected.extend([
         "tool delete_notes is not in the mcp_tools grant",
         "no mcp_tools authorization detail for this resource",
+        "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
         "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
         "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
     ]);

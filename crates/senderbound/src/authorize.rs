@@ -145,7 +145,7 @@ impl PolicyRequest {
 }
 
 /// One MCP (JSON-RPC 2.0) message of a request body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct McpCall {
     method: Option<String>,
     tool: Option<String>,
@@ -153,6 +153,16 @@ pub struct McpCall {
     raw_arguments: Option<Box<str>>,
     arguments: OnceLock<Option<serde_json::Map<String, serde_json::Value>>>,
 }
+
+impl PartialEq for McpCall {
+    /// The same message, whether or not its arguments were read yet.
+    fn eq(&self, other: &Self) -> bool {
+        (&self.method, &self.tool, &self.raw_arguments)
+            == (&other.method, &other.tool, &other.raw_arguments)
+    }
+}
+
+impl Eq for McpCall {}
 
 impl McpCall {
     /// The JSON-RPC `method` (`tools/call`, `tools/list`, `initialize`, …);

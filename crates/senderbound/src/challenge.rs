@@ -12,7 +12,8 @@
 //! the challenge and retry with the nonce; `Cache-Control: no-store` and,
 //! on a 503 or a 429, `Retry-After` too (and for a 429, a key's cool-down
 //! after an [incident](crate::incident), `grpc-retry-pushback-ms`, which
-//! gRPC's retry policies read). A [custom body](RefusalBody) does not apply:
+//! gRPC's retry policies read: the wait up to ten seconds, `-1`, do not
+//! retry, beyond). A [custom body](RefusalBody) does not apply:
 //! a trailers-only response has none. (gRPC-Web requests,
 //! `application/grpc-web…`, carry trailers in the body and get the plain
 //! HTTP refusal, from whose status gRPC-Web clients derive their own code.)
@@ -388,12 +389,16 @@ impl Rejection {
             headers.insert(http::header::RETRY_AFTER, retry_after);
         }
         // gRPC clients do not read Retry-After; their retry policies read
-        // this (gRFC A6), and would otherwise retry UNAVAILABLE at once.
+        // this (gRFC A6), and would otherwise retry UNAVAILABLE at once. A
+        // wait longer than a call should sit idle is "do not retry" (a
+        // negative value): the application decides.
         if let Some(seconds) = self.retry_after {
-            headers.insert(
-                GRPC_RETRY_PUSHBACK_MS,
-                HeaderValue::from(seconds.max(1).saturating_mul(1000)),
-            );
+            let pushback = if seconds <= MAX_GRPC_PUSHBACK_SECS {
+                HeaderValue::from(seconds.max(1).saturating_mul(1000))
+            } else {
+                HeaderValue::from_static("-1")
+            };
+            headers.insert(GRPC_RETRY_PUSHBACK_MS, pushback);
         }
         response
     }
@@ -411,6 +416,9 @@ const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status
 const GRPC_MESSAGE: http::HeaderName = http::HeaderName::from_static("grpc-message");
 const GRPC_RETRY_PUSHBACK_MS: http::HeaderName =
     http::HeaderName::from_static("grpc-retry-pushback-ms");
+/// The longest wait a gRPC client's retry is told to make; beyond, it is
+/// told not to retry.
+const MAX_GRPC_PUSHBACK_SECS: u64 = 10;
 
 /// `true` for a gRPC call (`application/grpc`, `application/grpc+proto`, …;
 /// not gRPC-Web).

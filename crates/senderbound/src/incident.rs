@@ -25,23 +25,28 @@
 //! or certificate, with a token bound to another), `downgrade`,
 //! `key_shared` and `other` come from a verified key or token.
 //!
-//! With [`cool_down`](Incidents::cool_down), the key is then refused (`429
-//! Too Many Requests`, `Retry-After` the seconds left, RFC 6585 §4) for
-//! that long, whatever it presents, if every counted refusal of the
-//! incident came from the verified key: refusals that name a key without
-//! its signature raise an incident, never a cool-down. Off by default, and
-//! think before turning it on: a replay of a proof seen on the wire still
-//! counts against its key, so a cool-down is also a way for someone who
-//! sees a client's traffic to pause it. Clients are counted, never paused.
+//! With [`cool_down`](Incidents::cool_down), a key is refused (`429 Too
+//! Many Requests`, `Retry-After` the seconds left, RFC 6585 §4) for that
+//! long, whatever it presents, once the refusals of the verified key alone
+//! reach the threshold within the window; starting it is always an
+//! incident event (with `cool_down`), quiet period or not. Refusals that
+//! name a key without its signature are counted apart: they raise
+//! incidents, and neither start nor hold off a cool-down. Off by default,
+//! and think before turning it on: a replay of a proof seen on the wire
+//! still counts against its key, so a cool-down is also a way for someone
+//! who sees a client's traffic to pause it. Clients are counted, never
+//! paused.
 //!
 //! Memory is bounded: [`capacity`](Incidents::capacity) keys and clients
 //! are followed (default 10 000), each with at most the threshold's
 //! timestamps (16 bytes each, the threshold at most 1 000); beyond, the first
 //! followed is forgotten, counted in `senderbound_incident_evictions_total`
 //! (a flood of new keys forgets older counts: the metric says so). Keys
-//! cooling down are kept apart, up to the same capacity. The counts are per
-//! process: a fleet's events go to one place, where the same rule can run
-//! across it.
+//! cooling down are kept apart, up to the same capacity; beyond, the one
+//! whose cool-down ends soonest is lifted early (a client able to make many
+//! keys, each with a token of its own, can so end another's cool-down
+//! early; the eviction metric says so). The counts are per process: a
+//! fleet's events go to one place, where the same rule can run across it.
 //!
 //! ```
 //! use std::time::Duration;
@@ -174,6 +179,9 @@ struct Entry {
     /// Times and kinds of the counted refusals in the window (at most the
     /// threshold).
     events: VecDeque<(u64, Kind)>,
+    /// Times of those that came from the verified key (at most the
+    /// threshold): what a cool-down needs.
+    verified: VecDeque<u64>,
     /// No second incident before this time.
     quiet_until: u64,
 }
@@ -245,30 +253,34 @@ impl Tracker {
             let Some(entry) = state.entries.get_mut(key) else {
                 continue;
             };
-            while entry
-                .events
-                .front()
-                .is_some_and(|(at, _)| now.saturating_sub(*at) >= window)
-            {
+            let in_window = |at: u64| now.saturating_sub(at) < window;
+            while entry.events.front().is_some_and(|(at, _)| !in_window(*at)) {
                 entry.events.pop_front();
             }
-            if entry.quiet_until > now {
-                continue;
+            while entry.verified.front().is_some_and(|at| !in_window(*at)) {
+                entry.verified.pop_front();
             }
             entry.events.push_back((now, kind));
             if entry.events.len() > threshold {
                 entry.events.pop_front();
             }
-            if entry.events.len() < threshold {
-                continue;
+            // The key's own signatures (or certificate) are counted apart:
+            // refusals that only name it neither start its cool-down nor,
+            // mixed in, stop one.
+            if kind.verified_key {
+                entry.verified.push_back(now);
+                if entry.verified.len() > threshold {
+                    entry.verified.pop_front();
+                }
             }
-            // A cool-down only for a key whose own signatures (or
-            // certificate) made every counted refusal.
-            let proven = entry.events.iter().all(|(_, k)| k.verified_key);
-            let cool_down = match (self.rule.cool_down, *subject, proven) {
-                (Some(d), "jkt" | "x5t_s256", true) => d.as_secs(),
+            let cool_down = match (self.rule.cool_down, *subject) {
+                (Some(d), "jkt" | "x5t_s256") if entry.verified.len() >= threshold => d.as_secs(),
                 _ => 0,
             };
+            let reported = entry.quiet_until <= now && entry.events.len() >= threshold;
+            if !reported && cool_down == 0 {
+                continue;
+            }
             entry.quiet_until = now.saturating_add(window.max(cool_down));
             let mut per_kind: Vec<(&str, usize)> = Vec::new();
             for (_, k) in &entry.events {
@@ -285,6 +297,9 @@ impl Tracker {
                 .join(" ");
             let count = entry.events.len();
             entry.events = VecDeque::new();
+            if cool_down > 0 {
+                entry.verified = VecDeque::new();
+            }
             if cool_down > 0 {
                 let until = now.saturating_add(cool_down);
                 self.start_cool_down(&mut state, key, until, now);
@@ -368,13 +383,16 @@ mod tests {
         assert_eq!(found[0].0.count, 3);
         assert_eq!(found[0].0.counts, "bad_signature=1 replay=2");
         assert_eq!(found[0].0.cool_down, 0);
-        // Quiet for a window after; counted again after it.
+        // Quiet for a window after, though still counted: a refusal still
+        // going on a window later is the next incident.
         for at in 112..121 {
             assert!(t.observe(&key("a"), REPLAY, at).is_empty(), "{at}");
         }
-        assert!(t.observe(&key("a"), REPLAY, 121).is_empty());
-        assert!(t.observe(&key("a"), REPLAY, 122).is_empty());
-        assert_eq!(t.observe(&key("a"), REPLAY, 123).len(), 1);
+        assert_eq!(t.observe(&key("a"), REPLAY, 121).len(), 1);
+        // A quiet spell: the count starts again.
+        assert!(t.observe(&key("a"), REPLAY, 200).is_empty());
+        assert!(t.observe(&key("a"), REPLAY, 201).is_empty());
+        assert_eq!(t.observe(&key("a"), REPLAY, 202).len(), 1);
         // No cool-down configured: never refused.
         assert_eq!(t.cooling_down("jkt", "a", 123), None);
         assert!(t.observe(&[], REPLAY, 124).is_empty());
@@ -402,6 +420,11 @@ mod tests {
         let found = t.observe(&key("named"), REPLAY, 2000);
         assert_eq!((found.len(), found[0].0.cool_down), (1, 0));
         assert_eq!(t.cooling_down("jkt", "named", 2000), None);
+        // Nor do they hide the key's own: its second verified refusal in
+        // the window starts the cool-down, quiet period or not, and says so.
+        let found = t.observe(&key("named"), REPLAY, 2001);
+        assert_eq!((found.len(), found[0].0.cool_down), (1, 30));
+        assert_eq!(t.cooling_down("jkt", "named", 2001), Some(30));
     }
 
     #[test]

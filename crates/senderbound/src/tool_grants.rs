@@ -31,8 +31,10 @@
 //!   argument constraint is an object of JSON Schema keywords: `const`,
 //!   `enum`, `minimum`, `maximum` (numbers), `maxLength` (characters). A
 //!   constrained argument must be present and meet every keyword; arguments
-//!   not named are not constrained. Numbers compare exactly (integers as
-//!   integers; an integer beyond 2^53 against a fraction meets nothing).
+//!   not named are not constrained. Integers compare exactly; a number
+//!   with a fraction or an exponent compares as an IEEE double (an integer
+//!   beyond 2^53 against one meets nothing). Grant money as integers of the
+//!   smallest unit (`"maximum": 10000` cents), or as strings with `enum`.
 //!
 //! What is not understood grants nothing, never more: a keyword not listed
 //! here, a tool entry with a member other than `name` and `arguments`, a
@@ -47,10 +49,11 @@
 //! argument fell outside which keyword (never the argument's value).
 //!
 //! Only `tools/call` messages are governed; other MCP methods (`initialize`,
-//! `tools/list`, …) and `GET`, `HEAD`, `OPTIONS` and `DELETE` requests (an
-//! MCP session's stream and its end) pass. A request of another method whose
-//! body was not inspected (`inspect_mcp_calls` missing, or a `PUT`) is
-//! refused: the grant could not be checked.
+//! `tools/list`, …) and `GET`, `HEAD`, `OPTIONS` and `DELETE` requests
+//! without a body (an MCP session's stream and its end) pass. Any other
+//! request whose body was not inspected (`inspect_mcp_calls` missing, a
+//! `PUT`, a `DELETE` with a body) is refused: the grant could not be
+//! checked.
 //!
 //! Name the same resource here and in the metadata's `resource`, and the
 //! same type in its `authorization_details_types_supported`: they are set
@@ -142,13 +145,19 @@ impl ToolGrants {
     /// inside a policy of your own).
     pub fn check_call(&self, request: &PolicyRequest) -> Result<(), Denied> {
         let Some(tool) = request.tool() else {
-            let bodiless = matches!(
-                *request.method(),
-                http::Method::GET
-                    | http::Method::HEAD
-                    | http::Method::OPTIONS
-                    | http::Method::DELETE
-            );
+            let headers = request.headers();
+            let has_body = headers.contains_key(http::header::TRANSFER_ENCODING)
+                || headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .is_some_and(|v| v.as_bytes() != b"0");
+            let bodiless = !has_body
+                && matches!(
+                    *request.method(),
+                    http::Method::GET
+                        | http::Method::HEAD
+                        | http::Method::OPTIONS
+                        | http::Method::DELETE
+                );
             if !bodiless && request.mcp().is_none() {
                 return Err(Denied::new(
                     "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
@@ -193,6 +202,16 @@ impl ToolGrants {
                 .keys()
                 .find(|k| !["type", "locations", "tools"].contains(&k.as_str()))
             {
+                // The reason, only if this detail would have been the one.
+                let names_tool = detail
+                    .get("tools")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e.as_str().or_else(|| e.get("name")?.as_str()) == Some(tool));
+                if !names_tool {
+                    continue;
+                }
                 unread.get_or_insert_with(|| {
                     format!(
                         "a {} detail with a member not understood (`{unknown}`) grants nothing",
