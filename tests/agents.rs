@@ -2,7 +2,6 @@
 //! (with MCP tool names), key-sharing detection and the decision counters.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -17,6 +16,7 @@ use senderbound::tokens::Issuer;
 use senderbound::{AuthorizeLayer, Error, Origin, Sender};
 use senderbound_suite::capture::Captured;
 use senderbound_suite::harness::{AUDIENCE, HOST, Harness, ISSUER, Reply};
+use senderbound_suite::recorded::Recorded;
 use serde_json::{Value, json};
 
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
@@ -547,66 +547,9 @@ async fn in_reject_mode_the_second_identity_is_refused_and_the_first_keeps_worki
 
 // ---------------------------------------------------------------- metrics
 
-/// Counts every counter increment by its name and labels.
-#[derive(Clone, Default)]
-struct Counters(Arc<Mutex<HashMap<String, u64>>>);
-
-struct Handle(Arc<Mutex<HashMap<String, u64>>>, String);
-
-impl metrics::CounterFn for Handle {
-    fn increment(&self, value: u64) {
-        *self.0.lock().unwrap().entry(self.1.clone()).or_default() += value;
-    }
-    fn absolute(&self, value: u64) {
-        self.0.lock().unwrap().insert(self.1.clone(), value);
-    }
-}
-
-impl metrics::Recorder for Counters {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        metrics::Counter::from_arc(Arc::new(Handle(self.0.clone(), name)))
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
-
 #[test]
 fn decisions_are_counted_by_outcome_class_and_error() {
-    let counters = Counters::default();
+    let counters = Recorded::default();
     // A current-thread runtime keeps every decision on this thread, where
     // the local recorder is installed.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -633,7 +576,7 @@ fn decisions_are_counted_by_outcome_class_and_error() {
             );
         })
     });
-    let counts = counters.0.lock().unwrap().clone();
+    let counts = counters.counters();
     let decisions = |outcome: &str, class: &str, error: &str, severity: &str| {
         counts
             .get(&format!(

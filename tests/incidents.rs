@@ -4,8 +4,6 @@
 //! gRPC `UNAVAILABLE`), and the proof's `iat` offset in the audit event and
 //! a histogram.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -15,6 +13,7 @@ use senderbound::incident::Incidents;
 use senderbound_client::DpopKey;
 use senderbound_suite::capture::Captured;
 use senderbound_suite::harness::{HOST, Harness};
+use senderbound_suite::recorded::Recorded;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -260,68 +259,9 @@ async fn a_cool_down_refuses_the_key_with_429_until_it_ends() {
     assert_eq!(h.get_with("/whoami", &token).await.status, 200);
 }
 
-/// Records every histogram value by name.
-#[derive(Clone, Default)]
-struct Histograms(Arc<Mutex<HashMap<String, Vec<f64>>>>);
-
-struct Recording(Arc<Mutex<HashMap<String, Vec<f64>>>>, String);
-
-impl metrics::HistogramFn for Recording {
-    fn record(&self, value: f64) {
-        self.0
-            .lock()
-            .unwrap()
-            .entry(self.1.clone())
-            .or_default()
-            .push(value);
-    }
-}
-
-impl metrics::Recorder for Histograms {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        metrics::Counter::noop()
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        key: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        metrics::Histogram::from_arc(Arc::new(Recording(self.0.clone(), name)))
-    }
-}
-
 #[test]
 fn proof_clock_offsets_are_in_the_audit_event_and_the_histogram() {
-    let histograms = Histograms::default();
+    let histograms = Recorded::default();
     let (captured, _guard) = Captured::install_json();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -387,7 +327,7 @@ fn proof_clock_offsets_are_in_the_audit_event_and_the_histogram() {
     let found = incidents(&events);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0]["incident_counts"], "future_proof=3");
-    let recorded = histograms.0.lock().unwrap().clone();
+    let recorded = histograms.histograms();
     assert_eq!(
         recorded.get("senderbound_proof_iat_offset_seconds{proof=verified}"),
         Some(&vec![-2.0])

@@ -10,10 +10,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use senderbound::authorize::{Denied, PolicyRequest};
 use senderbound::step_up::StepUp;
-use senderbound::tokens::{ClientAuth, Introspection, Issuer, TokenFormat};
 use senderbound::{AuthorizeLayer, Error, Sender};
 use senderbound_suite::harness::Harness;
-use senderbound_suite::mock_as::{MockAs, RS_CLIENT_ID, RS_CLIENT_SECRET};
+use senderbound_suite::mock_as::MockAs;
 use serde_json::json;
 
 async fn whoami(sender: Sender) -> Json<Sender> {
@@ -125,26 +124,8 @@ async fn a_policy_asks_for_step_up_before_scopes() {
 #[tokio::test]
 async fn an_introspection_answer_counts_as_a_jwt_does() {
     let mock = MockAs::start().await;
-    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
-    let auth = ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET);
-    let mut h = Harness::with_issuer(mock.signer(), |b| {
-        b.trust(
-            Issuer::new(issuer)
-                .introspection(Introspection::new(auth).endpoint(endpoint))
-                .token_format(TokenFormat::Auto),
-        )
-    });
-    h.app = stepped().layer(h.auth.clone());
-    let answer = |extra: serde_json::Value| {
-        let mut claims = h.claims();
-        claims["active"] = json!(true);
-        claims["token_type"] = json!("DPoP");
-        claims.as_object_mut().unwrap().remove("iss");
-        for (name, value) in extra.as_object().unwrap() {
-            claims[name] = value.clone();
-        }
-        claims
-    };
+    let h = Harness::introspected_by(&mock, stepped());
+    let answer = |extra: serde_json::Value| h.introspection_answer(extra);
     mock.register_opaque("weak", answer(json!({"acr": "urn:example:password"})));
     mock.register_opaque(
         "strong",

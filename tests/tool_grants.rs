@@ -9,12 +9,11 @@ use axum::body::Body;
 use axum::routing::{any, post};
 use http::Request;
 use senderbound::metadata::ResourceMetadata;
-use senderbound::tokens::{ClientAuth, Introspection, Issuer, TokenFormat};
 use senderbound::tool_grants::ToolGrants;
 use senderbound::{AuthorizeLayer, Error, Sender};
 use senderbound_suite::capture::Captured;
 use senderbound_suite::harness::{AUDIENCE, HOST, Harness, Reply};
-use senderbound_suite::mock_as::{MockAs, RS_CLIENT_ID, RS_CLIENT_SECRET};
+use senderbound_suite::mock_as::MockAs;
 use serde_json::{Value, json};
 
 const RESOURCE: &str = "https://api.example.test/mcp";
@@ -253,21 +252,8 @@ async fn tokens_with_unreadable_details_and_calls_with_ambiguous_arguments_are_r
 #[tokio::test]
 async fn an_introspection_answer_carries_a_grant_as_a_jwt_does() {
     let mock = MockAs::start().await;
-    let (issuer, endpoint) = (mock.issuer().to_owned(), mock.introspection_endpoint());
-    let auth = ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET);
-    let mut h = Harness::with_issuer(mock.signer(), |b| {
-        b.trust(
-            Issuer::new(issuer)
-                .introspection(Introspection::new(auth).endpoint(endpoint))
-                .token_format(TokenFormat::Auto),
-        )
-    });
-    h.app = routes(ToolGrants::new().resource(RESOURCE)).layer(h.auth.clone());
-    let mut answer = h.claims();
-    answer["active"] = json!(true);
-    answer["token_type"] = json!("DPoP");
-    answer.as_object_mut().unwrap().remove("iss");
-    answer["authorization_details"] = grant();
+    let h = Harness::introspected_by(&mock, routes(ToolGrants::new().resource(RESOURCE)));
+    let answer = h.introspection_answer(json!({"authorization_details": grant()}));
     mock.register_opaque("granted", answer);
     assert_eq!(
         post_to(&h, "/mcp", "granted", &call("list_notes", json!({})))

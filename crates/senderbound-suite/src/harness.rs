@@ -10,12 +10,14 @@ use http::{HeaderMap, Method, Request};
 use http_body_util::BodyExt;
 use senderbound::clock::{Clock as _, FixedClock};
 use senderbound::mtls::ClientCertificate;
+use senderbound::tokens::{ClientAuth, Introspection, Issuer, TokenFormat};
 use senderbound::{Origin, RequireScopeLayer, Sender, SenderBoundBuilder, SenderBoundLayer};
 use senderbound_client::DpopKey;
 use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::TestIssuer;
+use crate::mock_as::{MockAs, RS_CLIENT_ID, RS_CLIENT_SECRET};
 
 /// The issuer identifier the harness trusts.
 pub const ISSUER: &str = "https://as.example.test";
@@ -193,6 +195,34 @@ impl Harness {
             app: routes().layer(auth.clone()),
             auth,
         }
+    }
+
+    /// `routes` behind a Layer that introspects opaque tokens at `mock`
+    /// (RFC 7662; register them with [`MockAs::register_opaque`]) and
+    /// verifies JWTs by its keys.
+    pub fn introspected_by(mock: &MockAs, routes: Router) -> Self {
+        let auth = ClientAuth::client_secret_basic(RS_CLIENT_ID, RS_CLIENT_SECRET);
+        let issuer = Issuer::new(mock.issuer())
+            .introspection(Introspection::new(auth).endpoint(mock.introspection_endpoint()))
+            .token_format(TokenFormat::Auto);
+        let mut harness = Self::with_issuer(mock.signer(), |b| b.trust(issuer));
+        harness.app = routes.layer(harness.auth.clone());
+        harness
+    }
+
+    /// An active introspection answer for a DPoP token with the default
+    /// claims (no `iss`: the introspecting issuer's), `extra` merged in.
+    pub fn introspection_answer(&self, extra: Value) -> Value {
+        let mut answer = self.claims();
+        answer["active"] = Value::Bool(true);
+        answer["token_type"] = Value::from("DPoP");
+        if let Some(answer) = answer.as_object_mut() {
+            answer.remove("iss");
+            if let Value::Object(extra) = extra {
+                answer.extend(extra);
+            }
+        }
+        answer
     }
 
     /// Current harness time.

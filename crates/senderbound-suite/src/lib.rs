@@ -17,6 +17,7 @@ pub mod harness;
 pub mod mock_as;
 pub mod pki;
 pub mod process;
+pub mod recorded;
 pub mod redis_server;
 pub mod server_cli;
 
