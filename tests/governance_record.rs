@@ -69,12 +69,7 @@ fn token(h: &Harness, client: &str, key: &DpopKey, extra: Value) -> String {
 }
 
 async fn call(h: &Harness, key: &DpopKey, token: &str, tool: &str, arguments: Value) -> Reply {
-    let proof = key
-        .proof("POST", &format!("https://{HOST}/mcp"))
-        .unwrap()
-        .access_token(token)
-        .issued_at(h.now())
-        .sign();
+    let proof = h.proof_by(key, "POST", "/mcp", token);
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                       "params": {"name": tool, "arguments": arguments}});
     let req = Request::post("/mcp")

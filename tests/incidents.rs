@@ -24,6 +24,13 @@ fn incidents(events: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
+/// The client's proof for `token` with a signature that is not its key's.
+fn forged(h: &Harness, token: &str) -> String {
+    let proof = h.proof("GET", "/whoami", token);
+    let (input, _) = proof.rsplit_once('.').unwrap();
+    format!("{input}.{}", "A".repeat(86))
+}
+
 /// Sends the same (already used) proof again.
 async fn replay(h: &Harness, token: &str, proof: &str) -> u16 {
     h.send(
@@ -111,11 +118,7 @@ async fn forged_signatures_and_stolen_tokens_count_against_the_keys_they_name() 
     let h = Harness::with(|b| b.incidents(Incidents::after(2)));
     let token = h.token();
     // A proof whose signature is not the key's: counted for the key it names.
-    let forged = {
-        let proof = h.proof("GET", "/whoami", &token);
-        let (input, _) = proof.rsplit_once('.').unwrap();
-        format!("{input}.{}", "A".repeat(86))
-    };
+    let forged = forged(&h, &token);
     for _ in 0..2 {
         let r = h
             .send(
@@ -149,12 +152,7 @@ async fn forged_signatures_and_stolen_tokens_count_against_the_keys_they_name() 
     // A stolen token with the thief's key, then a downgrade: the client's
     // count has both kinds.
     let thief = DpopKey::generate();
-    let stolen = thief
-        .proof("GET", &format!("https://{HOST}/whoami"))
-        .unwrap()
-        .access_token(&token)
-        .issued_at(h.now())
-        .sign();
+    let stolen = h.proof_by(&thief, "GET", "/whoami", &token);
     let r = h
         .send(
             "GET",
@@ -248,12 +246,7 @@ async fn a_cool_down_refuses_the_key_with_429_until_it_ends() {
     claims["cnf"] = json!({"jkt": other.jkt()});
     claims["client_id"] = json!("another-client");
     let other_token = h.issuer.sign(&claims);
-    let other_proof = other
-        .proof("GET", &format!("https://{HOST}/whoami"))
-        .unwrap()
-        .access_token(&other_token)
-        .issued_at(h.now())
-        .sign();
+    let other_proof = h.proof_by(&other, "GET", "/whoami", &other_token);
     assert_eq!(replay(&h, &other_token, &other_proof).await, 200);
     h.clock.advance(20);
     assert_eq!(h.get_with("/whoami", &token).await.status, 200);
@@ -348,11 +341,7 @@ async fn refusals_that_only_name_a_key_or_were_allowed_never_pause_it() {
     });
     let token = h.token();
     // Anyone can name the client's public key in a forged proof.
-    let forged = {
-        let proof = h.proof("GET", "/whoami", &token);
-        let (input, _) = proof.rsplit_once('.').unwrap();
-        format!("{input}.{}", "A".repeat(86))
-    };
+    let forged = forged(&h, &token);
     for _ in 0..2 {
         let auth = format!("DPoP {token}");
         let r = h.send("GET", "/whoami", Some(&auth), Some(&forged)).await;

@@ -243,8 +243,13 @@ impl Harness {
 
     /// A valid proof by the client for `method` `https://HOST{path}` with `token`.
     pub fn proof(&self, method: &str, path: &str, token: &str) -> String {
-        self.client
-            .proof(method, &format!("https://{HOST}{path}"))
+        self.proof_by(&self.client, method, path, token)
+    }
+
+    /// A valid proof by `key` (another client's, a thief's) for `method`
+    /// `https://HOST{path}` with `token`.
+    pub fn proof_by(&self, key: &DpopKey, method: &str, path: &str, token: &str) -> String {
+        key.proof(method, &format!("https://{HOST}{path}"))
             .unwrap()
             .access_token(token)
             .issued_at(self.now())
