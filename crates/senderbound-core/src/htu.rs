@@ -47,6 +47,9 @@ pub fn normalize(uri: &str) -> Result<String, InvalidUri> {
     }
     let end = uri.find(['?', '#']).unwrap_or(uri.len());
     let uri = &uri[..end];
+    if is_plain_uri(uri) {
+        return Ok(uri.to_owned());
+    }
 
     let colon = uri.find(':').ok_or(InvalidUri)?;
     let scheme = &uri[..colon];
@@ -93,6 +96,9 @@ pub fn normalize(uri: &str) -> Result<String, InvalidUri> {
 /// assert!(!is_normalized_path("/%61dmin"));
 /// ```
 pub fn is_normalized_path(path: &str) -> bool {
+    if is_plain_path(path) {
+        return true;
+    }
     if !path.starts_with('/') || !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return false;
     }
@@ -107,6 +113,50 @@ pub fn is_normalized_path(path: &str) -> bool {
     let mut out = String::with_capacity(path.len());
     remove_dot_segments(&decoded, &mut out);
     out == decoded
+}
+
+/// [`normalize`] for a URI already in a `String`: returned as it is, with
+/// no copy, when normalisation would not change it (the usual case).
+pub fn normalize_owned(uri: String) -> Result<String, InvalidUri> {
+    if is_plain_uri(&uri) {
+        return Ok(uri);
+    }
+    normalize(&uri)
+}
+
+/// `true` for a path that normalisation leaves as it is, without copying it:
+/// it starts with `/`, has only printable ASCII but `%`, `?` and `#`, and no
+/// `.` or `..` segment. Most request paths are such.
+pub fn is_plain_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'%' | b'?' | b'#'))
+        && !path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+}
+
+/// `true` for an absolute URI (query and fragment already cut) that
+/// [`normalize`] leaves as it is: `https://` or `http://`, a host of
+/// lower-case letters, digits, `-` and `.` with no port, and a plain path
+/// ([`is_plain_path`]).
+fn is_plain_uri(uri: &str) -> bool {
+    let Some(rest) = uri
+        .strip_prefix("https://")
+        .or_else(|| uri.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let Some(slash) = rest.find('/') else {
+        return false;
+    };
+    let (host, path) = rest.split_at(slash);
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && is_plain_path(path)
 }
 
 /// Splits `host[:port]` with [`Authority::parse`]. Percent-encoded hosts are
@@ -183,6 +233,43 @@ fn remove_dot_segments(path: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_uris_and_paths_are_left_as_they_are_and_agree_with_the_full_rules() {
+        for uri in [
+            "https://api.example.com/r",
+            "http://a-b.c9.example/x/y/",
+            "https://x.example//double//slash",
+            "https://x.example/a:b@c!$&'()*+,;=~_-",
+        ] {
+            assert!(is_plain_uri(uri), "{uri}");
+            assert_eq!(normalize(uri).unwrap(), uri);
+        }
+        // Not plain: the full rules apply, and still decide.
+        for (uri, normal) in [
+            ("https://X.example/r", "https://x.example/r"),
+            ("https://x.example:443/r", "https://x.example/r"),
+            ("https://x.example/a/./b", "https://x.example/a/b"),
+            ("https://x.example/a/../b", "https://x.example/b"),
+            ("https://x.example/%7e", "https://x.example/~"),
+            ("https://x.example", "https://x.example/"),
+            ("https://x.example/.", "https://x.example/"),
+        ] {
+            assert!(!is_plain_uri(uri), "{uri}");
+            assert_eq!(normalize(uri).unwrap(), normal, "{uri}");
+        }
+        assert!(!is_plain_uri("https://user@x.example/r"));
+        assert!(normalize("https://user@x.example/r").is_err());
+        assert!(!is_plain_uri("ftp://x.example/r"));
+        for path in ["/", "/a/b", "/a/b/", "/.well-known/x", "/a..b/...", "//"] {
+            assert!(is_plain_path(path), "{path}");
+            assert!(is_normalized_path(path), "{path}");
+        }
+        for path in ["", "a", "/a/./b", "/..", "/a/%41", "/a?b"] {
+            assert!(!is_plain_path(path), "{path}");
+        }
+        assert!(is_normalized_path("/a/%2F"));
+    }
 
     fn same(a: &str, b: &str) {
         assert_eq!(normalize(a).unwrap(), normalize(b).unwrap(), "{a} vs {b}");

@@ -1,8 +1,9 @@
 //! Compact JWS (RFC 7515 §7.1) splitting and base64url decoding, shared by
 //! DPoP proofs and JWT access tokens.
 //!
-//! One pass: the three segments are located once, the header and payload are
-//! decoded once, and the signing input is borrowed from the input string.
+//! One pass: the three segments are located once, decoded once into one
+//! buffer (one allocation), and the signing input is borrowed from the input
+//! string.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,22 +11,21 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// A compact JWS split into its parts. Nothing has been verified yet.
 /// Its `Debug` output shows only sizes.
 pub struct CompactJws<'a> {
-    /// The decoded JOSE header (JSON bytes).
-    pub header: Vec<u8>,
-    /// The decoded payload (JSON bytes for a JWT).
-    pub payload: Vec<u8>,
+    /// The decoded header, payload and signature, one after the other.
+    decoded: Vec<u8>,
+    /// Where the payload and the signature start in `decoded`.
+    payload_at: usize,
+    signature_at: usize,
     /// `BASE64URL(header) || '.' || BASE64URL(payload)`: what the signature covers.
     pub signing_input: &'a str,
-    /// The decoded signature bytes.
-    pub signature: Vec<u8>,
 }
 
 impl std::fmt::Debug for CompactJws<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompactJws")
-            .field("header_bytes", &self.header.len())
-            .field("payload_bytes", &self.payload.len())
-            .field("signature_bytes", &self.signature.len())
+            .field("header_bytes", &self.header().len())
+            .field("payload_bytes", &self.payload().len())
+            .field("signature_bytes", &self.signature().len())
             .finish()
     }
 }
@@ -53,19 +53,47 @@ impl<'a> CompactJws<'a> {
         if h.is_empty() || p.is_empty() || s.is_empty() {
             return Err(NotCompactJws);
         }
-        let header = b64url_decode(h)?;
-        let payload = b64url_decode(p)?;
+        // Each segment decodes to at most 3/4 of its length.
+        let mut decoded = Vec::with_capacity((h.len() + p.len() + s.len()) / 4 * 3 + 3);
+        URL_SAFE_NO_PAD
+            .decode_vec(h, &mut decoded)
+            .map_err(|_| NotCompactJws)?;
+        let payload_at = decoded.len();
+        URL_SAFE_NO_PAD
+            .decode_vec(p, &mut decoded)
+            .map_err(|_| NotCompactJws)?;
+        let signature_at = decoded.len();
         // A JOSE header (RFC 7515 §4) and a JWT claims set (RFC 7519 §7.2)
         // are JSON objects; serde would also read a struct from an array.
-        if !is_json_object(&header) || !is_json_object(&payload) {
+        if !is_json_object(&decoded[..payload_at]) || !is_json_object(&decoded[payload_at..]) {
             return Err(NotCompactJws);
         }
+        URL_SAFE_NO_PAD
+            .decode_vec(s, &mut decoded)
+            .map_err(|_| NotCompactJws)?;
         Ok(CompactJws {
-            header,
-            payload,
+            decoded,
+            payload_at,
+            signature_at,
             signing_input: &input[..second],
-            signature: b64url_decode(s)?,
         })
+    }
+
+    /// The decoded JOSE header (JSON bytes).
+    pub fn header(&self) -> &[u8] {
+        self.decoded.get(..self.payload_at).unwrap_or_default()
+    }
+
+    /// The decoded payload (JSON bytes for a JWT).
+    pub fn payload(&self) -> &[u8] {
+        self.decoded
+            .get(self.payload_at..self.signature_at)
+            .unwrap_or_default()
+    }
+
+    /// The decoded signature bytes.
+    pub fn signature(&self) -> &[u8] {
+        self.decoded.get(self.signature_at..).unwrap_or_default()
     }
 }
 
@@ -104,10 +132,10 @@ mod tests {
     #[test]
     fn splits_three_parts() {
         let jws = CompactJws::parse("eyJhIjoxfQ.eyJiIjoyfQ.AQID").unwrap();
-        assert_eq!(jws.header, br#"{"a":1}"#);
-        assert_eq!(jws.payload, br#"{"b":2}"#);
+        assert_eq!(jws.header(), br#"{"a":1}"#);
+        assert_eq!(jws.payload(), br#"{"b":2}"#);
         assert_eq!(jws.signing_input, "eyJhIjoxfQ.eyJiIjoyfQ");
-        assert_eq!(jws.signature, [1, 2, 3]);
+        assert_eq!(jws.signature(), [1, 2, 3]);
     }
 
     #[test]

@@ -24,6 +24,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
@@ -32,7 +34,7 @@ use crate::alg::{Algorithm, AlgorithmSet};
 use crate::error::Error;
 use crate::htu;
 use crate::jwk::{JwkError, PublicJwk};
-use crate::jws::{CompactJws, b64url_decode};
+use crate::jws::CompactJws;
 use crate::key_cache::{DEFAULT_KEY_CACHE_CAPACITY, KeyCache};
 
 /// Default largest accepted `DPoP` header value, in bytes. A proof with an
@@ -147,7 +149,7 @@ impl ProofPolicy {
         let jws = CompactJws::parse(proof).map_err(|_| Error::ProofMalformed)?;
 
         let header: ProofHeader<'_> =
-            serde_json::from_slice(&jws.header).map_err(|_| Error::ProofMalformed)?;
+            serde_json::from_slice(jws.header()).map_err(|_| Error::ProofMalformed)?;
         let typ = header.typ.as_deref().ok_or(Error::ProofType)?;
         if !is_media_type(typ, "dpop+jwt") {
             return Err(Error::ProofType);
@@ -174,11 +176,12 @@ impl ProofPolicy {
             return Err(Error::ProofKeyAlgorithmMismatch);
         }
 
-        let claims: ProofClaims<'_> = serde_json::from_slice(&jws.payload).map_err(|_| {
+        let claims: ProofClaims<'_> = serde_json::from_slice(jws.payload()).map_err(|_| {
             // A JSON object with a claim of the wrong type is a claim problem;
             // anything else is not a JWT at all.
-            match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&jws.payload)
-            {
+            match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(
+                jws.payload(),
+            ) {
                 Ok(_) => Error::ProofMissingClaim,
                 Err(_) => Error::ProofMalformed,
             }
@@ -194,9 +197,18 @@ impl ProofPolicy {
         if htm != facts.method {
             return Err(Error::ProofMethodMismatch);
         }
-        let claimed_htu = htu::normalize(&claimed_htu).map_err(|_| Error::ProofUriMismatch)?;
+        // The htu as sent is usually already in normal form, and then the
+        // same text as the request's (which is normalised): no copy.
+        debug_assert_eq!(
+            htu::normalize(facts.htu).as_deref(),
+            Ok(facts.htu),
+            "RequestFacts::htu must be normalised"
+        );
         if claimed_htu != facts.htu {
-            return Err(Error::ProofUriMismatch);
+            let claimed = htu::normalize(&claimed_htu).map_err(|_| Error::ProofUriMismatch)?;
+            if claimed != facts.htu {
+                return Err(Error::ProofUriMismatch);
+            }
         }
 
         if iat.saturating_add(self.max_age) < facts.now {
@@ -223,13 +235,18 @@ impl ProofPolicy {
 
         if let Some(expected) = facts.access_token_hash {
             let ath = claims.ath.ok_or(Error::ProofAthMissing)?;
-            let ath = b64url_decode(&ath).map_err(|_| Error::ProofAthMismatch)?;
-            if !bool::from(ath.as_slice().ct_eq(expected.as_slice())) {
+            // A SHA-256 is 43 characters, 32 bytes: decoded on the stack
+            // (anything longer does not fit, and cannot match either).
+            let mut decoded = [0u8; 33];
+            let len = URL_SAFE_NO_PAD
+                .decode_slice(ath.as_bytes(), &mut decoded)
+                .map_err(|_| Error::ProofAthMismatch)?;
+            if !bool::from(decoded[..len].ct_eq(expected.as_slice())) {
                 return Err(Error::ProofAthMismatch);
             }
         }
 
-        if !jwk.verify(alg, jws.signing_input.as_bytes(), &jws.signature) {
+        if !jwk.verify(alg, jws.signing_input.as_bytes(), jws.signature()) {
             return Err(Error::ProofSignature);
         }
 
@@ -279,12 +296,12 @@ impl Claimed {
         let Ok(jws) = CompactJws::parse(proof) else {
             return Claimed::default();
         };
-        let jkt = serde_json::from_slice::<Header<'_>>(&jws.header)
+        let jkt = serde_json::from_slice::<Header<'_>>(jws.header())
             .ok()
             .and_then(|h| h.jwk)
             .and_then(|jwk| PublicJwk::from_slice(jwk.get().as_bytes()).ok())
             .map(|jwk| jwk.thumbprint().to_owned());
-        let iat = serde_json::from_slice::<Payload>(&jws.payload)
+        let iat = serde_json::from_slice::<Payload>(jws.payload())
             .ok()
             .and_then(|p| p.iat);
         Claimed { jkt, iat }
@@ -301,6 +318,48 @@ pub(crate) fn is_media_type(typ: &str, expected: &str) -> bool {
     typ.eq_ignore_ascii_case(expected)
 }
 
+/// An optional string member, borrowed from the JSON text when it has no
+/// escapes: serde's `borrow` does not reach a `Cow` inside an `Option`, and
+/// would copy every member of every proof. `null` is absent, as `Option`
+/// reads it.
+fn borrowed_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    struct Str;
+    impl<'de> serde::de::Visitor<'de> for Str {
+        type Value = Cow<'de, str>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+    }
+    struct Optional;
+    impl<'de> serde::de::Visitor<'de> for Optional {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(Str).map(Some)
+        }
+    }
+    d.deserialize_option(Optional)
+}
+
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(d)?;
     Ok(true)
@@ -308,9 +367,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 
 #[derive(Deserialize)]
 struct ProofHeader<'a> {
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_str")]
     typ: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_str")]
     alg: Option<Cow<'a, str>>,
     #[serde(borrow)]
     jwk: Option<&'a RawValue>,
@@ -320,11 +379,11 @@ struct ProofHeader<'a> {
 
 #[derive(Deserialize)]
 struct ProofClaims<'a> {
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_str")]
     jti: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_str")]
     htm: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_str")]
     htu: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
     iat: Option<u64>,
@@ -334,9 +393,9 @@ struct ProofClaims<'a> {
     /// Optional, but a number when present (RFC 7519 §4.1.5).
     #[serde(default, deserialize_with = "crate::numeric_date::deserialize_option")]
     nbf: Option<u64>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_str")]
     ath: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed_str")]
     nonce: Option<Cow<'a, str>>,
 }
 
@@ -374,6 +433,12 @@ impl VerifiedProof {
 
     /// The client's public key.
     pub fn jwk(&self) -> &PublicJwk {
+        &self.jwk
+    }
+
+    /// The client's public key, shared (it is cached across proofs): to
+    /// keep its thumbprint without copying it.
+    pub fn shared_jwk(&self) -> &Arc<PublicJwk> {
         &self.jwk
     }
 

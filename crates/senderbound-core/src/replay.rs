@@ -88,6 +88,22 @@ pub trait ReplayStore: Send + Sync + 'static {
         key: ReplayKey,
         ttl: Duration,
     ) -> impl Future<Output = Result<(), ReplayError>> + Send;
+
+    /// The same, answered at once by a store that keeps its records in
+    /// this process; `None` (the default) for one that must wait (a
+    /// network store), which is then asked with
+    /// [`check_and_insert`](Self::check_and_insert). Lets a caller that
+    /// works through trait objects skip a boxed future per request. When it
+    /// answers, it must answer exactly as `check_and_insert` would (a
+    /// wrapper that forwards one must forward both).
+    fn check_and_insert_at_once(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Option<Result<(), ReplayError>> {
+        let _ = (key, ttl);
+        None
+    }
 }
 
 impl<T: ReplayStore> ReplayStore for std::sync::Arc<T> {
@@ -97,5 +113,13 @@ impl<T: ReplayStore> ReplayStore for std::sync::Arc<T> {
         ttl: Duration,
     ) -> impl Future<Output = Result<(), ReplayError>> + Send {
         (**self).check_and_insert(key, ttl)
+    }
+
+    fn check_and_insert_at_once(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Option<Result<(), ReplayError>> {
+        (**self).check_and_insert_at_once(key, ttl)
     }
 }

@@ -581,7 +581,7 @@ impl TokenRules {
     /// [`parse_jwt`](Self::parse_jwt).
     pub fn verify_parsed(&self, jws: &CompactJws<'_>, keys: &JwkSet) -> Result<AccessToken, Error> {
         let header: JwtHeader<'_> =
-            serde_json::from_slice(&jws.header).map_err(|_| Error::TokenMalformed)?;
+            serde_json::from_slice(jws.header()).map_err(|_| Error::TokenMalformed)?;
         let typ_ok = match (self.typ, header.typ.as_deref()) {
             (_, Some(t)) if is_media_type(t, "at+jwt") => true,
             (TypPolicy::AllowJwt, None) => true,
@@ -606,9 +606,9 @@ impl TokenRules {
         }
         let verified_by = candidates
             .take(4) // without a kid, try a few fitting keys, never the whole set
-            .find(|key| key.verify(alg, jws.signing_input.as_bytes(), &jws.signature))
+            .find(|key| key.verify(alg, jws.signing_input.as_bytes(), jws.signature()))
             .ok_or(Error::TokenSignature)?;
-        let mut claims = AccessToken::from_json_claims(&jws.payload)?;
+        let mut claims = AccessToken::from_json_claims(jws.payload())?;
         self.check_claims(&claims)?;
         claims.key_thumbprint = Some(verified_by.thumbprint().to_owned());
         Ok(claims)
@@ -635,7 +635,7 @@ pub fn unverified_issuer_of(jws: &CompactJws<'_>) -> Result<Option<String>, Erro
     struct Iss {
         iss: Option<serde_json::Value>,
     }
-    let claims: Iss = serde_json::from_slice(&jws.payload).map_err(|_| Error::TokenMalformed)?;
+    let claims: Iss = serde_json::from_slice(jws.payload()).map_err(|_| Error::TokenMalformed)?;
     Ok(match claims.iss {
         Some(serde_json::Value::String(iss)) => Some(iss),
         _ => None,
