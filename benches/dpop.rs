@@ -376,6 +376,73 @@ fn dpop(c: &mut Criterion) {
     }
 }
 
+/// Where a cached-token request's time goes, stage by stage, each timed
+/// alone on the same inputs as `layer_cached_token` (ES256): the public
+/// pieces the Layer is made of. What is not here (the token cache lookup,
+/// the `Sender`, the audit record, the extensions, axum's routing) is the
+/// Layer's total minus these, in docs/benchmarks.md.
+fn stages(c: &mut Criterion) {
+    use senderbound_core::jws::CompactJws;
+    use senderbound_core::key_cache::KeyCache;
+    use senderbound_core::replay::ReplayKey;
+    use senderbound_core::token::Binding;
+
+    let backend = senderbound_core::backend_name();
+    let issuer = TestIssuer::new(ISSUER);
+    let key = ClientKey::es256();
+    let token = issuer.sign(&issuer.claims(AUDIENCE, Some(&key.jkt), "read", now()));
+    let proof = key.proof(&token);
+    let authorization = format!("DPoP {token}");
+    let jwk_text = key.jwk.to_string();
+    let keys = KeyCache::new(1024);
+    keys.get_or_read(&jwk_text).unwrap();
+    let binding = Binding::Dpop {
+        jkt: key.jkt.clone(),
+    };
+    let store = senderbound::replay::CompactReplayStore::new(2_000_000);
+    let mut group = c.benchmark_group(format!("stages/{backend}"));
+    group.bench_function("credentials", |b| {
+        b.iter(|| {
+            senderbound_core::authorization::parse(std::hint::black_box(authorization.as_bytes()))
+                .is_ok()
+        })
+    });
+    group.bench_function("htu", |b| {
+        b.iter(|| {
+            let path = std::hint::black_box("/r");
+            assert!(htu::is_normalized_path(path) && htu::is_plain_path(path));
+            let mut uri = String::with_capacity(32);
+            uri.push_str("https://api.example.test");
+            uri.push_str(path);
+            uri
+        })
+    });
+    group.bench_function("jws_parse", |b| {
+        b.iter(|| CompactJws::parse(std::hint::black_box(&proof)).is_ok())
+    });
+    group.bench_function("key_cache", |b| {
+        b.iter(|| keys.get_or_read(std::hint::black_box(&jwk_text)).is_ok())
+    });
+    group.bench_function("token_hash", |b| {
+        b.iter(|| senderbound_core::token_hash(std::hint::black_box(&token)))
+    });
+    group.bench_function("binding", |b| {
+        b.iter(|| binding.check_dpop(std::hint::black_box(&key.jkt)).is_ok())
+    });
+    let ttl = std::time::Duration::from_secs(61);
+    group.bench_function("replay_key_and_insert", |b| {
+        b.iter_batched(
+            senderbound_client::random_jti,
+            |jti| {
+                let replay = ReplayKey::new(&key.jkt, &jti);
+                store.check_and_insert_at_once(replay, ttl)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
 /// Named replay stores, one per Redis deployment.
 type RedisStores = Vec<(&'static str, senderbound_redis::RedisReplayStore)>;
 
@@ -574,5 +641,5 @@ fn grpc(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dpop, grpc, constant_time);
+criterion_group!(benches, dpop, stages, grpc, constant_time);
 criterion_main!(benches);

@@ -85,13 +85,35 @@ pub(crate) const CLASS_MTLS: &str = "mtls";
 /// `class` of any other `Bearer` request.
 pub(crate) const CLASS_BEARER: &str = "bearer";
 
+/// A key's thumbprint, for the record: shared with what holds it rather
+/// than copied on every request.
+#[derive(Debug, Clone)]
+pub(crate) enum Thumbprint {
+    /// The proof's key (verified).
+    Key(Arc<senderbound_core::jwk::PublicJwk>),
+    /// The key the verified token is bound to (`cnf.jkt`).
+    Bound(Arc<AccessToken>),
+    /// Any other: the key a refused proof claims.
+    Text(String),
+}
+
+impl Thumbprint {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Thumbprint::Key(key) => key.thumbprint(),
+            Thumbprint::Bound(token) => token.binding.jkt().unwrap_or_default(),
+            Thumbprint::Text(text) => text,
+        }
+    }
+}
+
 /// What the Layer learned about a request while deciding, for its audit event.
 #[derive(Debug, Default)]
 pub(crate) struct AuditRecord {
     /// The request's number in this process (`request_id`).
     pub(crate) request: u64,
     pub(crate) class: &'static str,
-    pub(crate) jkt: Option<String>,
+    pub(crate) jkt: Option<Thumbprint>,
     pub(crate) x5t_s256: Option<String>,
     pub(crate) token: Option<Arc<AccessToken>>,
     /// The MCP JSON-RPC method and tool, if the request was inspected.
@@ -112,17 +134,17 @@ pub(crate) struct AuditRecord {
 impl AuditRecord {
     /// The record of a request the Layer admitted, for a later decision
     /// (scope, policy) on it.
-    pub(crate) fn admitted(sender: &crate::Sender, context: &crate::pipeline::AuthContext) -> Self {
+    pub(crate) fn admitted(sender: &crate::Sender) -> Self {
         let binding = sender.binding();
-        let token = context.token.clone();
+        let token = sender.token().clone();
         AuditRecord {
-            request: context.request,
+            request: sender.context().map_or(0, |c| c.request),
             class: match binding {
                 Binding::Dpop { .. } => CLASS_DPOP,
                 Binding::Mtls { .. } => CLASS_MTLS,
                 Binding::Unbound => CLASS_BEARER,
             },
-            jkt: binding.jkt().map(str::to_owned),
+            jkt: binding.jkt().map(|_| Thumbprint::Bound(token.clone())),
             x5t_s256: binding.x5t_s256().map(str::to_owned),
             token: Some(token),
             ..AuditRecord::default()
@@ -150,6 +172,67 @@ fn request_id(request: u64) -> String {
             .finish()
     });
     format!("{prefix:016x}-{request}")
+}
+
+/// The metadata of the metrics recorded without the macros.
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// The labels of a routine allowed decision, fixed at compile time.
+const fn allowed(decision: &'static str, class: &'static str) -> [metrics::Label; 5] {
+    [
+        metrics::Label::from_static_parts("decision", decision),
+        metrics::Label::from_static_parts("outcome", "allow"),
+        metrics::Label::from_static_parts("class", class),
+        metrics::Label::from_static_parts("error", ""),
+        metrics::Label::from_static_parts("severity", "routine"),
+    ]
+}
+
+static ALLOWED: [[metrics::Label; 5]; 6] = [
+    allowed("authenticate", CLASS_DPOP),
+    allowed("authenticate", CLASS_MTLS),
+    allowed("authenticate", CLASS_BEARER),
+    allowed("authorize", CLASS_DPOP),
+    allowed("authorize", CLASS_MTLS),
+    allowed("authorize", CLASS_BEARER),
+];
+
+/// The labels of the decisions counter for an admitted request, made once:
+/// the macro would make (and allocate) them on every request.
+fn allowed_labels(
+    decision: &str,
+    class: &str,
+    outcome: &str,
+    code: &str,
+    severity: Severity,
+) -> Option<&'static [metrics::Label]> {
+    if outcome != "allow" || !code.is_empty() || severity != Severity::Routine {
+        return None;
+    }
+    let row = match decision {
+        "authenticate" => 0,
+        "authorize" => 3,
+        _ => return None,
+    };
+    let column = [CLASS_DPOP, CLASS_MTLS, CLASS_BEARER]
+        .iter()
+        .position(|c| *c == class)?;
+    ALLOWED.get(row + column).map(|labels| &labels[..])
+}
+
+/// Records a proof's `iat` offset (see [`PROOF_IAT_OFFSET_SECONDS`]).
+pub(crate) fn record_iat_offset(offset: f64, verified: bool) {
+    static VERIFIED: [metrics::Label; 1] = [metrics::Label::from_static_parts("proof", "verified")];
+    static REFUSED: [metrics::Label; 1] = [metrics::Label::from_static_parts("proof", "refused")];
+    let labels: &'static [metrics::Label] = if verified { &VERIFIED } else { &REFUSED };
+    metrics::with_recorder(|r| {
+        r.register_histogram(
+            &metrics::Key::from_static_parts(PROOF_IAT_OFFSET_SECONDS, labels),
+            &METADATA,
+        )
+        .record(offset);
+    });
 }
 
 /// Name of the decisions counter.
@@ -210,7 +293,7 @@ pub(crate) fn emit(
     };
     let mut subjects = Vec::with_capacity(2);
     if let Some(jkt) = &record.jkt {
-        subjects.push(("jkt", format!("jkt:{jkt}")));
+        subjects.push(("jkt", format!("jkt:{}", jkt.as_str())));
     } else if let Some(x5t) = &record.x5t_s256 {
         subjects.push(("x5t_s256", format!("x5t_s256:{x5t}")));
     }
@@ -264,9 +347,20 @@ fn emit_event(
         record.class
     };
     if record.incident.is_none() {
-        metrics::counter!(DECISIONS_TOTAL, "decision" => decision, "outcome" => outcome,
-            "class" => class, "error" => code, "severity" => severity)
-        .increment(1);
+        match allowed_labels(decision, class, outcome, code, level) {
+            Some(labels) => metrics::with_recorder(|r| {
+                r.register_counter(
+                    &metrics::Key::from_static_parts(DECISIONS_TOTAL, labels),
+                    &METADATA,
+                )
+                .increment(1);
+            }),
+            None => {
+                metrics::counter!(DECISIONS_TOTAL, "decision" => decision, "outcome" => outcome,
+                "class" => class, "error" => code, "severity" => severity)
+                .increment(1)
+            }
+        }
     }
     if record.shared_with.is_some() {
         metrics::counter!(KEY_SHARING_TOTAL, "class" => class, "outcome" => outcome).increment(1);
@@ -337,7 +431,7 @@ fn emit_event(
     let cool_down = incident.map_or(0, |i| i.cool_down);
     let other_client_id = shared.and_then(|h| h.client_id.as_deref()).unwrap_or("");
     let other_sub = shared.and_then(|h| h.subject.as_deref()).unwrap_or("");
-    let jkt = record.jkt.as_deref().unwrap_or("");
+    let jkt = record.jkt.as_ref().map_or("", Thumbprint::as_str);
     let x5t_s256 = record.x5t_s256.as_deref().unwrap_or("");
     let (cnf_jkt, cnf_x5t_s256) = cnf(token);
 

@@ -61,7 +61,6 @@ use tower_service::Service;
 use crate::audit::{self, AuditRecord};
 use crate::challenge::Rejection;
 use crate::header::DPOP_NONCE;
-use crate::pipeline::AuthContext;
 use crate::sender::{MissingSender, Sender};
 use crate::step_up::StepUp;
 use crate::target_uri::original_uri;
@@ -417,7 +416,7 @@ impl AuthorizeLayer {
     {
         let (Some(sender), Some(ctx)) = (
             parts.extensions.get::<Sender>(),
-            parts.extensions.get::<AuthContext>(),
+            parts.extensions.get::<Sender>().and_then(Sender::context),
         ) else {
             return Err(MissingSender.into_response());
         };
@@ -447,7 +446,7 @@ impl AuthorizeLayer {
                 }
                 response
             };
-        let record = || AuditRecord::admitted(sender, ctx);
+        let record = || AuditRecord::admitted(sender);
 
         let (body, calls) = if self.inspect_mcp && parts.method == Method::POST {
             let bytes = match Limited::new(body, self.max_body_bytes).collect().await {

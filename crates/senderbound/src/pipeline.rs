@@ -35,7 +35,7 @@ use senderbound_core::proof::{Claimed, ProofPolicy, RequestFacts};
 use senderbound_core::token::{AccessToken, Binding, TokenRules, looks_like_jwt};
 use senderbound_core::{Clock, Error, token_hash};
 
-use crate::audit::{self, AuditRecord};
+use crate::audit::{self, AuditRecord, Thumbprint};
 use crate::challenge::{ChallengeConfig, Rejection};
 use crate::credentials;
 use crate::header::{DPOP, DPOP_NONCE};
@@ -52,10 +52,10 @@ use crate::tokens::cache::TokenCache;
 
 /// What the route layers ([`RequireScopeLayer`](crate::RequireScopeLayer),
 /// [`AuthorizeLayer`](crate::AuthorizeLayer)) need from the Layer's
-/// decision: the verified token, and the Layer's settings they share.
+/// decision besides the verified token: the Layer's settings they share.
+/// Carried by the [`Sender`] (one request extension, not two).
 #[derive(Clone)]
 pub(crate) struct AuthContext {
-    pub(crate) token: Arc<AccessToken>,
     /// The request's number, for its events' `request_id`.
     pub(crate) request: u64,
     /// Made once per Layer: one reference count per admitted request.
@@ -201,14 +201,10 @@ impl Pipeline {
                     parts.headers.remove(http::header::AUTHORIZATION);
                     parts.headers.remove(DPOP);
                 }
-                if let Some(token) = record.token {
-                    parts.extensions.insert(AuthContext {
-                        token,
-                        request: record.request,
-                        route: self.route.clone(),
-                    });
-                }
-                parts.extensions.insert(sender);
+                parts.extensions.insert(sender.with_context(AuthContext {
+                    request: record.request,
+                    route: self.route.clone(),
+                }));
                 if let Some(certificate) = certificate {
                     parts.extensions.insert(certificate);
                 }
@@ -283,7 +279,7 @@ impl Pipeline {
                         return Err(fail(error));
                     }
                 };
-                record.jkt = Some(proof.jkt().to_owned());
+                record.jkt = Some(Thumbprint::Key(proof.shared_jwk().clone()));
                 record.iat_offset = Some(iat_offset(proof.iat(), now, true));
                 if let Some(left) = self.cooling_down("jkt", proof.jkt(), now) {
                     return Err(Denial::cooling_down(scheme, left));
@@ -309,10 +305,12 @@ impl Pipeline {
                         .saturating_add(1)
                         .saturating_add(self.proof_policy.proof_max_future_skew()),
                 );
-                self.replay
-                    .check_and_insert_boxed(ReplayKey::new(proof.jkt(), proof.jti()), ttl)
-                    .await
-                    .map_err(|e| fail(e.into()))?;
+                let key = ReplayKey::new(proof.jkt(), proof.jti());
+                match self.replay.check_and_insert_at_once(key, ttl) {
+                    Some(inserted) => inserted,
+                    None => self.replay.check_and_insert_boxed(key, ttl).await,
+                }
+                .map_err(|e| fail(e.into()))?;
                 // After the replay check, so only proofs used for the first
                 // time (by the key's holder) are on record.
                 self.check_key_sharing("dpop", proof.jkt(), &token, record)
@@ -502,9 +500,8 @@ fn iat_offset(iat: u64, now: u64, verified: bool) -> i64 {
     let offset = i128::from(iat) - i128::from(now);
     let offset =
         i64::try_from(offset.clamp(i128::from(i64::MIN), i128::from(i64::MAX))).unwrap_or_default();
-    let proof = if verified { "verified" } else { "refused" };
     let recorded = offset.clamp(-MAX_RECORDED_OFFSET, MAX_RECORDED_OFFSET);
-    metrics::histogram!(audit::PROOF_IAT_OFFSET_SECONDS, "proof" => proof).record(recorded as f64);
+    audit::record_iat_offset(recorded as f64, verified);
     offset
 }
 
@@ -524,7 +521,7 @@ fn note_refused_proof(proof: &str, error: Error, now: u64, record: &mut AuditRec
         return;
     }
     let claimed = Claimed::read(proof);
-    record.jkt = claimed.jkt;
+    record.jkt = claimed.jkt.map(Thumbprint::Text);
     if timing {
         record.iat_offset = claimed.iat.map(|iat| iat_offset(iat, now, false));
     }

@@ -17,7 +17,6 @@ use tower_service::Service;
 
 use crate::audit::{self, AuditRecord};
 use crate::challenge::Rejection;
-use crate::pipeline::AuthContext;
 use crate::sender::{MissingSender, Sender};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,11 +93,11 @@ impl RequireScopeLayer {
     fn refuse(&self, parts: &http::request::Parts) -> Response {
         let (Some(sender), Some(ctx)) = (
             parts.extensions.get::<Sender>(),
-            parts.extensions.get::<AuthContext>(),
+            parts.extensions.get::<Sender>().and_then(Sender::context),
         ) else {
             return MissingSender.into_response();
         };
-        let record = AuditRecord::admitted(sender, ctx);
+        let record = AuditRecord::admitted(sender);
         audit::emit(
             "authorize",
             parts.method.as_str(),

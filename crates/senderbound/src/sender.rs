@@ -9,6 +9,8 @@ use http::StatusCode;
 use http::request::Parts;
 use senderbound_core::authorization_details::AuthorizationDetail;
 use senderbound_core::token::{AccessToken, Binding};
+
+use crate::pipeline::AuthContext;
 use serde::de::DeserializeOwned;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
@@ -50,6 +52,8 @@ use serde::ser::{Serialize, SerializeStruct, Serializer};
 #[derive(Clone)]
 pub struct Sender {
     token: Arc<AccessToken>,
+    /// The Layer's decision, for the route layers.
+    context: Option<AuthContext>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -72,7 +76,26 @@ impl std::fmt::Debug for Sender {
 
 impl Sender {
     pub(crate) fn new(token: Arc<AccessToken>) -> Self {
-        Sender { token }
+        Sender {
+            token,
+            context: None,
+        }
+    }
+
+    /// The same sender, with what the route layers need from the Layer.
+    pub(crate) fn with_context(mut self, context: AuthContext) -> Self {
+        self.context = Some(context);
+        self
+    }
+
+    /// What the route layers need from the Layer's decision.
+    pub(crate) fn context(&self) -> Option<&AuthContext> {
+        self.context.as_ref()
+    }
+
+    /// The verified token.
+    pub(crate) fn token(&self) -> &Arc<AccessToken> {
+        &self.token
     }
 
     /// How the request proved it holds the token: a DPoP proof by the key

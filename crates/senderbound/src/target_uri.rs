@@ -87,9 +87,17 @@ impl PublicOrigin {
         if !htu::is_normalized_path(path) {
             return Err(Error::PathNotNormalized);
         }
+        let joined = |parts: &[&str]| {
+            let mut uri = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+            parts.iter().for_each(|p| uri.push_str(p));
+            uri
+        };
         match self {
+            // `base` is normalised and a plain path changes nothing: the
+            // two side by side are the htu, in one allocation.
+            PublicOrigin::Base(base) if htu::is_plain_path(path) => Ok(joined(&[base, path])),
             PublicOrigin::Base(base) => {
-                htu::normalize(&format!("{base}{path}")).map_err(|_| Error::ProofUriMismatch)
+                htu::normalize_owned(joined(&[base, path])).map_err(|_| Error::ProofUriMismatch)
             }
             PublicOrigin::FromRequest { https, allowed } => {
                 let host = match parts.uri.authority() {
@@ -102,8 +110,8 @@ impl PublicOrigin {
                         }
                     }
                 };
-                let scheme = if *https { "https" } else { "http" };
-                let uri = htu::normalize(&format!("{scheme}://{host}{path}"))
+                let scheme = if *https { "https://" } else { "http://" };
+                let uri = htu::normalize_owned(joined(&[scheme, host, path]))
                     .map_err(|_| Error::HostNotAllowed)?;
                 let served = allowed.as_ref().is_none_or(|origins| {
                     origins.iter().any(|o| {

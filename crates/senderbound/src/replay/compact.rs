@@ -235,6 +235,14 @@ impl ReplayStore for CompactReplayStore {
     ) -> impl Future<Output = Result<(), ReplayError>> + Send {
         std::future::ready(self.check(&key, ttl))
     }
+
+    fn check_and_insert_at_once(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Option<Result<(), ReplayError>> {
+        Some(self.check(&key, ttl))
+    }
 }
 
 #[cfg(test)]

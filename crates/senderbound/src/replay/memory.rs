@@ -136,6 +136,14 @@ impl ReplayStore for MemoryReplayStore {
     ) -> impl Future<Output = Result<(), ReplayError>> + Send {
         std::future::ready(self.check_and_insert_now(key, ttl))
     }
+
+    fn check_and_insert_at_once(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Option<Result<(), ReplayError>> {
+        Some(self.check_and_insert_now(key, ttl))
+    }
 }
 
 #[cfg(test)]

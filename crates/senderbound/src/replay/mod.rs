@@ -27,6 +27,12 @@ pub(crate) trait DynReplayStore: Send + Sync + 'static {
         key: ReplayKey,
         ttl: Duration,
     ) -> BoxFuture<'_, Result<(), ReplayError>>;
+
+    fn check_and_insert_at_once(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Option<Result<(), ReplayError>>;
 }
 
 impl<R: ReplayStore> DynReplayStore for R {
@@ -36,5 +42,13 @@ impl<R: ReplayStore> DynReplayStore for R {
         ttl: Duration,
     ) -> BoxFuture<'_, Result<(), ReplayError>> {
         Box::pin(self.check_and_insert(key, ttl))
+    }
+
+    fn check_and_insert_at_once(
+        &self,
+        key: ReplayKey,
+        ttl: Duration,
+    ) -> Option<Result<(), ReplayError>> {
+        ReplayStore::check_and_insert_at_once(self, key, ttl)
     }
 }
