@@ -64,10 +64,26 @@ node_url=$(sed -n 's/^listening on //p' "$OUT/node.out")
 
 token=(--token-endpoint "$issuer/token" --client-id agent --client-secret agent-secret
        --scope read --resource "$AUDIENCE")
+# CPU time (user + system) a process has used, in clock ticks.
+cpu_ticks() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
+ticks_per_second=$(getconf CLK_TCK)
+printf 'label\tconnections\trequests\tcpu_seconds\tuser_us_per_request\tsystem_us_per_request\tcpu_us_per_request\n' > "$OUT/cpu.tsv"
 load() { # label url connections extra-args...
   local label=$1 url=$2 c=$3; shift 3
+  local before; before=$(cpu_ticks "$rs_pid")
   "$bin/loadgen" --url "$url" --connections "$c" --duration "$SECONDS_PER_RUN" \
     --label "$label" --json "$OUT/runs/$label-c$c.json" "${token[@]}" "$@"
+  if [ "$label" = senderbound ]; then
+    # The server's own CPU over the run (the load generator's is not in it).
+    python3 - "$OUT/runs/$label-c$c.json" "$before" "$(cpu_ticks "$rs_pid")" "$ticks_per_second" "$c" >> "$OUT/cpu.tsv" <<'PY'
+import json, sys
+report, before, after, hz, c = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), int(sys.argv[4]), sys.argv[5]
+n = sum(sum(r["status"].values()) for r in json.load(open(report))["rounds"])
+user, system = ((int(a) - int(b)) / hz for a, b in zip(after, before))
+us = lambda s: s / n * 1e6
+print(f"senderbound\t{c}\t{n}\t{user + system:.2f}\t{us(user):.1f}\t{us(system):.1f}\t{us(user + system):.1f}")
+PY
+  fi
 }
 
 step "compare at ${CONNECTIONS} connections, ${SECONDS_PER_RUN} s each"
@@ -79,6 +95,7 @@ done
 
 step "plots and table"
 "$bin/bench_plot" --input "$OUT/runs" --out "$PLOTS" --baseline node | tee "$OUT/table.md"
+echo "server CPU per request under load:"; column -t "$OUT/cpu.tsv"
 
 step "long run against senderbound: resident memory after each round"
 "$bin/loadgen" --url "$rs_url/api/read" --connections 8 --rounds "$LONG_ROUNDS" \
