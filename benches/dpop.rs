@@ -202,10 +202,13 @@ mod floor {
         })
     }
 
+    /// Strict, as the Layer verifies Ed25519 on this backend
+    /// (`verify_strict`: no small-order points): the verification it
+    /// cannot avoid.
     pub fn eddsa(public: &[u8]) -> Verify {
         let key = ed25519_dalek::VerifyingKey::from_bytes(public.try_into().unwrap()).unwrap();
         Box::new(move |m, s| {
-            ed25519_dalek::Signature::from_slice(s).is_ok_and(|s| key.verify(m, &s).is_ok())
+            ed25519_dalek::Signature::from_slice(s).is_ok_and(|s| key.verify_strict(m, &s).is_ok())
         })
     }
 
