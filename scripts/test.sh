@@ -68,7 +68,7 @@ else
 fi
 
 step "benches, each run once as a smoke test (timings: cargo bench, docs/benchmarks.md)"
-cargo test --quiet --bench dpop
+cargo test --quiet --bench dpop --bench allocations
 
 step "demo"
 cargo run --quiet --example demo > target/demo-output.txt
