@@ -2,6 +2,8 @@
 # The load comparison of docs/benchmarks.md, on this machine, in one run:
 #   senderbound   examples/resource_server (GET /api/read, scope read)
 #   node          benches/node_peer: express + express-oauth2-jwt-bearer, DPoP required
+#   huskarl       benches/huskarl_peer: huskarl-axum + huskarl-resource-server, DPoP required,
+#                 an in-memory jti checker (a project of its own, built into target/)
 #   axum          the same resource_server's GET /healthz, outside the Layer: the ceiling
 # All trust the same authorization server (node-oidc-provider, tests/real_as),
 # and examples/loadgen drives each with unique pre-signed ES256 proofs at each
@@ -38,9 +40,12 @@ step "build (release) and install the Node packages"
 cargo build --release --quiet --example resource_server --example loadgen --example bench_plot
 (cd tests/real_as && npm ci --no-audit --no-fund --loglevel=error)
 (cd benches/node_peer && npm ci --no-audit --no-fund --loglevel=error)
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}" cargo build --release --quiet \
+  --manifest-path benches/huskarl_peer/Cargo.toml
+huskarl_bin="${CARGO_TARGET_DIR:-$PWD/target}/release/huskarl-peer"
 bin=target/release/examples
 
-step "start the authorization server, senderbound and the Node peer"
+step "start the authorization server, senderbound and the peers"
 as_port=$(free_port)
 issuer="http://127.0.0.1:$as_port"
 node tests/real_as/as.mjs --port "$as_port" --keys "$OUT/as-keys.json" > "$OUT/as.log" 2>&1 &
@@ -61,6 +66,12 @@ node benches/node_peer/server.mjs --port 0 --issuer "$issuer" --audience "$AUDIE
 pids+=($!)
 wait_for "$OUT/node.out" "^listening on "
 node_url=$(sed -n 's/^listening on //p' "$OUT/node.out")
+
+"$huskarl_bin" --port 0 --issuer "$issuer" --audience "$AUDIENCE" \
+  > "$OUT/huskarl.out" 2> "$OUT/huskarl.log" &
+pids+=($!)
+wait_for "$OUT/huskarl.out" "^listening on "
+huskarl_url=$(sed -n 's/^listening on //p' "$OUT/huskarl.out")
 
 token=(--token-endpoint "$issuer/token" --client-id agent --client-secret agent-secret
        --scope read --resource "$AUDIENCE")
@@ -90,6 +101,7 @@ step "compare at ${CONNECTIONS} connections, ${SECONDS_PER_RUN} s each"
 for c in $CONNECTIONS; do
   load senderbound "$rs_url/api/read" "$c" --proofs 100000
   load node "$node_url/api/read" "$c" --proofs 20000
+  load huskarl "$huskarl_url/api/read" "$c" --proofs 50000
   load axum-unprotected "$rs_url/healthz" "$c" --proofs 5000000 --same-proof
 done
 
