@@ -143,6 +143,13 @@ fn refused(error: &Failure, status: u16, code: &str) -> bool {
     status_matches && text.contains(&format!("error=\\\"{code}\\\""))
 }
 
+/// A token request for this agent with `scope`, for the MCP server.
+fn token_request(args: &Args, scope: &str) -> TokenRequest {
+    TokenRequest::client_credentials(&args.client_id, &args.client_secret)
+        .scope(scope)
+        .resource(&args.server)
+}
+
 /// A challenge parameter's value from an HTTP refusal, as the MCP client
 /// reports it.
 fn challenge_param(error: &Failure, name: &str) -> Option<String> {
@@ -201,13 +208,7 @@ async fn run(args: Args) -> Result<usize, Failure> {
     for (task, scope) in tasks {
         let session = keys.session(task);
         let token = session
-            .request_token(
-                &http,
-                &token_endpoint,
-                &TokenRequest::client_credentials(&args.client_id, &args.client_secret)
-                    .scope(scope)
-                    .resource(&args.server),
-            )
+            .request_token(&http, &token_endpoint, &token_request(&args, scope))
             .await?;
         println!(
             "task {task}: key {} token scope {:?}",
@@ -296,9 +297,7 @@ async fn run(args: Args) -> Result<usize, Failure> {
         .request_token(
             &http,
             &token_endpoint,
-            &TokenRequest::client_credentials(&args.client_id, &args.client_secret)
-                .scope("notes:read notes:write")
-                .resource(&args.server)
+            &token_request(&args, "notes:read notes:write")
                 .param("acr_values", &acr_values)
                 .param("max_age", "300"),
         )
@@ -322,9 +321,7 @@ async fn run(args: Args) -> Result<usize, Failure> {
         .request_token(
             &http,
             &token_endpoint,
-            &TokenRequest::client_credentials(&args.client_id, &args.client_secret)
-                .scope("notes:read notes:write")
-                .resource(&args.server)
+            &token_request(&args, "notes:read notes:write")
                 .param("authorization_details", details.to_string()),
         )
         .await?;

@@ -741,6 +741,26 @@ async fn ath_missing_or_wrong_is_rejected() {
     send_signed(&h, &token, &header, &claims)
         .await
         .assert_refused(401, "invalid_dpop_proof", Error::ProofAthMismatch);
+    // The right hash with more after it, padded, or cut short: refused
+    // (it is decoded into a fixed buffer; nothing longer can match).
+    let ath = senderbound_core::ath(&token);
+    for wrong in [
+        format!("{ath}AAAA"),
+        format!("{ath}A"),
+        format!("{ath}="),
+        ath[..42].to_owned(),
+        String::new(),
+    ] {
+        let (header, mut claims) = proof_parts(&h, &token);
+        claims["ath"] = json!(wrong);
+        send_signed(&h, &token, &header, &claims)
+            .await
+            .assert_refused(401, "invalid_dpop_proof", Error::ProofAthMismatch);
+    }
+    // And the right one is accepted, so the refusals above are the suffix's.
+    let (header, mut claims) = proof_parts(&h, &token);
+    claims["ath"] = json!(ath);
+    assert_eq!(send_signed(&h, &token, &header, &claims).await.status, 200);
 }
 
 // ------------------------------------------------------------- token: binding

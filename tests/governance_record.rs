@@ -84,7 +84,7 @@ async fn call(h: &Harness, key: &DpopKey, token: &str, tool: &str, arguments: Va
 
 /// One row of the reconstructed record: a request (its events merged by
 /// `request_id`) or an incident.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Row {
     who: String,
     key: String,
@@ -123,19 +123,13 @@ fn reconstruct(events: &[Value], label: &dyn Fn(&str) -> String) -> Vec<Row> {
                 Row {
                     who: field(e, "client_id").to_owned(),
                     key: label(field(e, "jkt")),
-                    bound_to: String::new(),
-                    approval: String::new(),
-                    grant: String::new(),
-                    action: String::new(),
-                    authenticate: String::new(),
-                    authorize: String::new(),
-                    status: String::new(),
                     finding: format!(
                         "INCIDENT {subject}: {} in {} s ({})",
                         e["incident_count"],
                         e["incident_window"],
                         field(e, "incident_counts")
                     ),
+                    ..Row::default()
                 },
             ));
             continue;
@@ -143,21 +137,7 @@ fn reconstruct(events: &[Value], label: &dyn Fn(&str) -> String) -> Vec<Row> {
         let index = match rows.iter().position(|(i, _)| *i == id) {
             Some(index) => index,
             None => {
-                rows.push((
-                    id.clone(),
-                    Row {
-                        who: String::new(),
-                        key: String::new(),
-                        bound_to: String::new(),
-                        approval: String::new(),
-                        grant: String::new(),
-                        action: String::new(),
-                        authenticate: String::new(),
-                        authorize: String::new(),
-                        status: String::new(),
-                        finding: String::new(),
-                    },
-                ));
+                rows.push((id.clone(), Row::default()));
                 rows.len() - 1
             }
         };
@@ -312,14 +292,8 @@ async fn a_scripted_agent_session_is_reconstructed_from_the_json_lines_alone() {
     let incident = |who: &str, key: &str, text: &str| Row {
         who: who.into(),
         key: key.into(),
-        bound_to: String::new(),
-        approval: String::new(),
-        grant: String::new(),
-        action: String::new(),
-        authenticate: String::new(),
-        authorize: String::new(),
-        status: String::new(),
         finding: text.into(),
+        ..Row::default()
     };
     let agent_id = "notes-agent / notes-agent-user";
     let expected = vec![

@@ -229,9 +229,22 @@ async fn a_cool_down_refuses_the_key_with_429_until_it_ends() {
     // Twenty seconds is longer than a call should wait: do not retry.
     assert_eq!(response.headers()["grpc-retry-pushback-ms"], "-1");
     assert_eq!(response.headers()["retry-after"], "20");
+    // Five seconds left: a gRPC client is told to retry after them.
+    h.clock.advance(15);
+    let grpc = Request::post("/whoami")
+        .header("host", HOST)
+        .header("content-type", "application/grpc")
+        .header("authorization", format!("DPoP {token}"))
+        .header("dpop", h.proof("POST", "/whoami", &token))
+        .body(Body::empty())
+        .unwrap();
+    let response = h.app.clone().oneshot(grpc).await.unwrap();
+    assert_eq!(response.headers()["grpc-status"], "14");
+    assert_eq!(response.headers()["grpc-retry-pushback-ms"], "5000");
+    assert_eq!(response.headers()["retry-after"], "5");
     let events = captured.json_lines();
     let cooling: Vec<&Value> = events.iter().filter(|e| e["status"] == 429).collect();
-    assert_eq!(cooling.len(), 2);
+    assert_eq!(cooling.len(), 3);
     assert!(
         cooling
             .iter()

@@ -28,11 +28,15 @@ fn routes(grants: ToolGrants) -> Router {
         .route_layer(AuthorizeLayer::new(grants).inspect_mcp_calls())
         .route(
             "/uninspected",
-            post(echo).route_layer(AuthorizeLayer::new(ToolGrants::new())),
+            post(echo)
+                .get(echo)
+                .route_layer(AuthorizeLayer::new(ToolGrants::new())),
         )
         .route(
             "/any",
-            any(echo).layer(AuthorizeLayer::new(ToolGrants::new()).inspect_mcp_calls()),
+            any(echo).layer(
+                AuthorizeLayer::new(ToolGrants::new().resource(RESOURCE)).inspect_mcp_calls(),
+            ),
         )
 }
 
@@ -138,12 +142,22 @@ async fn a_call_outside_the_grant_is_403_with_the_reason_in_the_audit_event() {
     let r = post_to(&h, "/uninspected", &token, &call("list_notes", json!({}))).await;
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.error(), None, "a plain refusal: {r:?}");
-    let r = send(&h, "PUT", "/any", &token, &call("list_notes", json!({}))).await;
+    let r = send(&h, "GET", "/uninspected", &token, "").await;
     assert_eq!((r.status, r.error()), (403, None), "{r:?}");
+    // A tool call is a tool call whatever the method that carries it.
+    for method in ["PUT", "DELETE", "GET"] {
+        let r = send(&h, method, "/any", &token, &call("delete_notes", json!({}))).await;
+        assert_grant_refusal(&r);
+        let r = send(&h, method, "/any", &token, &call("list_notes", json!({}))).await;
+        assert_eq!(r.status, 200, "{method}: {r:?}");
+    }
+    // Without a body: no message (an MCP stream's GET, a session's DELETE).
     assert_eq!(send(&h, "GET", "/any", &token, "").await.status, 200);
-    let r = send(&h, "DELETE", "/any", &token, &call("list_notes", json!({}))).await;
-    assert_eq!((r.status, r.error()), (403, None), "{r:?}");
     assert_eq!(send(&h, "DELETE", "/any", &token, "").await.status, 200);
+    // A body that is not JSON-RPC, whatever the method: malformed.
+    send(&h, "DELETE", "/any", &token, "x=1")
+        .await
+        .assert_refused(400, "invalid_request", Error::McpRequestMalformed);
 
     let events = captured.json_lines();
     let denials: Vec<&Value> = events
@@ -160,7 +174,11 @@ async fn a_call_outside_the_grant_is_403_with_the_reason_in_the_audit_event() {
         "no mcp_tools authorization detail for this resource",
         "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
         "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
-        "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
+        "tool delete_notes is not in the mcp_tools grant",
+        "tool delete_notes is not in the mcp_tools grant",
+        "tool delete_notes is not in the mcp_tools grant",
+        // The malformed body: refused before any policy, no policy reason.
+        "",
     ]);
     assert_eq!(details, expected);
     for e in &denials[..5] {

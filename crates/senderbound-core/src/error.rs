@@ -150,7 +150,9 @@ pub enum Error {
     RequestBodyTooLarge,
     /// A request body that must be read to authorize the request is not a
     /// well-formed JSON-RPC message (or batch) with a string `method`, and a
-    /// string `params.name` for `tools/call`.
+    /// string `params.name` (and `arguments`, if any, an object with no
+    /// member named twice) for `tools/call`: a malformed request (RFC 6750
+    /// §3.1 `invalid_request`).
     McpRequestMalformed,
 
     // ---- bad DPoP proof (401 invalid_dpop_proof) ----

@@ -50,7 +50,12 @@ pub fn normalize(uri: &str) -> Result<String, InvalidUri> {
     if is_plain_uri(uri) {
         return Ok(uri.to_owned());
     }
+    normalize_full(uri)
+}
 
+/// [`normalize`] by the full rules (query and fragment already cut), with
+/// no shortcut for a URI already in normal form.
+fn normalize_full(uri: &str) -> Result<String, InvalidUri> {
     let colon = uri.find(':').ok_or(InvalidUri)?;
     let scheme = &uri[..colon];
     let default_port = if scheme.eq_ignore_ascii_case("https") {
@@ -96,9 +101,11 @@ pub fn normalize(uri: &str) -> Result<String, InvalidUri> {
 /// assert!(!is_normalized_path("/%61dmin"));
 /// ```
 pub fn is_normalized_path(path: &str) -> bool {
-    if is_plain_path(path) {
-        return true;
-    }
+    is_plain_path(path) || is_normalized_path_full(path)
+}
+
+/// [`is_normalized_path`] by the full rules.
+fn is_normalized_path_full(path: &str) -> bool {
     if !path.starts_with('/') || !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return false;
     }
@@ -243,7 +250,9 @@ mod tests {
             "https://x.example/a:b@c!$&'()*+,;=~_-",
         ] {
             assert!(is_plain_uri(uri), "{uri}");
-            assert_eq!(normalize(uri).unwrap(), uri);
+            // The shortcut's answer is the full rules' answer.
+            assert_eq!(normalize_full(uri).unwrap(), uri);
+            assert_eq!(normalize_owned(uri.to_owned()).unwrap(), uri);
         }
         // Not plain: the full rules apply, and still decide.
         for (uri, normal) in [
@@ -257,18 +266,51 @@ mod tests {
         ] {
             assert!(!is_plain_uri(uri), "{uri}");
             assert_eq!(normalize(uri).unwrap(), normal, "{uri}");
+            assert_eq!(normalize_owned(uri.to_owned()).unwrap(), normal, "{uri}");
         }
         assert!(!is_plain_uri("https://user@x.example/r"));
         assert!(normalize("https://user@x.example/r").is_err());
         assert!(!is_plain_uri("ftp://x.example/r"));
         for path in ["/", "/a/b", "/a/b/", "/.well-known/x", "/a..b/...", "//"] {
             assert!(is_plain_path(path), "{path}");
-            assert!(is_normalized_path(path), "{path}");
+            assert!(is_normalized_path_full(path), "{path}");
+            assert_eq!(
+                normalize_full(&format!("https://x.example{path}")).unwrap(),
+                format!("https://x.example{path}")
+            );
         }
         for path in ["", "a", "/a/./b", "/..", "/a/%41", "/a?b"] {
             assert!(!is_plain_path(path), "{path}");
         }
         assert!(is_normalized_path("/a/%2F"));
+        assert!(!is_normalized_path("/a/%41"));
+    }
+
+    /// Every printable-ASCII string of a few characters after a plain
+    /// origin: where the shortcut answers, it answers as the full rules do.
+    #[test]
+    fn the_shortcuts_agree_with_the_full_rules_on_every_short_path() {
+        let alphabet = [b'/', b'.', b'%', b'a', b'A', b'2', b'F', b'~', b':', b'?'];
+        let mut checked = 0;
+        for len in 1..=5u32 {
+            for n in 0..alphabet.len().pow(len) {
+                let mut path = String::from("/");
+                let mut k = n;
+                for _ in 0..len {
+                    path.push(char::from(alphabet[k % alphabet.len()]));
+                    k /= alphabet.len();
+                }
+                let uri = format!("https://x.example{path}");
+                if is_plain_uri(&uri) {
+                    assert_eq!(normalize_full(&uri).as_deref(), Ok(uri.as_str()), "{uri}");
+                    checked += 1;
+                }
+                if is_plain_path(&path) {
+                    assert!(is_normalized_path_full(&path), "{path}");
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
     }
 
     fn same(a: &str, b: &str) {

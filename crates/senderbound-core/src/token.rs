@@ -206,7 +206,9 @@ struct RawClaims<'a> {
     amr: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow)]
     auth_time: Option<&'a serde_json::value::RawValue>,
-    /// Read strictly: a malformed one (`null` included) refuses the token.
+    /// Read strictly: a malformed one (`null` included) refuses the token,
+    /// as "invalid for other reasons" (RFC 6750 §3.1 `invalid_token`): a
+    /// grant that cannot be read one way only is no grant.
     #[serde(default, borrow, deserialize_with = "raw_even_null")]
     authorization_details: Option<&'a serde_json::value::RawValue>,
     /// Absent → `None`; present (even `null`) → `Some`, so a `null` or

@@ -84,9 +84,17 @@ pub struct PolicyRequest {
     mcp: Option<McpCall>,
     now: u64,
     leeway: u64,
+    inspected: bool,
 }
 
 impl PolicyRequest {
+    /// `true` if the body was read as MCP JSON-RPC
+    /// ([`AuthorizeLayer::inspect_mcp_calls`]): then a request without
+    /// [`mcp`](Self::mcp) has no message.
+    pub(crate) fn inspected(&self) -> bool {
+        self.inspected
+    }
+
     /// The verified sender: binding, issuer, subject, client, scopes, …
     pub fn sender(&self) -> &Sender {
         &self.sender
@@ -327,8 +335,10 @@ impl AuthorizeLayer {
         }
     }
 
-    /// Read the body of `POST` requests as MCP JSON-RPC (a message or a
-    /// batch) so the policy sees the method and tool of each message; the
+    /// Read request bodies as MCP JSON-RPC (a message or a batch), whatever
+    /// the method, so the policy sees the method and tool of each message
+    /// (a request of another method than `POST` with an empty body carries
+    /// none); the
     /// policy is asked once per message, and one refusal refuses the request.
     /// A body that is not strict JSON-RPC (a non-string `method`, a
     /// `tools/call` without a string `params.name` or with `arguments`
@@ -448,7 +458,11 @@ impl AuthorizeLayer {
             };
         let record = || AuditRecord::admitted(sender);
 
-        let (body, calls) = if self.inspect_mcp && parts.method == Method::POST {
+        // Every method's body is read: whether a request has one is for
+        // the body to say (an HTTP/2 request may carry one with neither
+        // Content-Length nor Transfer-Encoding), and a tool call sent with
+        // another method than POST must not pass unseen.
+        let (body, calls) = if self.inspect_mcp {
             let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -456,10 +470,15 @@ impl AuthorizeLayer {
                 }
                 Err(_) => return Err(refuse(record(), Error::McpRequestMalformed, &[], None)),
             };
-            let Some(calls) = parse_mcp(&bytes) else {
-                return Err(refuse(record(), Error::McpRequestMalformed, &[], None));
-            };
-            (Body::from(bytes), calls.into_iter().map(Some).collect())
+            if bytes.is_empty() && parts.method != Method::POST {
+                // No message (an MCP stream's GET, a session's DELETE).
+                (Body::empty(), vec![None])
+            } else {
+                let Some(calls) = parse_mcp(&bytes) else {
+                    return Err(refuse(record(), Error::McpRequestMalformed, &[], None));
+                };
+                (Body::from(bytes), calls.into_iter().map(Some).collect())
+            }
         } else {
             (Body::new(body), vec![None])
         };
@@ -472,6 +491,7 @@ impl AuthorizeLayer {
             mcp: None,
             now: ctx.route.clock.now(),
             leeway: ctx.route.leeway,
+            inspected: self.inspect_mcp,
         };
         // Allowed messages are recorded once the whole request is allowed:
         // a batch refused for one message runs none of them.

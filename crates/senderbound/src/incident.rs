@@ -16,14 +16,15 @@
 //! `finding="incident"` and severity `incident` (`ERROR`), naming the key
 //! or client, the count and the count per kind (`incident_counts`, such as
 //! `replay=3 bad_signature=2`). The next one for that key or client comes
-//! at the earliest a window (or a cool-down, if longer) later.
+//! at the earliest a window (or a cool-down, if longer) later, unless it
+//! starts a cool-down (which is always reported).
 //!
-//! Kinds: `bad_signature`, `wrong_token` (a proof for another token: its
-//! `ath`) and `future_proof` are refused before the proof's signature is
-//! checked, so they count against the key the proof *names*, unverified:
-//! anyone can name any public key. `replay`, `wrong_key` (a verified proof,
-//! or certificate, with a token bound to another), `downgrade`,
-//! `key_shared` and `other` come from a verified key or token.
+//! Kinds: `bad_signature` (a forged proof, or a forged token), `wrong_token`
+//! (a proof for another token: its `ath`) and `future_proof` need no
+//! credential of anyone's: they count against the key the proof *names*
+//! (or its sender's own), which anyone can do. `replay`, `wrong_key` (a
+//! verified proof, or certificate, with a token bound to another),
+//! `downgrade`, `key_shared` and `other` come from a verified key or token.
 //!
 //! With [`cool_down`](Incidents::cool_down), a key is refused (`429 Too
 //! Many Requests`, `Retry-After` the seconds left, RFC 6585 §4) for that
@@ -42,10 +43,9 @@
 //! timestamps (16 bytes each, the threshold at most 1 000); beyond, the first
 //! followed is forgotten, counted in `senderbound_incident_evictions_total`
 //! (a flood of new keys forgets older counts: the metric says so). Keys
-//! cooling down are kept apart, up to the same capacity; beyond, the one
-//! whose cool-down ends soonest is lifted early (a client able to make many
-//! keys, each with a token of its own, can so end another's cool-down
-//! early; the eviction metric says so). The counts are per process: a
+//! cooling down are kept apart, up to the same capacity; beyond, no new
+//! cool-down starts until one ends (a running one is never lifted early),
+//! counted in `senderbound_incident_cool_downs_skipped_total`. The counts are per process: a
 //! fleet's events go to one place, where the same rule can run across it.
 //!
 //! ```
@@ -80,6 +80,9 @@ const MAX_THRESHOLD: u32 = 1_000;
 /// Name of the counter of keys and clients forgotten because the tracker
 /// was full.
 pub const INCIDENT_EVICTIONS_TOTAL: &str = "senderbound_incident_evictions_total";
+/// Name of the counter of cool-downs not started because `capacity` keys
+/// were already cooling down.
+pub const COOL_DOWNS_SKIPPED_TOTAL: &str = "senderbound_incident_cool_downs_skipped_total";
 /// Name of the counter of incidents, labelled by `subject` (`jkt`,
 /// `x5t_s256` or `client_id`).
 pub const INCIDENTS_TOTAL: &str = "senderbound_incidents_total";
@@ -148,7 +151,9 @@ pub(crate) fn kind(error: Option<Error>, severity: Severity) -> Option<Kind> {
         ProofSignature => ("bad_signature", false),
         ProofAthMismatch => ("wrong_token", false),
         ProofIssuedInFuture => ("future_proof", false),
-        TokenSignature => ("bad_signature", true),
+        // A forged token with the sender's own key: anyone can make one, so
+        // it raises incidents but never starts a cool-down.
+        TokenSignature => ("bad_signature", false),
         ProofReplayed => ("replay", true),
         TokenBindingMismatch | TokenCertificateMismatch | CertificateMissing => ("wrong_key", true),
         TokenDowngrade => ("downgrade", true),
@@ -297,13 +302,17 @@ impl Tracker {
                 .join(" ");
             let count = entry.events.len();
             entry.events = VecDeque::new();
-            if cool_down > 0 {
+            let cool_down = if cool_down > 0 {
                 entry.verified = VecDeque::new();
-            }
-            if cool_down > 0 {
                 let until = now.saturating_add(cool_down);
-                self.start_cool_down(&mut state, key, until, now);
-            }
+                if self.start_cool_down(&mut state, key, until, now) {
+                    cool_down
+                } else {
+                    0
+                }
+            } else {
+                0
+            };
             metrics::counter!(INCIDENTS_TOTAL, "subject" => *subject).increment(1);
             findings.push((
                 Finding {
@@ -322,23 +331,22 @@ impl Tracker {
     /// Refuses `key` until `until`, keeping at most `capacity` keys
     /// cooling down (when full, those whose cool-down ended go first, then
     /// the one ending soonest).
-    fn start_cool_down(&self, state: &mut State, key: &str, until: u64, now: u64) {
+    /// `false` when `capacity` keys are already cooling down: a running
+    /// cool-down is never lifted early to make room (a flood of new ones
+    /// would otherwise end a victim's); the incident is still reported,
+    /// without a cool-down, and counted in
+    /// `senderbound_incident_cool_downs_skipped_total`.
+    fn start_cool_down(&self, state: &mut State, key: &str, until: u64, now: u64) -> bool {
         if state.cooling.len() >= self.rule.capacity && !state.cooling.contains_key(key) {
             state.cooling.retain(|_, end| *end > now);
             if state.cooling.len() >= self.rule.capacity {
-                let soonest = state
-                    .cooling
-                    .iter()
-                    .min_by_key(|(_, end)| **end)
-                    .map(|(k, _)| k.clone());
-                if let Some(soonest) = soonest {
-                    state.cooling.remove(&soonest);
-                    metrics::counter!(INCIDENT_EVICTIONS_TOTAL).increment(1);
-                }
+                metrics::counter!(COOL_DOWNS_SKIPPED_TOTAL).increment(1);
+                return false;
             }
         }
         state.cooling.insert(key.to_owned(), until);
         self.cooling_until.fetch_max(until, Ordering::Relaxed);
+        true
     }
 
     /// Forgets the first followed key or client if the tracker is full.
@@ -444,15 +452,19 @@ mod tests {
         assert!(!state.entries.contains_key("jkt:hot"), "forgotten first");
         drop(state);
         assert_eq!(t.cooling_down("jkt", "hot", 20), Some(90));
-        // More cool-downs than the capacity: the soonest ending goes.
+        // More cool-downs than the capacity: running ones are kept, the
+        // new ones reported without a cool-down.
+        let mut last = Vec::new();
         for i in 0..5 {
             let k = key(&format!("c{i}"));
             t.observe(&k, REPLAY, 30 + i);
-            t.observe(&k, REPLAY, 30 + i);
+            last = t.observe(&k, REPLAY, 30 + i);
         }
         assert_eq!(t.state().cooling.len(), 3);
-        assert_eq!(t.cooling_down("jkt", "hot", 40), None);
-        assert_eq!(t.cooling_down("jkt", "c4", 40), Some(94));
+        assert_eq!(t.cooling_down("jkt", "hot", 40), Some(70));
+        assert_eq!(t.cooling_down("jkt", "c1", 40), Some(91));
+        assert_eq!(t.cooling_down("jkt", "c4", 40), None);
+        assert_eq!((last.len(), last[0].0.cool_down), (1, 0));
     }
 
     #[test]
@@ -481,6 +493,11 @@ mod tests {
         assert_eq!(
             name(Some(Error::KeyShared), Severity::Suspicious),
             Some(("key_shared", true))
+        );
+        // A forged token needs no one's credential: never a cool-down.
+        assert_eq!(
+            name(Some(Error::TokenSignature), Severity::Suspicious),
+            Some(("bad_signature", false))
         );
         assert_eq!(
             name(Some(Error::TokenRevoked), Severity::Suspicious),

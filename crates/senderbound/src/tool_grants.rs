@@ -48,12 +48,12 @@
 //! says why: no grant for this resource, the tool not granted, or which
 //! argument fell outside which keyword (never the argument's value).
 //!
-//! Only `tools/call` messages are governed; other MCP methods (`initialize`,
-//! `tools/list`, …) and `GET`, `HEAD`, `OPTIONS` and `DELETE` requests
-//! without a body (an MCP session's stream and its end) pass. Any other
-//! request whose body was not inspected (`inspect_mcp_calls` missing, a
-//! `PUT`, a `DELETE` with a body) is refused: the grant could not be
-//! checked.
+//! Only `tools/call` messages are governed, whatever the HTTP method that
+//! carries them; other MCP methods (`initialize`, `tools/list`, …) and
+//! requests without a body (an MCP session's stream and its end) pass. On
+//! an [`AuthorizeLayer`](crate::AuthorizeLayer) without
+//! [`inspect_mcp_calls`](crate::AuthorizeLayer::inspect_mcp_calls) every
+//! request is refused: the grant could not be checked.
 //!
 //! Name the same resource here and in the metadata's `resource`, and the
 //! same type in its `authorization_details_types_supported`: they are set
@@ -144,25 +144,12 @@ impl ToolGrants {
     /// the tool with these arguments; the refusal otherwise (for use
     /// inside a policy of your own).
     pub fn check_call(&self, request: &PolicyRequest) -> Result<(), Denied> {
+        if !request.inspected() {
+            return Err(Denied::new(
+                "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
+            ));
+        }
         let Some(tool) = request.tool() else {
-            let headers = request.headers();
-            let has_body = headers.contains_key(http::header::TRANSFER_ENCODING)
-                || headers
-                    .get(http::header::CONTENT_LENGTH)
-                    .is_some_and(|v| v.as_bytes() != b"0");
-            let bodiless = !has_body
-                && matches!(
-                    *request.method(),
-                    http::Method::GET
-                        | http::Method::HEAD
-                        | http::Method::OPTIONS
-                        | http::Method::DELETE
-                );
-            if !bodiless && request.mcp().is_none() {
-                return Err(Denied::new(
-                    "ToolGrants needs AuthorizeLayer::inspect_mcp_calls to see tool calls",
-                ));
-            }
             return Ok(());
         };
         let details = request.sender().authorization_details();
@@ -464,7 +451,10 @@ mod tests {
             "tool note: argument `kind` outside the grant (`const`)",
         );
         // Without the resource, a detail restricted by locations grants nothing.
-        assert!(ToolGrants::new().allows(&d, "here_only", None).is_err());
+        assert_eq!(
+            ToolGrants::new().allows(&d, "here_only", None).unwrap_err(),
+            "tool here_only is not in the mcp_tools grant"
+        );
         assert_eq!(ToolGrants::new().allows(&d, "whoami", None), Ok(()));
         // Another detail type, configured.
         assert_eq!(
@@ -532,7 +522,10 @@ mod tests {
             "a mcp_tools detail with a member not understood (`actions`) grants nothing"
         );
         // `locations: []` names no resource: it applies nowhere.
-        assert!(grants.allows(&d, "here", None).is_err());
+        assert_eq!(
+            grants.allows(&d, "here", None).unwrap_err(),
+            "tool here is not in the mcp_tools grant"
+        );
     }
 
     #[test]
