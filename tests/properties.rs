@@ -348,7 +348,25 @@ fn check_proof(proof: &str) -> Result<(), senderbound_core::Error> {
         access_token_hash: Some(&s.token_hash),
         now: NOW,
     };
-    ProofPolicy::new().verify(proof, &facts).map(|_| ())
+    let fresh = ProofPolicy::new()
+        .key_cache_capacity(0)
+        .verify(proof, &facts)
+        .map(|_| ());
+    // The header cache never changes an outcome: a policy that has checked
+    // the unchanged proof's header answers every changed proof as a policy
+    // without a cache does (a changed header is other text, checked afresh;
+    // a changed payload or signature meets a known header).
+    static WARM: OnceLock<ProofPolicy> = OnceLock::new();
+    let warm = WARM
+        .get_or_init(|| {
+            let policy = ProofPolicy::new();
+            policy.verify(&s.proof, &facts).unwrap();
+            policy
+        })
+        .verify(proof, &facts)
+        .map(|_| ());
+    assert_eq!(fresh, warm, "the header cache changed the outcome");
+    fresh
 }
 
 fn check_token(token: &str) -> Result<(), senderbound_core::Error> {
@@ -423,4 +441,27 @@ fn every_position_of_proof_and_token_matters() {
             }
         }
     }
+}
+
+/// A cloned policy shares the header cache; one that no longer accepts the
+/// header's algorithm refuses it though the header is known.
+#[test]
+fn a_known_header_is_refused_where_its_algorithm_is_not_accepted() {
+    let s = signed();
+    let facts = RequestFacts {
+        method: "POST",
+        htu: HTU,
+        access_token_hash: Some(&s.token_hash),
+        now: NOW,
+    };
+    let policy = ProofPolicy::new();
+    policy.verify(&s.proof, &facts).unwrap();
+    let narrower = policy
+        .clone()
+        .algorithms([senderbound_core::Algorithm::EdDSA]);
+    assert_eq!(
+        narrower.verify(&s.proof, &facts).unwrap_err(),
+        senderbound_core::Error::ProofAlgorithm
+    );
+    policy.verify(&s.proof, &facts).unwrap();
 }

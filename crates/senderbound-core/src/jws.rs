@@ -34,30 +34,68 @@ impl std::fmt::Debug for CompactJws<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotCompactJws;
 
-impl<'a> CompactJws<'a> {
-    /// Splits `input` into header, payload and signature, decoding each with
-    /// strict unpadded base64url. Fails unless there are exactly three
-    /// non-empty segments (an empty signature is how `alg: none` looks).
-    pub fn parse(input: &'a str) -> Result<Self, NotCompactJws> {
+/// The three segments of a compact JWS, located but not decoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Segments<'a> {
+    /// The header as sent (base64url).
+    pub(crate) header: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+    signing_input: &'a str,
+}
+
+impl<'a> Segments<'a> {
+    /// Locates the segments. Fails unless there are exactly three non-empty
+    /// ones (an empty signature is how `alg: none` looks).
+    pub(crate) fn split(input: &'a str) -> Result<Self, NotCompactJws> {
         let bytes = input.as_bytes();
         let first = memchr_dot(bytes, 0).ok_or(NotCompactJws)?;
         let second = memchr_dot(bytes, first + 1).ok_or(NotCompactJws)?;
         if memchr_dot(bytes, second + 1).is_some() {
             return Err(NotCompactJws);
         }
-        let (h, p, s) = (
-            &input[..first],
-            &input[first + 1..second],
-            &input[second + 1..],
-        );
-        if h.is_empty() || p.is_empty() || s.is_empty() {
+        let segments = Segments {
+            header: &input[..first],
+            payload: &input[first + 1..second],
+            signature: &input[second + 1..],
+            signing_input: &input[..second],
+        };
+        if segments.header.is_empty()
+            || segments.payload.is_empty()
+            || segments.signature.is_empty()
+        {
             return Err(NotCompactJws);
         }
+        Ok(segments)
+    }
+}
+
+impl<'a> CompactJws<'a> {
+    /// Splits `input` into header, payload and signature, decoding each with
+    /// strict unpadded base64url. Fails unless there are exactly three
+    /// non-empty segments (an empty signature is how `alg: none` looks).
+    pub fn parse(input: &'a str) -> Result<Self, NotCompactJws> {
+        Self::decode(Segments::split(input)?, true)
+    }
+
+    /// Decodes the payload and the signature of `segments`, and its header
+    /// too if `with_header` (else [`header`](Self::header) is empty: for a
+    /// header whose checks are already known, see
+    /// [`key_cache`](crate::key_cache)).
+    pub(crate) fn decode(segments: Segments<'a>, with_header: bool) -> Result<Self, NotCompactJws> {
+        let Segments {
+            header: h,
+            payload: p,
+            signature: s,
+            signing_input,
+        } = segments;
         // Each segment decodes to at most 3/4 of its length.
         let mut decoded = Vec::with_capacity((h.len() + p.len() + s.len()) / 4 * 3 + 3);
-        URL_SAFE_NO_PAD
-            .decode_vec(h, &mut decoded)
-            .map_err(|_| NotCompactJws)?;
+        if with_header {
+            URL_SAFE_NO_PAD
+                .decode_vec(h, &mut decoded)
+                .map_err(|_| NotCompactJws)?;
+        }
         let payload_at = decoded.len();
         URL_SAFE_NO_PAD
             .decode_vec(p, &mut decoded)
@@ -65,7 +103,9 @@ impl<'a> CompactJws<'a> {
         let signature_at = decoded.len();
         // A JOSE header (RFC 7515 §4) and a JWT claims set (RFC 7519 §7.2)
         // are JSON objects; serde would also read a struct from an array.
-        if !is_json_object(&decoded[..payload_at]) || !is_json_object(&decoded[payload_at..]) {
+        if (with_header && !is_json_object(&decoded[..payload_at]))
+            || !is_json_object(&decoded[payload_at..])
+        {
             return Err(NotCompactJws);
         }
         URL_SAFE_NO_PAD
@@ -75,7 +115,7 @@ impl<'a> CompactJws<'a> {
             decoded,
             payload_at,
             signature_at,
-            signing_input: &input[..second],
+            signing_input,
         })
     }
 
@@ -98,11 +138,7 @@ impl<'a> CompactJws<'a> {
 }
 
 fn memchr_dot(bytes: &[u8], from: usize) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .iter()
-        .position(|b| *b == b'.')
-        .map(|i| i + from)
+    memchr::memchr(b'.', bytes.get(from..)?).map(|i| i + from)
 }
 
 /// `true` if `json` is UTF-8 text (RFC 8259 §8.1) that can only be a JSON

@@ -1,36 +1,52 @@
-//! The public keys of recent proofs, so a client's key is read once.
+//! The checked headers of recent proofs, so a client's header is read once.
 //!
-//! A client signs every proof with the same key and sends it, byte for byte
-//! the same, in every proof's `jwk` header. Reading it costs a JSON parse,
-//! base64 decoding, the backend's validation (point on the curve, RSA
-//! numbers) and the SHA-256 thumbprint: several microseconds, as much as
-//! everything else in a proof check beside the signature. The cache maps the
-//! exact JSON text of the `jwk` member to the key read from it, which is a
-//! pure function of that text, so a hit can never differ from a fresh read.
+//! A client signs every proof with the same key and sends the same JOSE
+//! header, byte for byte, in every proof: `typ`, `alg` and its public key in
+//! `jwk`. Reading it costs base64url decoding, a JSON parse, the backend's
+//! key validation (point on the curve, RSA numbers) and the SHA-256
+//! thumbprint: several microseconds, as much as everything else in a proof
+//! check beside the signature. The cache maps the exact base64url text of
+//! the header segment to what its checks found (the algorithm and the key).
+//! That is a pure function of the text, so a hit can never differ from a
+//! fresh read; only headers that passed every check are kept, so refusals
+//! are made afresh every time.
 //!
-//! Bounded: [`DEFAULT_KEY_CACHE_CAPACITY`] keys in 16 shards, each emptied
-//! when full (a flood of new keys only costs the flooder's own reads: the
-//! cache cannot be made to hold anything but keys that parsed). The hash is
-//! randomly keyed, so no client can choose texts that collide.
+//! Bounded: [`DEFAULT_KEY_CACHE_CAPACITY`] headers in 16 shards, each
+//! emptied when full (a flood of new headers only costs the flooder's own
+//! reads: the cache cannot be made to hold anything but headers that
+//! passed). The hash is randomly keyed, so no client can choose texts that
+//! collide.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use crate::jwk::{JwkError, PublicJwk};
+use crate::alg::Algorithm;
+use crate::jwk::PublicJwk;
 
-/// Default number of proof keys remembered.
+/// Default number of proof headers remembered.
 pub const DEFAULT_KEY_CACHE_CAPACITY: usize = 4096;
 
-/// Longest `jwk` text cached (an RSA-4096 key is about 750 bytes).
+/// Longest header segment cached (an RSA-4096 key's header is about
+/// 1,100 characters).
 const MAX_CACHED_TEXT: usize = 2048;
 
 const SHARDS: usize = 16;
 
-/// Public keys by the JSON text they were read from.
+/// What a proof header that passed every check said: the algorithm it
+/// names and the public key in its `jwk`.
+#[derive(Debug, Clone)]
+pub struct CheckedHeader {
+    /// The header's `alg`.
+    pub alg: Algorithm,
+    /// The header's `jwk`, read and validated.
+    pub jwk: Arc<PublicJwk>,
+}
+
+/// Checked proof headers by their base64url text.
 pub struct KeyCache {
-    shards: Vec<Mutex<HashMap<Box<str>, Arc<PublicJwk>>>>,
+    shards: Vec<Mutex<HashMap<Box<str>, CheckedHeader>>>,
     per_shard: usize,
     hasher: RandomState,
 }
@@ -44,7 +60,7 @@ impl std::fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
-    /// A cache of about `capacity` keys (at least one per shard).
+    /// A cache of about `capacity` headers (at least one per shard).
     pub fn new(capacity: usize) -> Self {
         KeyCache {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -53,34 +69,50 @@ impl KeyCache {
         }
     }
 
-    /// The key read from `text`: from the cache, or read now (and cached
-    /// if it is a key). Errors are not cached.
-    pub fn get_or_read(&self, text: &str) -> Result<Arc<PublicJwk>, JwkError> {
-        if text.len() > MAX_CACHED_TEXT {
-            return PublicJwk::from_slice(text.as_bytes()).map(Arc::new);
-        }
-        let shard = &self.shards[(self.hasher.hash_one(text) as usize) % SHARDS];
-        // A poisoned lock only means another thread panicked mid-insert;
-        // the map itself is still a valid map of valid keys.
-        if let Some(key) = shard
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(text)
-            .cloned()
-        {
-            return Ok(key);
-        }
-        let key = Arc::new(PublicJwk::from_slice(text.as_bytes())?);
-        let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
-        // A full shard is emptied; its keys are dropped after the lock.
-        let evicted = (map.len() >= self.per_shard).then(|| std::mem::take(&mut *map));
-        map.insert(text.into(), key.clone());
-        drop(map);
-        drop(evicted);
-        Ok(key)
+    fn shard(&self, segment: &str) -> &Mutex<HashMap<Box<str>, CheckedHeader>> {
+        &self.shards[(self.hasher.hash_one(segment) as usize) % SHARDS]
     }
 
-    /// Number of keys held.
+    /// What the header `segment` (base64url, as sent) was found to say, if
+    /// it was checked before.
+    ///
+    /// ```
+    /// use senderbound_core::key_cache::KeyCache;
+    ///
+    /// assert!(KeyCache::new(64).get("eyJ0eXAiOiJkcG9wK2p3dCJ9").is_none());
+    /// ```
+    pub fn get(&self, segment: &str) -> Option<CheckedHeader> {
+        if segment.len() > MAX_CACHED_TEXT {
+            return None;
+        }
+        // A poisoned lock only means another thread panicked mid-insert;
+        // the map itself is still a valid map of checked headers.
+        self.shard(segment)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(segment)
+            .cloned()
+    }
+
+    /// Remembers what the header `segment` was found to say. Call it only
+    /// for a header that passed every check.
+    pub fn insert(&self, segment: &str, checked: CheckedHeader) {
+        if segment.len() > MAX_CACHED_TEXT {
+            return;
+        }
+        let mut map = self
+            .shard(segment)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // A full shard is emptied; its entries are dropped after the lock.
+        let evicted = (map.len() >= self.per_shard && !map.contains_key(segment))
+            .then(|| std::mem::take(&mut *map));
+        map.insert(segment.into(), checked);
+        drop(map);
+        drop(evicted);
+    }
+
+    /// Number of headers held.
     pub fn len(&self) -> usize {
         self.shards
             .iter()
@@ -88,7 +120,7 @@ impl KeyCache {
             .sum()
     }
 
-    /// Whether no key is held.
+    /// Whether no header is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -101,47 +133,50 @@ mod tests {
     const KEY: &str =
         r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
 
+    fn checked() -> CheckedHeader {
+        CheckedHeader {
+            alg: Algorithm::EdDSA,
+            jwk: Arc::new(PublicJwk::from_slice(KEY.as_bytes()).unwrap()),
+        }
+    }
+
     #[test]
-    fn a_hit_is_the_key_read_before() {
+    fn a_hit_is_what_was_inserted_for_that_exact_text() {
         let cache = KeyCache::new(64);
-        let first = cache.get_or_read(KEY).unwrap();
-        let second = cache.get_or_read(KEY).unwrap();
-        assert!(Arc::ptr_eq(&first, &second));
+        let entry = checked();
+        cache.insert("eyJhIjoxfQ", entry.clone());
+        let hit = cache.get("eyJhIjoxfQ").unwrap();
+        assert!(Arc::ptr_eq(&hit.jwk, &entry.jwk));
+        assert_eq!(hit.alg, Algorithm::EdDSA);
+        // Another text is another entry, even one decoding to the same JSON
+        // with a space more: never a hit for text that was not checked.
+        assert!(cache.get("eyJhIjogMX0").is_none());
+        assert!(cache.get("eyJhIjoxfQ ").is_none());
         assert_eq!(cache.len(), 1);
     }
 
     #[test]
-    fn refused_keys_are_refused_every_time_and_not_kept() {
+    fn long_headers_are_not_kept() {
         let cache = KeyCache::new(64);
-        let private = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}"#;
-        for _ in 0..2 {
-            assert_eq!(cache.get_or_read(private).unwrap_err(), JwkError::Private);
-            assert_eq!(cache.get_or_read("{}").unwrap_err(), JwkError::Invalid);
-        }
+        let long = "e".repeat(MAX_CACHED_TEXT + 1);
+        cache.insert(&long, checked());
+        assert!(cache.get(&long).is_none());
         assert!(cache.is_empty());
-    }
-
-    #[test]
-    fn other_text_is_another_entry_even_for_the_same_key() {
-        // Exact text: whitespace or member order makes another entry (with
-        // the same thumbprint), never a wrong hit.
-        let cache = KeyCache::new(64);
-        let spaced = KEY.replace(',', ", ");
-        let a = cache.get_or_read(KEY).unwrap();
-        let b = cache.get_or_read(&spaced).unwrap();
-        assert!(!Arc::ptr_eq(&a, &b));
-        assert_eq!(a.thumbprint(), b.thumbprint());
-        assert_eq!(cache.len(), 2);
     }
 
     #[test]
     fn stays_within_its_capacity() {
         let cache = KeyCache::new(16);
-        // The same key in 200 different texts (extra members are allowed).
         for i in 0..200 {
-            let text = KEY.replace('}', &format!(r#","kid":"{i}"}}"#));
-            cache.get_or_read(&text).unwrap();
+            cache.insert(&format!("header{i}"), checked());
         }
         assert!(cache.len() <= 16, "{}", cache.len());
+        // Inserting what a full shard already holds does not empty it.
+        let cache = KeyCache::new(16);
+        cache.insert("same", checked());
+        for _ in 0..10 {
+            cache.insert("same", checked());
+        }
+        assert_eq!(cache.len(), 1);
     }
 }

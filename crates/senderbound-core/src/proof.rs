@@ -34,8 +34,8 @@ use crate::alg::{Algorithm, AlgorithmSet};
 use crate::error::Error;
 use crate::htu;
 use crate::jwk::{JwkError, PublicJwk};
-use crate::jws::CompactJws;
-use crate::key_cache::{DEFAULT_KEY_CACHE_CAPACITY, KeyCache};
+use crate::jws::{CompactJws, Segments};
+use crate::key_cache::{CheckedHeader, DEFAULT_KEY_CACHE_CAPACITY, KeyCache};
 
 /// Default largest accepted `DPoP` header value, in bytes. A proof with an
 /// RSA-4096 `jwk` is about 1.5 KB; 8 KiB leaves room without inviting abuse.
@@ -80,9 +80,10 @@ impl ProofPolicy {
         }
     }
 
-    /// Remember the public keys of up to `capacity` clients, so each key is
-    /// read (parsed, validated, thumbprinted) once rather than on every
-    /// proof; 0 reads every proof's key afresh. Default
+    /// Remember the proof headers of up to `capacity` clients, so each
+    /// client's header and key are read (decoded, parsed, validated,
+    /// thumbprinted) once rather than on every proof; 0 reads every proof's
+    /// header afresh. Default
     /// [`DEFAULT_KEY_CACHE_CAPACITY`]. See [`crate::key_cache`].
     pub fn key_cache_capacity(mut self, capacity: usize) -> Self {
         self.keys = (capacity > 0).then(|| Arc::new(KeyCache::new(capacity)));
@@ -141,15 +142,11 @@ impl ProofPolicy {
         self.max_proof_bytes
     }
 
-    /// Runs every stateless check of RFC 9449 §4.3 on the `DPoP` header value.
-    pub fn verify(&self, proof: &str, facts: &RequestFacts<'_>) -> Result<VerifiedProof, Error> {
-        if proof.len() > self.max_proof_bytes {
-            return Err(Error::ProofTooLarge);
-        }
-        let jws = CompactJws::parse(proof).map_err(|_| Error::ProofMalformed)?;
-
+    /// The header's checks (RFC 9449 §4.3 steps 4–7): `typ`, no `crit`, an
+    /// accepted `alg`, and a public key in `jwk` that fits it.
+    fn check_header(&self, header: &[u8]) -> Result<(Algorithm, Arc<PublicJwk>), Error> {
         let header: ProofHeader<'_> =
-            serde_json::from_slice(jws.header()).map_err(|_| Error::ProofMalformed)?;
+            serde_json::from_slice(header).map_err(|_| Error::ProofMalformed)?;
         let typ = header.typ.as_deref().ok_or(Error::ProofType)?;
         if !is_media_type(typ, "dpop+jwt") {
             return Err(Error::ProofType);
@@ -164,17 +161,53 @@ impl ProofPolicy {
             .filter(|a| self.algorithms.contains(*a))
             .ok_or(Error::ProofAlgorithm)?;
         let raw_jwk = header.jwk.ok_or(Error::ProofKeyInvalid)?;
-        let jwk = match &self.keys {
-            Some(cache) => cache.get_or_read(raw_jwk.get()),
-            None => PublicJwk::from_slice(raw_jwk.get().as_bytes()).map(Arc::new),
-        }
-        .map_err(|e| match e {
-            JwkError::Private => Error::ProofKeyPrivate,
-            JwkError::Invalid | JwkError::Unsupported => Error::ProofKeyInvalid,
-        })?;
+        let jwk = PublicJwk::from_slice(raw_jwk.get().as_bytes())
+            .map(Arc::new)
+            .map_err(|e| match e {
+                JwkError::Private => Error::ProofKeyPrivate,
+                JwkError::Invalid | JwkError::Unsupported => Error::ProofKeyInvalid,
+            })?;
         if !jwk.fits(alg) {
             return Err(Error::ProofKeyAlgorithmMismatch);
         }
+        Ok((alg, jwk))
+    }
+
+    /// Runs every stateless check of RFC 9449 §4.3 on the `DPoP` header value.
+    pub fn verify(&self, proof: &str, facts: &RequestFacts<'_>) -> Result<VerifiedProof, Error> {
+        if proof.len() > self.max_proof_bytes {
+            return Err(Error::ProofTooLarge);
+        }
+        let segments = Segments::split(proof).map_err(|_| Error::ProofMalformed)?;
+        // A header seen before, byte for byte, passed the checks below then
+        // and would pass them again: only the algorithm set is looked at
+        // again (a cloned policy shares the cache). See `key_cache`.
+        let known = self
+            .keys
+            .as_ref()
+            .and_then(|cache| cache.get(segments.header))
+            .filter(|known| self.algorithms.contains(known.alg));
+        let (jws, alg, jwk) = match known {
+            Some(CheckedHeader { alg, jwk }) => (
+                CompactJws::decode(segments, false).map_err(|_| Error::ProofMalformed)?,
+                alg,
+                jwk,
+            ),
+            None => {
+                let jws = CompactJws::decode(segments, true).map_err(|_| Error::ProofMalformed)?;
+                let (alg, jwk) = self.check_header(jws.header())?;
+                if let Some(cache) = &self.keys {
+                    cache.insert(
+                        segments.header,
+                        CheckedHeader {
+                            alg,
+                            jwk: jwk.clone(),
+                        },
+                    );
+                }
+                (jws, alg, jwk)
+            }
+        };
 
         let claims: ProofClaims<'_> = serde_json::from_slice(jws.payload()).map_err(|_| {
             // A JSON object with a claim of the wrong type is a claim problem;
@@ -472,6 +505,99 @@ impl VerifiedProof {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KEY: &str =
+        r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+
+    /// A proof with this header, good claims and a signature that is not one.
+    fn unsigned(header: &str) -> String {
+        let b64 = |s: &str| URL_SAFE_NO_PAD.encode(s);
+        let claims = r#"{"jti":"j1","htm":"GET","htu":"https://a.test/r","iat":100}"#;
+        format!("{}.{}.AQID", b64(header), b64(claims))
+    }
+
+    fn facts() -> RequestFacts<'static> {
+        RequestFacts {
+            method: "GET",
+            htu: "https://a.test/r",
+            access_token_hash: None,
+            now: 100,
+        }
+    }
+
+    #[test]
+    fn refused_headers_are_refused_every_time_and_not_kept() {
+        let policy = ProofPolicy::new();
+        let private = KEY.replace(
+            '}',
+            r#","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}"#,
+        );
+        for (header, error) in [
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{private}}}"#),
+                Error::ProofKeyPrivate,
+            ),
+            (
+                r#"{"typ":"dpop+jwt","alg":"EdDSA","jwk":{}}"#.to_owned(),
+                Error::ProofKeyInvalid,
+            ),
+            (
+                format!(r#"{{"typ":"jwt","alg":"EdDSA","jwk":{KEY}}}"#),
+                Error::ProofType,
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"ES256","jwk":{KEY}}}"#),
+                Error::ProofKeyAlgorithmMismatch,
+            ),
+            (
+                format!(r#"{{"typ":"dpop+jwt","alg":"HS256","jwk":{KEY}}}"#),
+                Error::ProofAlgorithm,
+            ),
+        ] {
+            for _ in 0..2 {
+                let refused = policy.verify(&unsigned(&header), &facts()).unwrap_err();
+                assert_eq!(refused, error, "{header}");
+            }
+        }
+        assert!(policy.keys.as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_known_header_is_checked_once_and_the_rest_every_time() {
+        let policy = ProofPolicy::new();
+        let header = format!(r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{KEY}}}"#);
+        // The header passes, the signature does not: the header is kept.
+        for _ in 0..2 {
+            let refused = policy.verify(&unsigned(&header), &facts()).unwrap_err();
+            assert_eq!(refused, Error::ProofSignature);
+        }
+        assert_eq!(policy.keys.as_ref().unwrap().len(), 1);
+        // A known header does not excuse the payload: claims and the
+        // signature are still read from the proof.
+        let proof = unsigned(&header);
+        let [h, _, sig] = <[&str; 3]>::try_from(proof.split('.').collect::<Vec<_>>()).unwrap();
+        let other = URL_SAFE_NO_PAD
+            .encode(r#"{"jti":"j1","htm":"POST","htu":"https://a.test/r","iat":100}"#);
+        assert_eq!(
+            policy
+                .verify(&format!("{h}.{other}.{sig}"), &facts())
+                .unwrap_err(),
+            Error::ProofMethodMismatch
+        );
+        let array = URL_SAFE_NO_PAD.encode("[1]");
+        assert_eq!(
+            policy
+                .verify(&format!("{h}.{array}.{sig}"), &facts())
+                .unwrap_err(),
+            Error::ProofMalformed
+        );
+        assert_eq!(
+            policy
+                .verify(&format!("{h}.{other}.A"), &facts())
+                .unwrap_err(),
+            Error::ProofMalformed
+        );
+    }
 
     #[test]
     fn media_type_comparison() {

@@ -75,9 +75,10 @@ impl ProofRules {
         self
     }
 
-    /// How many clients' proof keys to remember, so each is read (parsed,
-    /// validated, thumbprinted) once (default 4,096; 0 reads every proof's
-    /// key afresh).
+    /// How many clients' proof headers to remember, so each client's header
+    /// and key are read (decoded, parsed, validated, thumbprinted) once
+    /// (default 4,096; 0 reads every proof's header afresh). See
+    /// [`senderbound_core::key_cache`].
     pub fn key_cache_capacity(mut self, keys: usize) -> Self {
         self.key_cache_capacity = Some(keys);
         self
