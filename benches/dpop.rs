@@ -386,7 +386,6 @@ fn dpop(c: &mut Criterion) {
 /// Layer's total minus these, in docs/benchmarks.md.
 fn stages(c: &mut Criterion) {
     use senderbound_core::jws::CompactJws;
-    use senderbound_core::key_cache::{CheckedHeader, KeyCache};
     use senderbound_core::replay::ReplayKey;
     use senderbound_core::token::Binding;
 
@@ -396,18 +395,6 @@ fn stages(c: &mut Criterion) {
     let token = issuer.sign(&issuer.claims(AUDIENCE, Some(&key.jkt), "read", now()));
     let proof = key.proof(&token);
     let authorization = format!("DPoP {token}");
-    // The proof's header segment, as the cache is keyed.
-    let header = proof.split('.').next().unwrap_or_default().to_owned();
-    let keys = KeyCache::new(1024);
-    keys.insert(
-        &header,
-        CheckedHeader {
-            alg: senderbound_core::Algorithm::ES256,
-            jwk: std::sync::Arc::new(
-                senderbound_core::jwk::PublicJwk::from_json(&key.jwk.to_string()).unwrap(),
-            ),
-        },
-    );
     let binding = Binding::Dpop {
         jkt: key.jkt.clone(),
     };
@@ -431,9 +418,6 @@ fn stages(c: &mut Criterion) {
     });
     group.bench_function("jws_parse", |b| {
         b.iter(|| CompactJws::parse(std::hint::black_box(&proof)).is_ok())
-    });
-    group.bench_function("key_cache", |b| {
-        b.iter(|| keys.get(std::hint::black_box(&header)).is_some())
     });
     group.bench_function("token_hash", |b| {
         b.iter(|| senderbound_core::token_hash(std::hint::black_box(&token)))

@@ -37,14 +37,17 @@ const SHARDS: usize = 16;
 /// What a proof header that passed every check said: the algorithm it
 /// names and the public key in its `jwk`.
 #[derive(Debug, Clone)]
-pub struct CheckedHeader {
+pub(crate) struct CheckedHeader {
     /// The header's `alg`.
-    pub alg: Algorithm,
+    pub(crate) alg: Algorithm,
     /// The header's `jwk`, read and validated.
-    pub jwk: Arc<PublicJwk>,
+    pub(crate) jwk: Arc<PublicJwk>,
 }
 
-/// Checked proof headers by their base64url text.
+/// Checked proof headers by their base64url text. Only a
+/// [`ProofPolicy`](crate::proof::ProofPolicy) fills and reads it (through
+/// [`key_cache_capacity`](crate::proof::ProofPolicy::key_cache_capacity)), so
+/// every entry is a header that passed its checks.
 pub struct KeyCache {
     shards: Vec<Mutex<HashMap<Box<str>, CheckedHeader>>>,
     per_shard: usize,
@@ -75,13 +78,7 @@ impl KeyCache {
 
     /// What the header `segment` (base64url, as sent) was found to say, if
     /// it was checked before.
-    ///
-    /// ```
-    /// use senderbound_core::key_cache::KeyCache;
-    ///
-    /// assert!(KeyCache::new(64).get("eyJ0eXAiOiJkcG9wK2p3dCJ9").is_none());
-    /// ```
-    pub fn get(&self, segment: &str) -> Option<CheckedHeader> {
+    pub(crate) fn get(&self, segment: &str) -> Option<CheckedHeader> {
         if segment.len() > MAX_CACHED_TEXT {
             return None;
         }
@@ -94,9 +91,9 @@ impl KeyCache {
             .cloned()
     }
 
-    /// Remembers what the header `segment` was found to say. Call it only
+    /// Remembers what the header `segment` was found to say. Called only
     /// for a header that passed every check.
-    pub fn insert(&self, segment: &str, checked: CheckedHeader) {
+    pub(crate) fn insert(&self, segment: &str, checked: CheckedHeader) {
         if segment.len() > MAX_CACHED_TEXT {
             return;
         }
@@ -171,12 +168,17 @@ mod tests {
             cache.insert(&format!("header{i}"), checked());
         }
         assert!(cache.len() <= 16, "{}", cache.len());
-        // Inserting what a full shard already holds does not empty it.
-        let cache = KeyCache::new(16);
-        cache.insert("same", checked());
-        for _ in 0..10 {
-            cache.insert("same", checked());
-        }
-        assert_eq!(cache.len(), 1);
+        // Inserting again what a full shard already holds does not empty
+        // it: two texts of one shard (two per shard), one inserted again.
+        let cache = KeyCache::new(32);
+        let first = "header0".to_owned();
+        let second = (1..)
+            .map(|i| format!("header{i}"))
+            .find(|t| std::ptr::eq(cache.shard(t), cache.shard(&first)))
+            .unwrap();
+        cache.insert(&first, checked());
+        cache.insert(&second, checked());
+        cache.insert(&first, checked());
+        assert_eq!(cache.len(), 2);
     }
 }

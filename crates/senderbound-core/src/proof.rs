@@ -572,6 +572,18 @@ mod tests {
             assert_eq!(refused, Error::ProofSignature);
         }
         assert_eq!(policy.keys.as_ref().unwrap().len(), 1);
+        // A hit is taken as checked: given an entry for a header that would
+        // fail (`typ`), the signature is what fails. So the cache is read.
+        let cache = policy.keys.as_ref().unwrap();
+        let good = unsigned(&header);
+        let known = cache.get(good.split('.').next().unwrap()).unwrap();
+        let bad = unsigned(&format!(r#"{{"typ":"jwt","alg":"EdDSA","jwk":{KEY}}}"#));
+        assert_eq!(policy.verify(&bad, &facts()).unwrap_err(), Error::ProofType);
+        cache.insert(bad.split('.').next().unwrap(), known);
+        assert_eq!(
+            policy.verify(&bad, &facts()).unwrap_err(),
+            Error::ProofSignature
+        );
         // A known header does not excuse the payload: claims and the
         // signature are still read from the proof.
         let proof = unsigned(&header);
