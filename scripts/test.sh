@@ -5,7 +5,9 @@
 # example as a conformance target, the end-to-end tests against a real
 # authorization server (node-oidc-provider, installed here from the npm
 # registry with `npm ci`) with third-party DPoP clients (oauth4webapi from
-# npm, requests-oauth2client from PyPI), and the Redis replay store against
+# npm, requests-oauth2client from PyPI), a browser as the DPoP client
+# (Debian's chromium, installed here with apt-get when missing, driven by
+# puppeteer-core from npm), and the Redis replay store against
 # private redis-server instances (installed here with apt-get when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,6 +119,23 @@ if [ ! -x target/clients-venv/bin/python ]; then python3 -m venv target/clients-
 target/clients-venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 cargo build --quiet --example resource_server --example mtls_server
 cargo test --test real_as --test third_party_clients -- --ignored
+
+step "a browser as the DPoP client: headless Chromium, the browser_app example, node-oidc-provider (tests/browser.rs)"
+# Debian's chromium, installed here when missing; puppeteer-core from npm
+# (tests/browser, pinned) drives it. Skipped, saying so, only where Chromium
+# cannot be installed.
+if ! command -v chromium >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null; } \
+    || echo "chromium could not be installed" >&2
+fi
+if command -v chromium >/dev/null; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  cargo build --quiet --example browser_app
+  CHROMIUM="$(command -v chromium)" cargo test --test browser -- --ignored
+else
+  echo "SKIPPED: the browser test needs Chromium (Debian's chromium package), which could not be installed here"
+fi
 
 step "load generator smoke run: resource_server and node-oidc-provider, 400 requests"
 cargo build --quiet --example loadgen

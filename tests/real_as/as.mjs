@@ -11,6 +11,12 @@
 // --mtls-port also serves the provider over https on this port, asking for
 //             (not verifying) a client certificate: tokens for the mtls-*
 //             clients are requested there and bound to that certificate
+// --browser-client ORIGIN
+//             registers the public client `browser-app` of the page at
+//             ORIGIN (examples/browser_app.rs): authorization code with
+//             PKCE, redirect URI ORIGIN/, DPoP-bound tokens, CORS from
+//             ORIGIN; sign-in and consent are approved at once for the
+//             user `browser-user` (a test stands in for the human)
 //
 // Clients (client_credentials, client_secret_basic, secret "<id>-secret"):
 //   agent           JWT access tokens, 300 s
@@ -31,6 +37,7 @@ const value = (name) => argv[argv.indexOf(name) + 1];
 const port = Number(value('--port'));
 const keysFile = value('--keys');
 const mtlsPort = flag('--mtls-port') ? Number(value('--mtls-port')) : undefined;
+const browserOrigin = flag('--browser-client') ? value('--browser-client') : undefined;
 
 function newKey() {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -57,6 +64,18 @@ const clients = [
   ...['agent', 'agent-short', 'agent-opaque', 'resource-server'].map(client),
   ...['mtls-agent', 'mtls-opaque'].map(certificateBound),
 ];
+if (browserOrigin) {
+  clients.push({
+    client_id: 'browser-app',
+    application_type: 'web',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: [`${browserOrigin}/`],
+    token_endpoint_auth_method: 'none', // a public client: PKCE, no secret
+    dpop_bound_access_tokens: true, // RFC 9449 §5.2: DPoP or nothing
+    id_token_signed_response_alg: 'ES256',
+  });
+}
 
 // The client certificate of the https listener's TLS socket: undefined on
 // the plain http listener, or when the client sent none.
@@ -71,6 +90,9 @@ const issuer = `http://127.0.0.1:${port}`;
 const provider = new Provider(issuer, {
   clients,
   jwks: { keys },
+  // The page's origin, and only it, may call the token endpoint (CORS).
+  clientBasedCORS: (ctx, origin, c) => browserOrigin !== undefined && c.clientId === 'browser-app' && origin === browserOrigin,
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -91,6 +113,28 @@ const provider = new Provider(issuer, {
   },
 });
 provider.proxy = false;
+
+// Sign-in and consent, approved at once for `browser-user` (--browser-client):
+// the browser follows the redirects, so the page gets its code.
+provider.use(async (ctx, next) => {
+  if (!browserOrigin || !ctx.path.startsWith('/interaction/')) return next();
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  let result;
+  if (details.prompt.name === 'login') {
+    result = { login: { accountId: 'browser-user' } };
+  } else {
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+    if (details.params.scope?.split(' ').includes('openid')) grant.addOIDCScope('openid');
+    const resource = details.params.resource;
+    for (const r of Array.isArray(resource) ? resource : resource ? [resource] : []) {
+      grant.addResourceScope(r, 'read');
+    }
+    result = { consent: { grantId: await grant.save() } };
+  }
+  ctx.redirect(await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false }));
+});
 
 const listening = (server, at) => new Promise((resolve) => server.listen(at, '127.0.0.1', resolve));
 const servers = [listening(provider, port)];

@@ -48,7 +48,8 @@
 //! - [`metadata`] (RFC 9728), [`profile`] (FAPI 2.0, MCP), [`header`]
 //!   (header names), [`clock`], [`error`].
 //! - [`serve`] and [`tls`] (features): serving a router with what the Layer
-//!   needs from the server.
+//!   needs from the server; [`cors`] (feature): CORS for browser DPoP
+//!   clients.
 //!
 //! To test your own protected handlers, the `senderbound-test` crate makes
 //! an issuer the Layer trusts, tokens bound to a client key, and proofs.
@@ -64,6 +65,9 @@
 //! - `tls`: the [`tls`] module: serving a router over rustls with client
 //!   certificates. TLS runs on aws-lc-rs, as the HTTP client for discovery
 //!   and JWKS already does, whichever backend verifies signatures.
+//! - `cors`: the [`cors`] module: a tower-http `CorsLayer` for browser DPoP
+//!   clients (`Authorization` and `DPoP` allowed, `WWW-Authenticate` and
+//!   `DPoP-Nonce` exposed, listed origins only, no credentials).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
@@ -73,6 +77,9 @@ pub mod audit;
 pub mod authorize;
 pub mod challenge;
 pub mod clock;
+#[cfg(feature = "cors")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cors")))]
+pub mod cors;
 mod credentials;
 pub mod error;
 pub mod framing;
