@@ -142,12 +142,14 @@ fn origin_of(url: &str) -> &str {
 
 /// The page's origin: the HTML, the script, oauth4webapi and the config.
 fn page_router(config: serde_json::Value, oauth4webapi: String, connect: &str) -> Router {
-    // The page runs only its own scripts, and talks only to the servers it
-    // needs: a script injected elsewhere could not send the key's
-    // signatures anywhere else (docs/deployment.md, browsers).
+    // The page runs only its own scripts (no inline script, no other
+    // origin's), fetches from the servers it needs only, and cannot be
+    // framed. That narrows what injected markup can do; it does not stop a
+    // script that does run (docs/deployment.md §8).
     let policy = format!(
-        "default-src 'self'; connect-src {connect}; img-src 'self' data:; \
-         style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+        "default-src 'self'; script-src 'self'; connect-src {connect}; \
+         img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+         form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
     );
     let file = move |content_type: &'static str, body: String| {
         let policy = policy.clone();

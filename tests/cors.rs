@@ -132,6 +132,43 @@ async fn a_refusal_is_readable_by_the_listed_origin() {
         assert!(exposed.contains(&needed.to_owned()), "{exposed:?}");
     }
     assert_eq!(headers.get("access-control-allow-credentials"), None);
+    // Caches keep answers to different origins apart.
+    assert!(
+        list(&headers, "vary").contains(&"origin".to_owned()),
+        "{headers:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_options_request_is_answered_by_the_cors_layer_and_reaches_no_handler() {
+    // Outside the Layer, an OPTIONS request with or without Origin never
+    // meets authentication or a handler: the CORS layer answers it, with
+    // nothing from the API in it.
+    let h = Harness::new();
+    let app = with_cors(&h);
+    for origin in [Some(APP), Some("https://evil.example.test"), None] {
+        let mut request = Request::builder()
+            .method("OPTIONS")
+            .uri("/whoami")
+            .header("host", HOST);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        let response = match app
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+        {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        assert_eq!(response.status(), 200, "{origin:?}");
+        assert_eq!(response.headers().get("www-authenticate"), None);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert!(body.is_empty(), "{origin:?}: {body:?}");
+    }
 }
 
 #[tokio::test]

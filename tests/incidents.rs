@@ -323,7 +323,7 @@ fn proof_clock_offsets_are_in_the_audit_event_and_the_histogram() {
         ]
     );
     // The future ones name their key, and a run of them is an incident
-    // (proofs made ahead of time, RFC 9449 §11.1), though each is routine.
+    // (proofs made ahead of time, RFC 9449 §11.2), though each is routine.
     assert!(decisions[0]["jkt"].as_str().is_some_and(|k| !k.is_empty()));
     assert!(
         decisions[2..5]

@@ -7,7 +7,7 @@
 //   bound to the key with dpop_jkt (RFC 9449 §10) and the token to it with a
 //   DPoP proof at the token endpoint (§5): oauth4webapi does the protocol.
 // - Calls go to the API on another origin; a 401 `use_dpop_nonce` is retried
-//   once with the nonce the API sent (§8), which the page can read only
+//   once with the nonce the API sent (§9), which the page can read only
 //   because the API's CORS exposes `DPoP-Nonce` and `WWW-Authenticate`.
 //
 // `window.demo` is what tests/browser.rs drives (through tests/browser/run.mjs).
@@ -25,11 +25,12 @@ const recordingFetch = (url, options) => {
   sent.push({ url: String(url), method: options.method, headers: { ...options.headers } });
   return fetch(url, options);
 };
+// The demo's servers speak plain http on loopback (a secure context for
+// WebCrypto); anywhere else oauth4webapi's https requirement stays on.
+const loopback = (url) => ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
 const http = {
   [oauth.customFetch]: recordingFetch,
-  // The demo's servers speak plain http on 127.0.0.1 (a secure context for
-  // WebCrypto); a deployment uses https everywhere.
-  [oauth.allowInsecureRequests]: true,
+  [oauth.allowInsecureRequests]: loopback(config.issuer) && loopback(config.api),
 };
 
 // --- the key: WebCrypto, non-extractable, in IndexedDB ------------------------
@@ -197,7 +198,8 @@ async function call(path = '/whoami') {
 
 // The exact headers of the last API request (same proof, same token) again.
 async function replay() {
-  const last = sent.filter((s) => s.url.startsWith(config.api)).at(-1);
+  const apiOrigin = new URL(config.api).origin;
+  const last = sent.filter((s) => new URL(s.url).origin === apiOrigin).at(-1);
   if (!last) return remember({ kind: 'replay', skipped: 'no request yet' });
   const record = { kind: 'replay', path: new URL(last.url).pathname };
   try {
@@ -239,18 +241,33 @@ function render() {
     ? `DPoP-bound, ${state.token.slice(0, 18)}…${state.token.slice(-8)}`
     : 'none: sign in';
   $('sender').textContent = state.sender ? JSON.stringify(state.sender, null, 2) : '—';
+  // Text only: what the servers said never becomes markup.
+  const cell = (text, className) => {
+    const td = document.createElement('td');
+    if (className) {
+      const span = document.createElement('span');
+      span.className = className;
+      span.textContent = text;
+      td.append(span);
+    } else {
+      td.textContent = text;
+    }
+    return td;
+  };
   const rows = state.requests.map((r, i) => {
     const tried = (r.attempts ?? []).map((a) => `${a.status}${a.error ? ` ${a.error}` : ''}`);
-    const answer = r.blocked
-      ? `<span class="blocked">blocked by the browser (CORS)</span>`
-      : r.status === 200
-        ? `<span class="ok">200</span>`
-        : `<span class="refused">${r.status ?? ''} ${r.error ?? r.skipped ?? ''}</span>`;
     const what = r.kind === 'replay' ? `replay of the last proof, GET ${r.path}` : `GET ${r.path}`;
     const retry = r.retried ? ` (${tried.join(' → ')})` : '';
-    return `<tr><td>${i + 1}</td><td>${what}${retry}</td><td>${answer}</td></tr>`;
+    const answer = r.blocked
+      ? cell('blocked by the browser (CORS)', 'blocked')
+      : r.status === 200
+        ? cell('200', 'ok')
+        : cell(`${r.status ?? ''} ${r.error ?? r.skipped ?? ''}`, 'refused');
+    const tr = document.createElement('tr');
+    tr.append(cell(String(i + 1)), cell(`${what}${retry}`), answer);
+    return tr;
   });
-  $('log').innerHTML = rows.join('');
+  $('log').replaceChildren(...rows);
   const last = state.requests.at(-1);
   const banner = $('banner');
   if (state.signInError) {

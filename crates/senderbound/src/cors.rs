@@ -7,12 +7,13 @@
 //! then hides every response header that is not exposed, and the two a DPoP
 //! client must read are not safelisted either: `WWW-Authenticate` (which
 //! error, which algorithms; RFC 9449 §7.1) and `DPoP-Nonce` (the nonce to
-//! retry with; §8). [`DpopCors`] makes the layer that gets all of this
+//! retry with; §9). §7.1 asks for exactly this exposure. [`DpopCors`] makes the layer that gets all of this
 //! right:
 //!
 //! - **only the origins you list**, compared exactly as browsers send them
-//!   (`https://app.example.com`; a default port is dropped, case folded). No
-//!   wildcard, no `null`, never the request's `Origin` reflected;
+//!   (`https://app.example.com`: the host as the URL Standard parses it, a
+//!   default port dropped). No wildcard, no `null`, never the request's
+//!   `Origin` reflected;
 //! - **no credentials**: `Access-Control-Allow-Credentials` is never sent. A
 //!   DPoP client puts its token in `Authorization` itself; cookies are not
 //!   needed, and not allowed to ride along;
@@ -25,10 +26,13 @@
 //!   `Retry-After` (the incident cool-down's 429);
 //! - **preflights answered before authentication**: put the CORS layer
 //!   *outside* the [`SenderBoundLayer`](crate::SenderBoundLayer) (in axum,
-//!   `.layer(cors)` after `.layer(senderbound)`). Every `OPTIONS` request is
-//!   then answered by the CORS layer and never reaches a handler, and every
-//!   other response, refusals included, carries the CORS headers, so the
-//!   browser app can read the challenge.
+//!   `.layer(cors)` after `.layer(senderbound)`). Every `OPTIONS` request,
+//!   with or without `Origin`, is then answered by the CORS layer and never
+//!   reaches a handler (an `OPTIONS` handler of your own would be hidden),
+//!   and every other response, refusals included, carries the CORS
+//!   headers, so the browser app can read the challenge. A request from an
+//!   origin not listed still reaches the Layer and is checked as any other:
+//!   CORS only decides whether the page may read the answer.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -55,8 +59,8 @@ use std::time::Duration;
 
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Method};
-use senderbound_core::authority::Authority;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use url::{Host, Url};
 
 use crate::header::{DPOP, DPOP_NONCE};
 
@@ -73,8 +77,7 @@ pub enum InvalidOrigin {
     NotASingleOrigin,
     /// Not `scheme://host[:port]` with nothing after it (no path, not even
     /// `/`; no query, fragment or user information), or a host that is not
-    /// an ASCII DNS name or IP literal as browsers serialise it (write IDNs
-    /// in punycode; no wildcards).
+    /// a DNS name or an IP address (a wildcard, say).
     Syntax,
     /// An `http` origin that is not loopback: WebCrypto, which holds the
     /// DPoP key, is unavailable to such a page (not a secure context).
@@ -199,49 +202,50 @@ impl DpopCors {
 }
 
 /// The ASCII serialisation of an origin (HTML's "serialization of an
-/// origin"): `scheme://host[:port]`, lower case, without a default port.
+/// origin"), as browsers send it in `Origin`: `scheme://host[:port]`, the
+/// host as the URL Standard parses it (lower case, IDNs in punycode, IPv4
+/// in dotted decimal, IPv6 compressed), without a default port.
 fn browser_origin(text: &str) -> Result<String, InvalidOrigin> {
     let text = text.trim();
     if text == "*" || text.eq_ignore_ascii_case("null") {
         return Err(InvalidOrigin::NotASingleOrigin);
     }
-    let (scheme, authority) = text.split_once("://").ok_or(InvalidOrigin::Syntax)?;
-    let scheme = scheme.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "https" => 443,
-        "http" => 80,
-        _ => return Err(InvalidOrigin::Syntax),
-    };
-    let authority = Authority::parse(authority).map_err(|_| InvalidOrigin::Syntax)?;
-    // Browsers serialise a host as an IP literal or an ASCII DNS name
-    // (letters, digits, `-`, `.`): a percent-encoding or a sub-delimiter
-    // (`*`, `!`, …) would never match what they send.
-    let host = authority.host();
-    let dns_name = host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    if host.is_empty() || !(host.starts_with('[') || dns_name) {
+    // An origin, not a URL: nothing after the authority, not even `/`.
+    let (_, authority) = text.split_once("://").ok_or(InvalidOrigin::Syntax)?;
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', '\\']) {
         return Err(InvalidOrigin::Syntax);
     }
-    let host = authority.host().to_ascii_lowercase();
-    if scheme == "http" && !is_loopback(&host) {
+    let url = Url::parse(text).map_err(|_| InvalidOrigin::Syntax)?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(InvalidOrigin::Syntax);
+    }
+    let host = url.host().ok_or(InvalidOrigin::Syntax)?;
+    // A wildcard or any other sub-delimiter is a valid URL host but never
+    // an origin a browser sends: DNS names are letters, digits, `-`, `.`.
+    if let Host::Domain(name) = host
+        && !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(InvalidOrigin::Syntax);
+    }
+    if url.scheme() == "http" && !is_loopback(&host) {
         return Err(InvalidOrigin::NotSecure);
     }
-    Ok(match authority.port() {
-        Some(port) if port != default_port => format!("{scheme}://{host}:{port}"),
-        _ => format!("{scheme}://{host}"),
-    })
+    Ok(url.origin().ascii_serialization())
 }
 
 /// Hosts browsers treat as potentially trustworthy over plain http
 /// (W3C Secure Contexts §3.1: `localhost` names and loopback addresses).
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host == "[::1]"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(name) => {
+            let name = name.strip_suffix('.').unwrap_or(name);
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +266,15 @@ mod tests {
             ("http://[::1]:3000", "http://[::1]:3000"),
             ("http://app.localhost:3000", "http://app.localhost:3000"),
             ("https://[2001:db8::1]", "https://[2001:db8::1]"),
+            // As the URL Standard parses hosts, which is what browsers send.
+            ("https://[2001:DB8:0:0::1]", "https://[2001:db8::1]"),
+            ("http://[0:0:0:0:0:0:0:1]", "http://[::1]"),
+            ("https://127.1", "https://127.0.0.1"),
+            ("http://0x7f.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("https://bücher.example", "https://xn--bcher-kva.example"),
+            ("https://app.example.com:0443", "https://app.example.com"),
+            ("http://localhost.:3000", "http://localhost.:3000"),
+            ("https://app%2Eexample.com", "https://app.example.com"),
         ] {
             assert_eq!(browser_origin(given).as_deref(), Ok(expected), "{given}");
         }
@@ -280,7 +293,7 @@ mod tests {
             ("https://app.example.com#x", InvalidOrigin::Syntax),
             ("https://user@app.example.com", InvalidOrigin::Syntax),
             ("https://", InvalidOrigin::Syntax),
-            ("https://app%2Eexample.com", InvalidOrigin::Syntax),
+            ("https://app.example.com\\", InvalidOrigin::Syntax),
             ("https://*.example.com", InvalidOrigin::Syntax),
             ("https://app!.example.com", InvalidOrigin::Syntax),
             ("ftp://app.example.com", InvalidOrigin::Syntax),

@@ -8,7 +8,7 @@
 //! client (`client_id` of a verified token), in a sliding window. So are
 //! proofs issued in the future: one is a skewed clock (routine), a run of
 //! them is the mark of proofs made ahead of time by someone who briefly held
-//! the key (RFC 9449 §11.1). Requests that were allowed never count (a
+//! the key (RFC 9449 §11.2). Requests that were allowed never count (a
 //! shared key in report mode is on record as `finding="key_shared"`).
 //!
 //! When one key or client reaches [`Incidents::after`] such refusals within
