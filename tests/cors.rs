@@ -40,6 +40,16 @@ fn preflight(origin: &str, method: &str, headers: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// `GET /whoami` from a page on `origin`, without credentials.
+fn get_from(origin: &str) -> Request<Body> {
+    Request::builder()
+        .uri("/whoami")
+        .header("host", HOST)
+        .header("origin", origin)
+        .body(Body::empty())
+        .unwrap()
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).map(|v| v.to_str().unwrap())
 }
@@ -97,13 +107,7 @@ async fn other_origins_get_no_cors_headers_and_are_never_reflected() {
         assert_eq!(headers.get("access-control-allow-origin"), None, "{origin}");
         // An actual request from there: refused by the Layer as usual, and
         // the browser is not allowed to read the answer.
-        let request = Request::builder()
-            .uri("/whoami")
-            .header("host", HOST)
-            .header("origin", origin)
-            .body(Body::empty())
-            .unwrap();
-        let (status, headers) = send(&app, request).await;
+        let (status, headers) = send(&app, get_from(origin)).await;
         assert_eq!(status, 401);
         // Without Access-Control-Allow-Origin the browser hands the page
         // nothing of the answer (tower-http lists the exposed headers on
@@ -117,13 +121,7 @@ async fn other_origins_get_no_cors_headers_and_are_never_reflected() {
 async fn a_refusal_is_readable_by_the_listed_origin() {
     let h = Harness::new();
     let app = with_cors(&h);
-    let request = Request::builder()
-        .uri("/whoami")
-        .header("host", HOST)
-        .header("origin", APP)
-        .body(Body::empty())
-        .unwrap();
-    let (status, headers) = send(&app, request).await;
+    let (status, headers) = send(&app, get_from(APP)).await;
     assert_eq!(status, 401);
     assert!(header(&headers, "www-authenticate").is_some_and(|c| c.starts_with("DPoP ")));
     assert_eq!(header(&headers, "access-control-allow-origin"), Some(APP));
@@ -199,14 +197,7 @@ async fn the_nonce_challenge_and_the_answer_carry_what_the_browser_must_read() {
     assert_eq!(header(&headers, "access-control-allow-origin"), Some(APP));
     assert!(list(&headers, "access-control-expose-headers").contains(&"dpop-nonce".to_owned()));
     // The retry with the nonce is answered, readable by the app.
-    let proof = h
-        .client
-        .proof("GET", &format!("https://{HOST}/whoami"))
-        .unwrap()
-        .access_token(&token)
-        .issued_at(h.now())
-        .nonce(&nonce)
-        .sign();
+    let proof = h.proof_with_nonce("GET", "/whoami", &token, &nonce);
     let (status, headers) = send(&app, request(proof)).await;
     assert_eq!(status, 200, "{headers:?}");
     assert_eq!(header(&headers, "access-control-allow-origin"), Some(APP));

@@ -55,14 +55,7 @@ async fn a_proof_without_a_nonce_gets_use_dpop_nonce_with_a_fresh_one() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.dpop_nonce, None);
     // Nonces do not replace replay protection.
-    let proof = h
-        .client
-        .proof("GET", &format!("https://{HOST}/whoami"))
-        .unwrap()
-        .access_token(&token)
-        .issued_at(h.now())
-        .nonce(&nonce)
-        .sign();
+    let proof = h.proof_with_nonce("GET", "/whoami", &token, &nonce);
     let auth = format!("DPoP {token}");
     assert_eq!(
         h.send("GET", "/whoami", Some(&auth), Some(&proof))

@@ -340,14 +340,19 @@ fn signed() -> &'static Signed {
     })
 }
 
-fn check_proof(proof: &str) -> Result<(), senderbound_core::Error> {
-    let s = signed();
-    let facts = RequestFacts {
+/// The request the signed proof was made for.
+fn facts_of(s: &Signed) -> RequestFacts<'_> {
+    RequestFacts {
         method: "POST",
         htu: HTU,
         access_token_hash: Some(&s.token_hash),
         now: NOW,
-    };
+    }
+}
+
+fn check_proof(proof: &str) -> Result<(), senderbound_core::Error> {
+    let s = signed();
+    let facts = facts_of(s);
     let fresh = ProofPolicy::new()
         .key_cache_capacity(0)
         .verify(proof, &facts)
@@ -448,12 +453,7 @@ fn every_position_of_proof_and_token_matters() {
 #[test]
 fn a_known_header_is_refused_where_its_algorithm_is_not_accepted() {
     let s = signed();
-    let facts = RequestFacts {
-        method: "POST",
-        htu: HTU,
-        access_token_hash: Some(&s.token_hash),
-        now: NOW,
-    };
+    let facts = facts_of(s);
     let policy = ProofPolicy::new();
     policy.verify(&s.proof, &facts).unwrap();
     let narrower = policy

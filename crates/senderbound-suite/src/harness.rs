@@ -256,6 +256,18 @@ impl Harness {
             .sign()
     }
 
+    /// A valid proof by the client for `method` `https://HOST{path}` with
+    /// `token`, carrying the server's `nonce`.
+    pub fn proof_with_nonce(&self, method: &str, path: &str, token: &str, nonce: &str) -> String {
+        self.client
+            .proof(method, &format!("https://{HOST}{path}"))
+            .unwrap()
+            .access_token(token)
+            .issued_at(self.now())
+            .nonce(nonce)
+            .sign()
+    }
+
     /// Sends a request with the given `Authorization` and `DPoP` values.
     pub async fn send(
         &self,
