@@ -86,7 +86,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The API: the Layer, and CORS outside it, so preflights are answered
     // before authentication and refusals are readable by the page.
     let auth = args.server.build("http", api_addr)?;
-    let cors = DpopCors::allow_origins([&page_origin])?;
+    let mut origins = args.server.cors_origin.clone();
+    origins.push(page_origin.clone());
+    let cors = DpopCors::allow_origins(&origins)?;
     let api = routes().layer(auth).layer(cors.layer());
 
     let oauth4webapi = args

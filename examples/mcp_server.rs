@@ -45,6 +45,10 @@
 //!   `--nonce-secret`; `--algs`; `--redis-url`; `--profile`; `--log-level`;
 //!   see `--help`), so it can stand in front of any authorization server,
 //!   or be the target of the MCP conformance suite (docs/security.md).
+//! - `--cors-origin ORIGIN` (repeatable) lets browser MCP clients on that
+//!   origin call it: `Authorization`, `DPoP` and the Streamable HTTP headers
+//!   (`mcp-protocol-version`, `mcp-session-id`, `last-event-id`) allowed,
+//!   `WWW-Authenticate`, `DPoP-Nonce` and `mcp-session-id` exposed.
 //!
 //! Audit events go to stderr; `listening on URL` goes to stdout.
 
@@ -364,6 +368,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .inspect_mcp_calls(),
         )
         .layer(auth.clone());
+    // Browser MCP clients on --cors-origin: the Streamable HTTP headers too.
+    let app = match server.cors()? {
+        Some(cors) => app.layer(
+            cors.request_headers(
+                ["mcp-protocol-version", "mcp-session-id", "last-event-id"]
+                    .map(axum::http::HeaderName::from_static),
+            )
+            .expose_headers([axum::http::HeaderName::from_static("mcp-session-id")])
+            .layer(),
+        ),
+        None => app,
+    };
 
     if let Some((as_listener, dev)) = dev_as {
         eprintln!(

@@ -14,7 +14,8 @@
 //! Clients sign `http://LISTEN/path` as `htu` unless `--public-base-url`
 //! says what they call; `--allowed-host HOST[:PORT]` (repeatable) instead
 //! takes the host from each request's `Host` (or `:authority`), refusing
-//! others. `--profile fapi2|mcp` applies a profile (`senderbound::profile`). Opaque tokens are introspected with
+//! others. `--cors-origin ORIGIN` (repeatable) lets browser pages on that
+//! origin call it (`senderbound::cors::DpopCors`). `--profile fapi2|mcp` applies a profile (`senderbound::profile`). Opaque tokens are introspected with
 //! `--introspection-url URL --client-id ID --client-secret SECRET` (or
 //! `--client-id/--client-secret` alone to use the endpoint in the metadata).
 //!
@@ -84,9 +85,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .route_layer(RequireScopeLayer::all(["revoke"])),
         );
     }
-    let app = app
-        .layer(auth.clone())
-        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    let mut app = app.layer(auth.clone());
+    // Browser pages on --cors-origin: CORS outside the Layer, so preflights
+    // are answered before authentication (docs/deployment.md §8).
+    if let Some(cors) = server.cors()? {
+        app = app.layer(cors.layer());
+    }
+    let app = app.route("/healthz", axum::routing::get(|| async { "ok" }));
     announce(&format!("http://{addr}"))?;
     tracing::info!(%addr, issuer = ?server.issuer, "resource server ready");
     // senderbound's server: HTTP/1.1 and HTTP/2, request targets with a

@@ -204,12 +204,13 @@ async fn the_nonce_challenge_and_the_answer_carry_what_the_browser_must_read() {
 }
 
 #[tokio::test]
-async fn extra_request_headers_and_methods_are_configurable() {
+async fn extra_headers_methods_and_max_age_are_configurable() {
     let h = Harness::new();
     let cors = DpopCors::allow_origins([APP])
         .unwrap()
         .methods([http::Method::GET])
         .request_headers([http::HeaderName::from_static("mcp-protocol-version")])
+        .expose_headers([http::HeaderName::from_static("mcp-session-id")])
         .max_age(std::time::Duration::from_secs(60));
     let app = h.app.clone().layer(cors.layer());
     let (_, headers) = send(
@@ -228,4 +229,14 @@ async fn extra_request_headers_and_methods_are_configurable() {
     }
     assert_eq!(list(&headers, "access-control-allow-methods"), ["get"]);
     assert_eq!(header(&headers, "access-control-max-age"), Some("60"));
+    let (_, headers) = send(&app, get_from(APP)).await;
+    let exposed = list(&headers, "access-control-expose-headers");
+    for needed in [
+        "www-authenticate",
+        "dpop-nonce",
+        "retry-after",
+        "mcp-session-id",
+    ] {
+        assert!(exposed.contains(&needed.to_owned()), "{exposed:?}");
+    }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use senderbound::cors::DpopCors;
 use senderbound::incident::Incidents;
 use senderbound::key_sharing::KeySharing;
 use senderbound::mtls::{ConnectionCert, ForwardedClientCert, TrustedProxies};
@@ -134,6 +135,11 @@ pub struct ServerArgs {
     /// `htu` being SCHEME://HOST/path. Repeatable.
     #[arg(long)]
     pub allowed_host: Vec<String>,
+    /// Let browser pages on this origin call the server (CORS for DPoP,
+    /// `senderbound::cors::DpopCors`: `https://app.example.com`; `http` on
+    /// loopback only). Repeatable.
+    #[arg(long)]
+    pub cors_origin: Vec<String>,
     /// Comply with a profile: `fapi2` (FAPI 2.0 Security Profile) or `mcp`
     /// (the MCP DPoP profile, SEP-1932).
     #[arg(long, value_enum)]
@@ -397,6 +403,15 @@ impl ServerArgs {
         }
     }
 
+    /// CORS for browser DPoP clients on the `--cors-origin` origins, if
+    /// any: add its `layer()` outside the `SenderBoundLayer`.
+    pub fn cors(&self) -> Result<Option<DpopCors>, BoxError> {
+        if self.cors_origin.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(DpopCors::allow_origins(&self.cors_origin)?))
+    }
+
     /// The fleet-wide revocation list (`--redis-revocations`): the same
     /// list, and the same local copy, on every call. Needs a Tokio runtime
     /// (it polls Redis in the background).
@@ -482,4 +497,45 @@ pub fn announce(url: &str) -> std::io::Result<()> {
 /// Completes on Ctrl-C.
 pub async fn ctrl_c() {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn args(flags: &[&str]) -> ServerArgs {
+        Cli::parse_from(std::iter::once("server").chain(flags.iter().copied())).server
+    }
+
+    #[test]
+    fn cors_origins_from_the_command_line() {
+        assert!(args(&[]).cors().unwrap().is_none());
+        let cors = args(&[
+            "--cors-origin",
+            "https://App.example.com",
+            "--cors-origin",
+            "http://127.0.0.1:5173",
+        ])
+        .cors()
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            cors.origins().collect::<Vec<_>>(),
+            ["https://app.example.com", "http://127.0.0.1:5173"]
+        );
+        for refused in ["*", "http://app.example.com", "https://app.example.com/"] {
+            assert!(
+                args(&["--cors-origin", refused]).cors().is_err(),
+                "{refused}"
+            );
+        }
+    }
 }

@@ -109,6 +109,7 @@ pub struct DpopCors {
     origins: Vec<HeaderValue>,
     methods: Vec<Method>,
     request_headers: Vec<HeaderName>,
+    exposed_headers: Vec<HeaderName>,
     max_age: Duration,
 }
 
@@ -155,6 +156,7 @@ impl DpopCors {
                 Method::DELETE,
             ],
             request_headers: vec![AUTHORIZATION, DPOP, CONTENT_TYPE],
+            exposed_headers: vec![WWW_AUTHENTICATE, DPOP_NONCE, RETRY_AFTER],
             max_age: DEFAULT_MAX_AGE,
         })
     }
@@ -172,6 +174,33 @@ impl DpopCors {
         for header in headers {
             if !self.request_headers.contains(&header) {
                 self.request_headers.push(header);
+            }
+        }
+        self
+    }
+
+    /// Response headers exposed besides `WWW-Authenticate`, `DPoP-Nonce`
+    /// and `Retry-After` (for example `mcp-session-id` for an MCP server).
+    ///
+    /// ```
+    /// use http::HeaderName;
+    /// use senderbound::cors::DpopCors;
+    ///
+    /// // An MCP server's Streamable HTTP headers, for browser MCP clients.
+    /// let cors = DpopCors::allow_origins(["https://inspector.example.com"])?
+    ///     .request_headers([
+    ///         HeaderName::from_static("mcp-protocol-version"),
+    ///         HeaderName::from_static("mcp-session-id"),
+    ///         HeaderName::from_static("last-event-id"),
+    ///     ])
+    ///     .expose_headers([HeaderName::from_static("mcp-session-id")]);
+    /// # let _ = cors.layer();
+    /// # Ok::<(), senderbound::cors::InvalidOrigin>(())
+    /// ```
+    pub fn expose_headers(mut self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        for header in headers {
+            if !self.exposed_headers.contains(&header) {
+                self.exposed_headers.push(header);
             }
         }
         self
@@ -196,7 +225,7 @@ impl DpopCors {
             .allow_origin(AllowOrigin::list(self.origins.iter().cloned()))
             .allow_methods(self.methods.clone())
             .allow_headers(self.request_headers.clone())
-            .expose_headers([WWW_AUTHENTICATE, DPOP_NONCE, RETRY_AFTER])
+            .expose_headers(self.exposed_headers.clone())
             .max_age(self.max_age)
     }
 }
