@@ -50,6 +50,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         dev_as_listen,
     } = Args::parse();
     server.init_logging()?;
+    if !server.cors_origin.is_empty() {
+        // gRPC over HTTP/2 is not callable from a browser page (that would
+        // be gRPC-Web, which the Layer does not speak).
+        return Err("--cors-origin: gRPC is not called from browsers here".into());
+    }
 
     let listener = tokio::net::TcpListener::bind(server.listen).await?;
     let addr = listener.local_addr()?;

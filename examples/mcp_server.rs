@@ -47,8 +47,10 @@
 //!   or be the target of the MCP conformance suite (docs/security.md).
 //! - `--cors-origin ORIGIN` (repeatable) lets browser MCP clients on that
 //!   origin call it: `Authorization`, `DPoP` and the Streamable HTTP headers
-//!   (`mcp-protocol-version`, `mcp-session-id`, `last-event-id`) allowed,
-//!   `WWW-Authenticate`, `DPoP-Nonce` and `mcp-session-id` exposed.
+//!   (`mcp-protocol-version`, `mcp-session-id`, `last-event-id`) and
+//!   `Content-Type` allowed; `WWW-Authenticate`, `DPoP-Nonce`, `Retry-After`
+//!   and `mcp-session-id` exposed; and rmcp checks `Origin` against the
+//!   same list.
 //!
 //! Audit events go to stderr; `listening on URL` goes to stdout.
 
@@ -66,6 +68,7 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, schemars, tool, tool_router};
 use senderbound::Sender;
 use senderbound::authorize::{AuthorizeLayer, Denied, PolicyRequest};
+use senderbound::cors::DpopCors;
 use senderbound::key_sharing::KeySharing;
 use senderbound::metadata::ResourceMetadata;
 use senderbound::step_up::StepUp;
@@ -280,6 +283,20 @@ impl ToolScopes {
     }
 }
 
+/// rmcp's Streamable HTTP settings. With `--cors-origin`, rmcp also checks
+/// `Origin` itself (the MCP transport asks servers to, against DNS
+/// rebinding): the same origins, each with its port written out (rmcp reads
+/// an origin without a port as any port).
+fn mcp_config(cors: Option<&DpopCors>) -> StreamableHttpServerConfig {
+    let config = StreamableHttpServerConfig::default();
+    let Some(cors) = cors else { return config };
+    config.with_allowed_origins(cors.origins().filter_map(|origin| {
+        let url = url::Url::parse(origin).ok()?;
+        let port = url.port_or_known_default()?;
+        Some(format!("{}://{}:{port}", url.scheme(), url.host_str()?))
+    }))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -350,7 +367,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
         },
         LocalSessionManager::default().into(),
-        StreamableHttpServerConfig::default(),
+        mcp_config(server.cors()?.as_ref()),
     );
     let app = Router::new()
         .route_service("/mcp", mcp)

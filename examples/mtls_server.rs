@@ -89,7 +89,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let auth = args.server.build("https", addr)?;
 
-    let app = routes().layer(auth.clone());
+    let mut app = routes().layer(auth.clone());
+    // Browser pages on --cors-origin: CORS outside the Layer.
+    if let Some(cors) = args.server.cors()? {
+        app = app.layer(cors.layer());
+    }
     announce(&format!("https://{addr}"))?;
     tracing::info!(%addr, issuer = ?args.server.issuer, "mTLS resource server ready");
     tls::serve(listener, config, app)
