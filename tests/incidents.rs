@@ -216,14 +216,16 @@ async fn a_cool_down_refuses_the_key_with_429_until_it_ends() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["error"], "access_denied");
     // A gRPC call gets UNAVAILABLE, with the same Retry-After.
-    let grpc = Request::post("/whoami")
-        .header("host", HOST)
-        .header("content-type", "application/grpc")
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", h.proof("POST", "/whoami", &token))
-        .body(Body::empty())
-        .unwrap();
-    let response = h.app.clone().oneshot(grpc).await.unwrap();
+    let grpc = || {
+        Request::post("/whoami")
+            .header("host", HOST)
+            .header("content-type", "application/grpc")
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", h.proof("POST", "/whoami", &token))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = h.app.clone().oneshot(grpc()).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["grpc-status"], "14");
     // Twenty seconds is longer than a call should wait: do not retry.
@@ -231,14 +233,7 @@ async fn a_cool_down_refuses_the_key_with_429_until_it_ends() {
     assert_eq!(response.headers()["retry-after"], "20");
     // Five seconds left: a gRPC client is told to retry after them.
     h.clock.advance(15);
-    let grpc = Request::post("/whoami")
-        .header("host", HOST)
-        .header("content-type", "application/grpc")
-        .header("authorization", format!("DPoP {token}"))
-        .header("dpop", h.proof("POST", "/whoami", &token))
-        .body(Body::empty())
-        .unwrap();
-    let response = h.app.clone().oneshot(grpc).await.unwrap();
+    let response = h.app.clone().oneshot(grpc()).await.unwrap();
     assert_eq!(response.headers()["grpc-status"], "14");
     assert_eq!(response.headers()["grpc-retry-pushback-ms"], "5000");
     assert_eq!(response.headers()["retry-after"], "5");

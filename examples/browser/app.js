@@ -238,7 +238,7 @@ function render() {
   $('issuer').textContent = config.issuer;
   $('api').textContent = config.api;
   $('token').textContent = state.token
-    ? `DPoP-bound, ${state.token.slice(0, 18)}…${state.token.slice(-8)}`
+    ? `DPoP-bound to this key, ${state.token.length} characters (never shown)`
     : 'none: sign in';
   $('sender').textContent = state.sender ? JSON.stringify(state.sender, null, 2) : '—';
   // Text only: what the servers said never becomes markup.

@@ -469,50 +469,45 @@ mod tests {
 
     #[test]
     fn which_refusals_count() {
-        let name = |e, s| kind(e, s).map(|k| (k.name, k.verified_key));
-        assert_eq!(
-            name(Some(Error::ProofReplayed), Severity::Suspicious),
-            Some(("replay", true))
-        );
-        assert_eq!(
-            name(Some(Error::ProofIssuedInFuture), Severity::Routine),
-            Some(("future_proof", false))
-        );
-        assert_eq!(
-            name(Some(Error::ProofSignature), Severity::Suspicious),
-            Some(("bad_signature", false))
-        );
-        assert_eq!(
-            name(Some(Error::ProofAthMismatch), Severity::Suspicious),
-            Some(("wrong_token", false))
-        );
-        assert_eq!(
-            name(Some(Error::TokenBindingMismatch), Severity::Suspicious),
-            Some(("wrong_key", true))
-        );
-        assert_eq!(
-            name(Some(Error::KeyShared), Severity::Suspicious),
-            Some(("key_shared", true))
-        );
-        // A forged token needs no one's credential: never a cool-down.
-        assert_eq!(
-            name(Some(Error::TokenSignature), Severity::Suspicious),
-            Some(("bad_signature", false))
-        );
-        assert_eq!(
-            name(Some(Error::TokenRevoked), Severity::Suspicious),
-            Some(("other", true))
-        );
-        assert_eq!(
-            name(Some(Error::PolicyDenied), Severity::Suspicious),
-            Some(("other", true))
-        );
-        assert_eq!(name(Some(Error::TokenExpired), Severity::Routine), None);
-        assert_eq!(
-            name(Some(Error::KeyCoolingDown), Severity::Suspicious),
-            None
-        );
+        use Severity::{Routine, Suspicious};
+        for (error, severity, expected) in [
+            (Error::ProofReplayed, Suspicious, Some(("replay", true))),
+            (
+                Error::ProofIssuedInFuture,
+                Routine,
+                Some(("future_proof", false)),
+            ),
+            (
+                Error::ProofSignature,
+                Suspicious,
+                Some(("bad_signature", false)),
+            ),
+            (
+                Error::ProofAthMismatch,
+                Suspicious,
+                Some(("wrong_token", false)),
+            ),
+            (
+                Error::TokenBindingMismatch,
+                Suspicious,
+                Some(("wrong_key", true)),
+            ),
+            (Error::KeyShared, Suspicious, Some(("key_shared", true))),
+            // A forged token needs no one's credential: never a cool-down.
+            (
+                Error::TokenSignature,
+                Suspicious,
+                Some(("bad_signature", false)),
+            ),
+            (Error::TokenRevoked, Suspicious, Some(("other", true))),
+            (Error::PolicyDenied, Suspicious, Some(("other", true))),
+            (Error::TokenExpired, Routine, None),
+            (Error::KeyCoolingDown, Suspicious, None),
+        ] {
+            let counted = kind(Some(error), severity).map(|k| (k.name, k.verified_key));
+            assert_eq!(counted, expected, "{error:?}");
+        }
         // Allowed requests never count, even with a finding.
-        assert_eq!(name(None, Severity::Suspicious), None);
+        assert!(kind(None, Suspicious).is_none());
     }
 }
